@@ -1,0 +1,368 @@
+r"""The sparsifying front end (paper, Sec. III-B) and its notation.
+
+For an image :math:`x` with coefficients :math:`c = \Psi x` (rows of ``Psi``
+are the basis functions :math:`\psi_k`, see :mod:`sparsenb.basis`):
+
+* :func:`H_K` keeps the :math:`K` coefficients largest in magnitude and zeroes
+  the rest: :math:`\mathcal{H}_K(c)`.
+* :func:`S_K` is the support :math:`\mathcal{S}_K(x) = \mathrm{supp}\,
+  \mathcal{H}_K(\Psi x)`, returned as a boolean mask over the N coefficients.
+* :func:`P_K` projects a vector :math:`e` onto the span of the basis functions
+  in :math:`x`'s support: :math:`\mathcal{P}_K(e, x) = \sum_{k \in
+  \mathcal{S}_K(x)} \psi_k \psi_k^T e`.
+* The front end outputs :math:`\hat x = \Psi^T \mathcal{H}_K(\Psi x) =
+  \mathcal{P}_K(x, x)`, clipped to [0, 1] as in the authors' release unless
+  ``clip=False``.
+
+Sparsity level: :math:`K = \lfloor \rho N \rfloor` per channel, where
+:math:`N = HW`, as in the authors' released code (``int(rho * N)``); so
+rho = 2%, 3%, 3.5% on MNIST give K = 15, 23, 27. Support selection is per
+image and per channel, over all bands pooled.
+
+All functions work on batches ``(B, C, H, W)`` (any leading dimensions for
+the functional forms), on the device and dtype of their input. ``K`` may be
+an int or one int per channel.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .basis import WaveletTransform
+
+__all__ = [
+    "sparsity_level",
+    "check_images",
+    "H_K",
+    "S_K",
+    "P_K",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+    "SparsifyingFrontEnd",
+    "GRADIENTS",
+]
+
+GRADIENTS = ("bpda", "projection", "iterated")
+_CPU_CHUNK = 1024  # images per block when the front end runs without autograd on CPU
+
+
+# --------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------
+def sparsity_level(rho: float, N: int) -> int:
+    r""":math:`K = \lfloor \rho N \rfloor`, checking :math:`\rho \in (0, 1]` and K >= 1."""
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not math.isfinite(rho):
+        raise TypeError(f"rho must be a number in (0, 1], got {rho!r}")
+    if not 0.0 < rho <= 1.0:
+        raise ValueError(f"rho must lie in (0, 1], got {rho}")
+    K = int(rho * N)  # the authors' convention: floor(rho * N)
+    if K < 1:
+        raise ValueError(f"rho={rho} keeps no coefficient of N={N}: K = floor(rho*N) = 0; use rho >= {1 / N:.3g}")
+    return K
+
+
+def check_images(x, name: str = "x", channels: int | None = None, image_size=None, box: bool = True) -> torch.Tensor:
+    """Check a batch of images ``(B, C, H, W)``: floating dtype, finite, in [0, 1].
+
+    Raises one ``TypeError``/``ValueError`` naming ``name`` on the first
+    problem found. ``box=False`` skips the [0, 1] check (for perturbations).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channel(s), got shape {tuple(x.shape)}")
+    if image_size is not None and tuple(x.shape[-2:]) != tuple(image_size):
+        raise ValueError(f"{name} must be images of size {tuple(image_size)}, got shape {tuple(x.shape)}")
+    # one reduction (one device sync) in the common case, diagnosis only on failure
+    ok = ((x >= 0) & (x <= 1)).all() if box else torch.isfinite(x).all()
+    if not bool(ok):
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        raise ValueError(
+            f"{name} must lie in [0, 1], got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
+        )
+    return x
+
+
+def _per_channel(K, C: int) -> tuple[int, ...]:
+    if isinstance(K, int):
+        return (K,) * C
+    K = tuple(int(k) for k in K)
+    if len(K) != C:
+        raise ValueError(f"K must be an int or one int per channel ({C}), got {K}")
+    return K
+
+
+# --------------------------------------------------------------------------
+# the paper's operators
+# --------------------------------------------------------------------------
+def _topk_mask(c: torch.Tensor, K) -> torch.Tensor:
+    """Boolean mask of the K largest |c| along the last dim (K per channel, dim -2)."""
+    N = c.shape[-1]
+    if isinstance(K, int):
+        if not 1 <= K <= N:
+            raise ValueError(f"K must lie in [1, {N}], got {K}")
+        idx = torch.topk(c.abs(), K, dim=-1, sorted=False).indices
+        return torch.zeros_like(c, dtype=torch.bool).scatter_(-1, idx, True)
+    Ks = _per_channel(K, c.shape[-2])
+    if not all(1 <= k <= N for k in Ks):
+        raise ValueError(f"K must lie in [1, {N}] per channel, got {Ks}")
+    if len(set(Ks)) == 1:
+        return _topk_mask(c, Ks[0])
+    # one top-k for the largest K, then keep the first K_c ranks of channel c
+    kmax = max(Ks)
+    idx = torch.topk(c.abs(), kmax, dim=-1, sorted=True).indices
+    rank = torch.arange(kmax, device=c.device)
+    keep = rank < torch.tensor(Ks, device=c.device)[:, None]  # (C, kmax)
+    mask = torch.zeros_like(c, dtype=torch.bool)
+    return mask.scatter_(-1, idx, keep.expand_as(idx))
+
+
+def H_K(c: torch.Tensor, K) -> torch.Tensor:
+    r""":math:`\mathcal{H}_K`: keep the K largest-magnitude coefficients, zero the rest."""
+    return c * _topk_mask(c.detach(), K)
+
+
+def S_K(x: torch.Tensor, K, transform) -> torch.Tensor:
+    r""":math:`\mathcal{S}_K(x)` as a boolean mask ``(..., N)`` over the coefficients."""
+    with torch.no_grad():
+        return _topk_mask(transform.analysis(x), K)
+
+
+def P_K(e: torch.Tensor, x: torch.Tensor, K, transform) -> torch.Tensor:
+    r""":math:`\mathcal{P}_K(e, x) = \sum_{k \in S_K(x)} \psi_k \psi_k^T e`.
+
+    Linear in ``e``; differentiable in ``e`` (the support is that of ``x``).
+    """
+    return transform.synthesis(transform.analysis(e) * S_K(x, K, transform))
+
+
+# --------------------------------------------------------------------------
+# colour
+# --------------------------------------------------------------------------
+# ITU-R BT.601 full range (JPEG): Y, Cb, Cr all in [0, 1] for RGB in [0, 1].
+_RGB_TO_YCBCR = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=torch.float64
+)
+_YCBCR_OFFSET = torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64)
+
+
+def rgb_to_ycbcr(x: torch.Tensor, offset: bool = True) -> torch.Tensor:
+    """RGB ``(B, 3, H, W)`` in [0, 1] -> YCbCr (BT.601 full range, JPEG).
+
+    ``offset=False`` applies the linear part only (for perturbations).
+    """
+    m = _RGB_TO_YCBCR.to(x.device, x.dtype)
+    z = torch.einsum("ij,bjhw->bihw", m, x)
+    return z + _YCBCR_OFFSET.to(x.device, x.dtype)[:, None, None] if offset else z
+
+
+def ycbcr_to_rgb(z: torch.Tensor, offset: bool = True) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (with the same ``offset``)."""
+    if offset:
+        z = z - _YCBCR_OFFSET.to(z.device, z.dtype)[:, None, None]
+    m_inv = torch.linalg.inv(_RGB_TO_YCBCR).to(z.device, z.dtype)
+    return torch.einsum("ij,bjhw->bihw", m_inv, z)
+
+
+# --------------------------------------------------------------------------
+# the module
+# --------------------------------------------------------------------------
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the given output; backward: identity (BPDA with g'(x) = 1)."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class _IteratedProjection(torch.autograd.Function):
+    """Forward: the given output; backward: projection on a refined support."""
+
+    @staticmethod
+    def forward(ctx, x, y, frontend):
+        ctx.save_for_backward(x)
+        ctx.frontend = frontend
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return ctx.frontend.iterated_gradient(x, grad), None, None
+
+
+class SparsifyingFrontEnd(nn.Module):
+    r"""Project each image onto its K largest wavelet coefficients.
+
+    Parameters
+    ----------
+    rho : float or tuple of floats
+        Sparsity level :math:`\rho \in (0, 1]`; one per channel as a tuple
+        (e.g. ``(0.035, 0.01, 0.01)`` for Y, Cb, Cr). ``K = floor(rho * N)``.
+    wavelet : str
+        Orthogonal PyWavelets wavelet (``"coif1"``, ``"db5"``, ``"sym9"``...).
+    level : int
+        Decomposition levels; each image side must be divisible by ``2**level``.
+    image_size : (H, W)
+    channels : int
+    gradient : {"bpda", "projection", "iterated"}
+        What the backward pass returns for an upstream gradient ``g``:
+
+        * ``"bpda"``: ``g`` itself (identity, Athalye et al.'s BPDA of 1).
+        * ``"projection"``: the exact gradient with the support fixed at the
+          input's, :math:`\mathcal{P}_K(g, x)` (times the clip's 0/1 slope).
+        * ``"iterated"``: the same projection on a support refined from the
+          current iterate, as in App. B: starting from :math:`x_0 = x`,
+          ``refine_steps`` times :math:`x_{j+1} = \mathrm{clip}_{[0,1]}(x_j +
+          \delta\,\mathrm{sgn}\,\mathcal{P}_K(g, x_j))` with
+          :math:`\delta` = ``refine_step``, then :math:`\mathcal{P}_K(g,
+          x_J)`. With ``refine_steps=0`` it equals ``"projection"``.
+    clip : bool
+        Clip the output to [0, 1] (the released code does). ``False`` gives
+        the exact projection :math:`\mathcal{P}_K(x, x)`.
+    color : {"rgb", "ycbcr"}
+        With ``"ycbcr"`` (3 channels), sparsify in YCbCr and convert back.
+    """
+
+    def __init__(
+        self,
+        rho,
+        wavelet: str = "coif1",
+        level: int = 1,
+        image_size=(28, 28),
+        channels: int = 1,
+        gradient: str = "bpda",
+        clip: bool = True,
+        color: str = "rgb",
+        refine_steps: int = 20,
+        refine_step: float = 0.01,
+    ):
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        self.transform = WaveletTransform(wavelet, image_size, level)
+        self.image_size = self.transform.shape
+        self.channels = channels
+        N = self.transform.N
+        if isinstance(rho, (tuple, list)):
+            if len(rho) != channels:
+                raise ValueError(f"rho must be one number or one per channel ({channels}), got {tuple(rho)}")
+            self.rho = tuple(float(r) for r in rho)
+        else:
+            self.rho = (rho,) * channels
+        self.K = tuple(sparsity_level(r, N) for r in self.rho)
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+        self.gradient = gradient
+        self.clip = bool(clip)
+        if color not in ("rgb", "ycbcr"):
+            raise ValueError(f"color must be 'rgb' or 'ycbcr', got {color!r}")
+        if color == "ycbcr" and channels != 3:
+            raise ValueError(f"color='ycbcr' needs channels=3, got channels={channels}")
+        self.color = color
+        if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
+            raise ValueError(f"refine_steps must be an int >= 0, got {refine_steps!r}")
+        if not refine_step > 0:
+            raise ValueError(f"refine_step must be > 0, got {refine_step!r}")
+        self.refine_steps = refine_steps
+        self.refine_step = float(refine_step)
+
+    @property
+    def wavelet(self) -> str:
+        return self.transform.wavelet
+
+    @property
+    def level(self) -> int:
+        return self.transform.level
+
+    def extra_repr(self) -> str:
+        return (
+            f"rho={self.rho}, K={self.K}, wavelet={self.wavelet!r}, level={self.level}, "
+            f"image_size={self.image_size}, gradient={self.gradient!r}, clip={self.clip}, color={self.color!r}"
+        )
+
+    # ---- pieces ---------------------------------------------------------
+    def _to_working(self, x, offset: bool = True):
+        return rgb_to_ycbcr(x, offset) if self.color == "ycbcr" else x
+
+    def _from_working(self, z, offset: bool = True):
+        return ycbcr_to_rgb(z, offset) if self.color == "ycbcr" else z
+
+    def check(self, x, name: str = "x") -> torch.Tensor:
+        return check_images(x, name, self.channels, self.image_size)
+
+    def coefficients(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Coefficients :math:`\Psi x` per channel, shape ``(B, C, N)`` (YCbCr if set)."""
+        return self.transform.analysis(self._to_working(x))
+
+    def support(self, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`\mathcal{S}_K(x)` per image and channel, boolean ``(B, C, N)`` in basis order."""
+        with torch.no_grad():
+            return _topk_mask(self.coefficients(x), self.K)
+
+    def project(self, e: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`\mathcal{P}_K(e, x)` in pixel space (through YCbCr if set; never clipped)."""
+        c = self.transform.analysis(self._to_working(e, offset=False)) * self.support(x)
+        return self._from_working(self.transform.synthesis(c), offset=False)
+
+    # Internally the support is a mask in the transform's pyramid layout
+    # (B, C, H, W): the same set as support(), without two permutations.
+    def _pyramid_support(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            c = self.transform.analysis_pyramid(self._to_working(x))
+            return _topk_mask(c.flatten(-2), self.K).view_as(c)
+
+    def _output(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The front end's output, with the support forced to ``mask`` if given.
+
+        Differentiable in ``x`` with the support held fixed; with ``mask=None``
+        the support is ``S_K(x)``, found from the same coefficients.
+        """
+        c = self.transform.analysis_pyramid(self._to_working(x))
+        if mask is None:
+            mask = _topk_mask(c.detach().flatten(-2), self.K).view_as(c)
+        y = self._from_working(self.transform.synthesis_pyramid(c * mask))
+        return y.clamp(0.0, 1.0) if self.clip else y
+
+    def iterated_gradient(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Backward of ``gradient="iterated"`` (see the class docstring)."""
+        x = x.detach()
+
+        def vjp(mask):
+            with torch.enable_grad():
+                xr = x.clone().requires_grad_(True)
+                (g,) = torch.autograd.grad(self._output(xr, mask), xr, grad)
+            return g
+
+        xj = x
+        for _ in range(self.refine_steps):
+            xj = (xj + self.refine_step * torch.sign(vjp(self._pyramid_support(xj)))).clamp(0.0, 1.0)
+        return vjp(self._pyramid_support(xj))
+
+    # ---- forward --------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            if x.device.type == "cpu" and len(x) > _CPU_CHUNK:
+                # cache blocking: on CPU the transform and top-k are memory-bound
+                # (measured 1.3-1.9x faster on 10,000 MNIST images, 2 cores)
+                return torch.cat([self._output(b) for b in x.split(_CPU_CHUNK)])
+            return self._output(x)
+        if self.gradient == "projection":
+            return self._output(x)
+        with torch.no_grad():
+            y = self._output(x)
+        if self.gradient == "bpda":
+            return _StraightThrough.apply(x, y)
+        return _IteratedProjection.apply(x, y, self)
