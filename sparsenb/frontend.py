@@ -39,6 +39,7 @@ __all__ = [
     "H_K",
     "S_K",
     "P_K",
+    "energy_captured",
     "rgb_to_ycbcr",
     "ycbcr_to_rgb",
     "SparsifyingFrontEnd",
@@ -142,6 +143,23 @@ def P_K(e: torch.Tensor, x: torch.Tensor, K, transform) -> torch.Tensor:
     Linear in ``e``; differentiable in ``e`` (the support is that of ``x``).
     """
     return transform.synthesis(transform.analysis(e) * S_K(x, K, transform))
+
+
+def energy_captured(x: torch.Tensor, transform, Ks) -> torch.Tensor:
+    r"""Share of each image's energy kept by :math:`\mathcal{H}_K`, for every K in ``Ks``.
+
+    Returns ``(len(Ks), B)``: :math:`\|\mathcal{H}_K(\Psi x)\|_2^2 / \|x\|_2^2`
+    (Parseval: the basis is orthonormal). ``x`` is ``(B, H, W)`` or
+    ``(B, 1, H, W)``; images of zero energy count as fully captured.
+    """
+    c = transform.analysis(x.reshape(-1, *transform.shape))
+    power = c.pow(2).sort(dim=-1, descending=True).values.cumsum(dim=-1)
+    total = power[:, -1]
+    idx = torch.as_tensor([int(k) - 1 for k in Ks], device=c.device)
+    if (idx < 0).any() or (idx >= c.shape[-1]).any():
+        raise ValueError(f"Ks must lie in [1, {c.shape[-1]}], got {list(Ks)}")
+    share = power[:, idx].T / total.clamp_min(torch.finfo(power.dtype).tiny)
+    return torch.where(total > 0, share, torch.ones_like(share))
 
 
 # --------------------------------------------------------------------------
