@@ -218,9 +218,23 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
         else:
             os.environ[DATA_ENV] = env_before
     seconds = time.perf_counter() - t0
+    _show_injected_parameters_only(partial)
     os.replace(partial, target)
     atomic_write_json(stamp, {"key": key, "seconds": round(seconds, 2), "parameters": params})
     return target, seconds
+
+
+def _show_injected_parameters_only(path: Path) -> None:
+    """Hide the chapter's default ``parameters`` cell; the injected one shows what ran."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    if any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells):
+        for cell in nb.cells:
+            tags = cell.metadata.setdefault("tags", [])
+            if "parameters" in tags and "remove-cell" not in tags:
+                tags.append("remove-cell")
+    nbformat.write(nb, path)
 
 
 def _stage_static(book: Book, staging: Path) -> None:

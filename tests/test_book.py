@@ -1,0 +1,215 @@
+"""The book pipeline: every chapter executes in the smoke profile, the HTML builds
+strictly and holds the chapters' figures; failures fail; project files agree."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import textwrap
+import tomllib
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from sparsenb import book as bk
+from sparsenb.cache import PROJECT_ROOT
+
+pytestmark = pytest.mark.book
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("SPARSENB_DATA") or PROJECT_ROOT.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory):
+    """Execute every chapter with the smoke profile and build the HTML, once."""
+    out = tmp_path_factory.mktemp("book") / "smoke"
+    index = bk.build("smoke", data=_data_dir(), out=out, progress=False)
+    return out, index
+
+
+def _chapter_stems():
+    return [p.stem for p in bk.Book(PROJECT_ROOT).chapters()]
+
+
+def test_book_has_chapters():
+    assert "frontend" in _chapter_stems()
+
+
+@pytest.mark.parametrize("stem", _chapter_stems())
+def test_chapter_executed_without_errors(smoke_build, stem):
+    out, _ = smoke_build
+    nb = nbformat.read(out / "book" / f"{stem}.ipynb", as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
+    # the default parameters cell is hidden so that the page shows what ran
+    default = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert all("remove-cell" in c.metadata["tags"] for c in default)
+
+
+def test_html_index_and_chapter_figures(smoke_build):
+    out, index = smoke_build
+    assert index == out / "_build" / "html" / "index.html" and index.is_file()
+    page = (out / "_build" / "html" / "book" / "frontend.html").read_text()
+    images = re.findall(r'<img[^>]+src="([^"]+\.png)"', page)
+    assert len(images) >= 4, images
+    for src in images:
+        assert (out / "_build" / "html" / "book" / src).resolve().is_file(), src
+    for name in ("fig-frontend-digit", "fig-frontend-digits", "fig-basis-functions", "fig-energy"):
+        assert f'id="{name}"' in page, name
+    # glued numbers were substituted, none left as raw roles
+    assert "{glue" not in page and "glue:text" not in page
+    assert re.search(r"Coiflet-1 keeps\s*(<[^>]+>)*\s*\d+\.\d%", page), "energy number missing"
+    assert "smoke" in page  # the page says which profile produced it
+
+
+def test_rebuild_skips_finished_chapters(smoke_build):
+    out, _ = smoke_build
+    book = bk.Book(PROJECT_ROOT)
+    source = book.chapter("frontend")
+    params = bk.chapter_parameters("smoke", "frontend", book)
+    path, seconds = bk.execute_chapter(source, out / "book", params, _data_dir(), progress=False)
+    assert seconds is None and path.is_file()
+    # other parameters are another execution
+    stamp = json.loads((out / "book" / ".executed" / "frontend.json").read_text())
+    assert stamp["parameters"] == params
+
+
+# ---------------------------------------------------------------------------
+# failures fail
+# ---------------------------------------------------------------------------
+def _mini_book(root: Path, chapter_body: str, page_body: str = "# Home\n") -> bk.Book:
+    (root / "book").mkdir(parents=True)
+    (root / "_config.yml").write_text((PROJECT_ROOT / "_config.yml").read_text())
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/home\nchapters:\n  - file: book/ch\n")
+    (root / "book" / "home.md").write_text(page_body)
+    header = textwrap.dedent(
+        """\
+        ---
+        kernelspec:
+          display_name: Python 3
+          language: python
+          name: python3
+        jupytext:
+          text_representation:
+            extension: .md
+            format_name: myst
+        ---
+
+        # Chapter
+
+        ```{code-cell} ipython3
+        :tags: [parameters]
+
+        profile = "laptop"
+        ```
+
+        """
+    )
+    (root / "book" / "ch.md").write_text(header + chapter_body)
+    (root / "book" / "profiles.toml").write_text(
+        "".join(f'[{p}]\ndescription = "{p}"\n[{p}.ch]\n' for p in bk.PROFILES)
+    )
+    return bk.Book(root)
+
+
+def test_mini_book_builds(tmp_path):
+    """The control for the two failure tests below: the same book, without the fault, builds."""
+    book = _mini_book(tmp_path / "src", "```{code-cell} ipython3\nprint(1)\n```\n")
+    index = bk.build("smoke", data=tmp_path, out=tmp_path / "out", progress=False, book=book)
+    assert index.is_file()
+
+
+def test_failing_cell_fails_the_build(tmp_path):
+    book = _mini_book(tmp_path / "src", "```{code-cell} ipython3\nraise RuntimeError('boom')\n```\n")
+    with pytest.raises(papermill.PapermillExecutionError, match="boom"):
+        bk.build("smoke", data=tmp_path, out=tmp_path / "out", progress=False, book=book)
+    assert (tmp_path / "out" / "book" / "ch.failed.ipynb").is_file()
+    assert not (tmp_path / "out" / "book" / "ch.ipynb").exists()
+
+
+def test_broken_reference_fails_the_build(tmp_path):
+    book = _mini_book(
+        tmp_path / "src", "```{code-cell} ipython3\nprint(1)\n```\n", "# Home\n\nSee {ref}`no-such-label`.\n"
+    )
+    with pytest.raises(subprocess.CalledProcessError):
+        bk.build("smoke", data=tmp_path, out=tmp_path / "out", progress=False, book=book)
+
+
+def test_cli_reports_failure_with_nonzero_exit(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _mini_book(tmp_path, "```{code-cell} ipython3\nraise ValueError('bad cell')\n```\n")
+    assert bk.main(["build", "--profile", "smoke", "--no-progress", "--data", str(tmp_path)]) == 1
+    assert "bad cell" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# project files agree with each other
+# ---------------------------------------------------------------------------
+def _parameters_cell_names(path: Path) -> set[str]:
+    nb = jupytext.read(path)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name} needs exactly one parameters cell"
+    namespace: dict = {}
+    exec(cells[0].source, namespace)
+    return {k for k in namespace if not k.startswith("__")}
+
+
+def test_profiles_cover_every_chapter_with_known_parameters():
+    book = bk.Book(PROJECT_ROOT)
+    profiles = bk.load_profiles(book)
+    for source in book.chapters():
+        names = _parameters_cell_names(source)
+        assert "profile" in names
+        for profile in bk.PROFILES:
+            params = profiles[profile].get(source.stem)
+            assert params is not None, f"profile {profile} has no [{profile}.{source.stem}] table"
+            unknown = set(params) - names
+            assert not unknown, f"{profile}.{source.stem}: {unknown} not in the chapter's parameters cell"
+
+
+def _requirement_names(reqs) -> dict[str, str]:
+    out = {}
+    for r in reqs:
+        m = re.match(r"\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)", r)
+        out[m.group(1).lower().replace("_", "-")] = m.group(3).replace(" ", "")
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(pyproject["dependencies"])
+    for extra in pyproject["optional-dependencies"].values():
+        wanted += [r for r in extra if not r.startswith("sparsenb")]
+    env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = [r for r in pip if not r.startswith("-e")]
+    assert _requirement_names(listed) == _requirement_names(wanted)
+    assert "-e ." in pip
+    assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.+?)\n```", readme, flags=re.S)
+    test_cmd = [c for c in commands if "pytest" in c]
+    build_cmd = [c for c in commands if "sparsenb-book build --profile laptop" in c]
+    assert len(test_cmd) == 1 and len(build_cmd) == 1
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text()
+    assert test_cmd[0].strip() in ci
+    assert "SPARSENB_DATA" in ci and "shared/data" in ci
+
+
+def test_toc_pages_exist():
+    book = bk.Book(PROJECT_ROOT)
+    toc = yaml.safe_load((PROJECT_ROOT / "_toc.yml").read_text())
+    assert toc["format"] == "jb-book"
+    assert len(book.pages()) >= 2
