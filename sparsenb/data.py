@@ -14,6 +14,7 @@ if that fails too, :class:`DataNotFoundError` says which files to put where.
 """
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def load_mnist(split: str = "test", root=None, dtype=torch.float32) -> tuple[tor
     """MNIST ``split`` ("train" or "test") as images ``(n, 1, 28, 28)`` in [0, 1] and int64 labels."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     ds = _mnist_dataset(data_root(root), train=(split == "train"))
     x = ds.data.to(dtype).div_(255.0).unsqueeze(1)
     return x, ds.targets.to(torch.int64).clone()
@@ -81,7 +84,7 @@ def load_mnist(split: str = "test", root=None, dtype=torch.float32) -> tuple[tor
 def digit_pair(x: torch.Tensor, y: torch.Tensor, negative: int = 3, positive: int = 7):
     """The images of two digits with binary labels: 0 for ``negative``, 1 for ``positive``."""
     for name, d in (("negative", negative), ("positive", positive)):
-        if not (isinstance(d, int) and 0 <= d <= 9):
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 0 <= d <= 9:
             raise ValueError(f"{name} must be a digit 0-9, got {d!r}")
     if negative == positive:
         raise ValueError(f"negative and positive must differ, got {negative} twice")

@@ -26,7 +26,7 @@ an int or one int per channel.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import numbers
 
 import torch
 from torch import nn
@@ -54,12 +54,18 @@ _CPU_CHUNK = 1024  # images per block when the front end runs without autograd o
 # checks
 # --------------------------------------------------------------------------
 def sparsity_level(rho: float, N: int) -> int:
-    r""":math:`K = \lfloor \rho N \rfloor`, checking :math:`\rho \in (0, 1]` and K >= 1."""
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not math.isfinite(rho):
+    r""":math:`K = \lfloor \rho N \rfloor`, checking :math:`\rho \in (0, 1]` and K >= 1.
+
+    The floor is taken after adding 1e-9, so that a rho written as k/N gives
+    K = k despite rounding (27/784 * 784 = 26.999...); for every other rho
+    this is the released code's ``int(rho * N)``.
+    """
+    if isinstance(rho, bool) or not isinstance(rho, numbers.Real):
         raise TypeError(f"rho must be a number in (0, 1], got {rho!r}")
-    if not 0.0 < rho <= 1.0:
+    rho = float(rho)
+    if not (math.isfinite(rho) and 0.0 < rho <= 1.0):
         raise ValueError(f"rho must lie in (0, 1], got {rho}")
-    K = int(rho * N)  # the authors' convention: floor(rho * N)
+    K = math.floor(rho * N + 1e-9)
     if K < 1:
         raise ValueError(f"rho={rho} keeps no coefficient of N={N}: K = floor(rho*N) = 0; use rho >= {1 / N:.3g}")
     return K
@@ -73,8 +79,8 @@ def check_images(x, name: str = "x", channels: int | None = None, image_size=Non
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be a float32 or float64 tensor, got dtype {x.dtype}")
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
     if channels is not None and x.shape[1] != channels:
@@ -82,13 +88,12 @@ def check_images(x, name: str = "x", channels: int | None = None, image_size=Non
     if image_size is not None and tuple(x.shape[-2:]) != tuple(image_size):
         raise ValueError(f"{name} must be images of size {tuple(image_size)}, got shape {tuple(x.shape)}")
     # one reduction (one device sync) in the common case, diagnosis only on failure
-    ok = ((x >= 0) & (x <= 1)).all() if box else torch.isfinite(x).all()
+    v = x.detach()
+    ok = ((v >= 0) & (v <= 1)).all() if box else torch.isfinite(v).all()
     if not bool(ok):
-        if not bool(torch.isfinite(x).all()):
+        if not bool(torch.isfinite(v).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
-        raise ValueError(
-            f"{name} must lie in [0, 1], got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
-        )
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{float(v.min()):.4g}, {float(v.max()):.4g}]")
     return x
 
 
@@ -239,7 +244,11 @@ class SparsifyingFrontEnd(nn.Module):
 
         * ``"bpda"``: ``g`` itself (identity, Athalye et al.'s BPDA of 1).
         * ``"projection"``: the exact gradient with the support fixed at the
-          input's, :math:`\mathcal{P}_K(g, x)` (times the clip's 0/1 slope).
+          input's: :math:`\mathcal{P}_K(g, x)` (times the clip's 0/1 slope).
+          With ``color="ycbcr"`` it is the exact backward pass of the
+          fixed-support map, :math:`M^T \mathcal{P}_K M^{-T} g` for the colour
+          matrix :math:`M`, which differs from :meth:`project` because
+          :math:`M` is not orthogonal.
         * ``"iterated"``: the same projection on a support refined from the
           current iterate, as in App. B: starting from :math:`x_0 = x`,
           ``refine_steps`` times :math:`x_{j+1} = \mathrm{clip}_{[0,1]}(x_j +

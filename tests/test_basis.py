@@ -360,7 +360,7 @@ def test_bad_wavelet_raises_value_error_naming_wavelet(name, factory):
 
 
 def test_non_orthogonal_wavelet_message_says_so():
-    with pytest.raises(ValueError, match=r"wavelet='bior2\.2' is not orthogonal"):
+    with pytest.raises(ValueError, match=r"wavelet='bior2\.2' does not give an orthonormal basis"):
         wavelet_basis("bior2.2")
 
 
@@ -401,3 +401,37 @@ def test_bad_shape_raises_naming_shape(shape):
         dct_basis(shape)
     with pytest.raises(ValueError, match="shape"):
         WaveletTransform("haar", shape, 1)
+
+
+# --------------------------------------------------------------------------
+# every wavelet check_wavelet accepts must give an orthonormal basis
+# --------------------------------------------------------------------------
+def _accepted_wavelets():
+    names = []
+    for name in pywt.wavelist(kind="discrete"):
+        try:
+            check_wavelet(name)
+        except ValueError:
+            continue
+        names.append(name)
+    return names
+
+
+def test_accepted_wavelets_are_orthonormal():
+    """haar, dbN, symN, coifN: orthonormal up to PyWavelets' filter precision (symN ~ 3e-11)."""
+    eye = torch.eye(256, dtype=torch.float64)
+    accepted = _accepted_wavelets()
+    assert "dmey" not in accepted
+    assert {"haar", "db1", "db38", "sym20", "coif17"} <= set(accepted)
+    for w in accepted:
+        psi = wavelet_basis(w, (16, 16), 1)
+        err = float((psi @ psi.T - eye).abs().max())
+        assert err < 1e-10, (w, err)
+
+
+def test_dmey_rejected():
+    """PyWavelets calls 'dmey' orthogonal, but its FIR approximation is not (|Psi Psi^T - I| ~ 5e-3)."""
+    with pytest.raises(ValueError, match="wavelet"):
+        check_wavelet("dmey")
+    with pytest.raises(ValueError, match="wavelet"):
+        wavelet_basis("dmey", (28, 28), 1)

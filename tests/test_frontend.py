@@ -55,7 +55,7 @@ def rgb():
 # --------------------------------------------------------------------------
 # sparsity level
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize("rho,K", [(0.02, 15), (0.03, 23), (0.035, 27), (1.0, 784), (1, 784), (0.5, 392), (1 / 784, 1)])
+@pytest.mark.parametrize("rho,K", [(0.02, 15), (0.03, 23), (0.035, 27), (1.0, 784), (1, 784), (0.5, 392), (3 / 784, 3), (0.0013, 1)])
 def test_sparsity_level_floor(rho, K):
     assert sparsity_level(rho, N) == K
     assert sparsity_level(rho, N) == math.floor(rho * N)
@@ -151,6 +151,8 @@ def test_P_K_matches_dense_reference(wavelet, level, digits):
     psi = wavelet_basis(wavelet, (28, 28), level)
     K = 27
     e = randn(8, 1, 28, 28, seed=3)
+    # saturated strokes make exactly tied coefficients (e.g. Haar); break ties so the support is unique
+    digits = 0.98 * digits + 0.01 * rand(8, 1, 28, 28, seed=4)
     c_x = digits.flatten(-2) @ psi.T
     top = c_x.abs().topk(K, dim=-1).indices
     mask = torch.zeros_like(c_x, dtype=torch.bool).scatter_(-1, top, True)
@@ -194,11 +196,8 @@ def test_K_sparse_signal_is_fixed_point():
     assert fe.K == (K,)
     assert torch.allclose(fe.project(x, x), x, atol=TOL64)
     assert torch.equal(fe.support(x), c != 0)
-    # scaled into [0, 1] the front end itself accepts it (positive scaling keeps the support);
-    # this only works for a signal whose range fits, so shift-free scaling by 1 / (2 max|x|) + check
-    s = x / (2 * x.abs().amax()) + 0.0
-    if bool((s >= 0).all()):  # generally not: P_K of a signed signal is signed; covered above
-        assert torch.allclose(fe(s), s, atol=TOL64)
+    # positive scaling keeps the support: still a fixed point
+    assert torch.allclose(fe.project(0.3 * x, 0.3 * x), 0.3 * x, atol=TOL64)
 
 
 # --------------------------------------------------------------------------
@@ -223,13 +222,14 @@ def test_frontend_output_is_K_sparse_projection(wavelet, level, rho, digits):
 def test_frontend_idempotent_literally():
     """f(f(x)) == f(x) for images whose sparse approximation stays inside [0, 1]."""
     x = 0.5 + 0.1 * (2 * rand(5, 1, 28, 28, seed=4) - 1)
-    fe = SparsifyingFrontEnd(0.1, wavelet="coif1", level=1, clip=False)
+    # K = 235 > 196 approximation coefficients: all of the (large) approximation band is kept
+    fe = SparsifyingFrontEnd(0.3, wavelet="coif1", level=1, clip=False)
     y = fe(x)
     assert bool(((y >= 0) & (y <= 1)).all()), "precondition: f(x) inside [0, 1]"
     assert torch.allclose(fe(y), y, atol=TOL64)
     assert torch.equal(n_nonzero(fe.transform.analysis(y)), torch.full((5, 1), fe.K[0]))
     # and with clipping on (nothing to clip here) the same holds
-    fe_c = SparsifyingFrontEnd(0.1, wavelet="coif1", level=1, clip=True)
+    fe_c = SparsifyingFrontEnd(0.3, wavelet="coif1", level=1, clip=True)
     assert torch.allclose(fe_c(fe_c(x)), fe_c(x), atol=TOL64)
 
 
@@ -542,6 +542,9 @@ def test_bad_input_raises_one_clear_error_naming_x(case):
         assert "[0, 1]" in str(info.value)
 
 
+# check_images formats float(x.min()) of a requires_grad tensor in its message, which makes
+# PyTorch warn "Converting a tensor with requires_grad=True to a scalar"; harmless, so filtered here
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad:UserWarning")
 def test_bad_input_with_requires_grad_also_checked():
     fe = SparsifyingFrontEnd(0.035, gradient="projection")
     x = (torch.rand(1, 1, 28, 28) + 1).requires_grad_(True)
@@ -589,7 +592,7 @@ def test_bad_constructor_arguments(kwargs, name):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 2**31 - 1),
-    rho=st.floats(min_value=1 / 784, max_value=1.0, allow_nan=False),
+    rho=st.floats(min_value=1.001 / 784, max_value=1.0, allow_nan=False),
     wavelet=st.sampled_from(["haar", "db5", "coif1", "sym9"]),
     level=st.sampled_from([1, 2]),
     batch=st.integers(1, 3),
@@ -606,3 +609,8 @@ def test_property_projection_idempotent_and_K_sparse(seed, rho, wavelet, level, 
     assert torch.allclose(fe.project(y, x), y, atol=TOL64)
     # the residual is orthogonal to the output (orthogonal projection)
     assert torch.allclose(((x - y) * y).sum((-2, -1)), torch.zeros(batch, 1, dtype=torch.float64), atol=1e-10)
+
+
+def test_sparsity_level_rho_written_as_k_over_N():
+    """floor(rho N) must not lose one to rounding when rho = k/N exactly (27/784*784 = 26.999...)."""
+    assert all(sparsity_level(k / 784, 784) == k for k in range(1, 785))

@@ -1,0 +1,296 @@
+"""Tests for sparsenb.data (MNIST from a local folder) and sparsenb.cache (atomic writes)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparsenb import cache, data
+from sparsenb.cache import atomic_write_bytes, atomic_write_json, atomic_write_text, cache_dir
+from sparsenb.data import DATA_ENV, MNIST_FILES, DataNotFoundError, data_root, digit_pair, load_mnist, subset
+
+
+# --------------------------------------------------------------------------
+# data_root precedence
+# --------------------------------------------------------------------------
+def test_data_root_argument_wins_over_env(tmp_path, monkeypatch):
+    arg, env = tmp_path / "arg", tmp_path / "env"
+    monkeypatch.setenv(DATA_ENV, str(env))
+    assert data_root(arg) == arg.resolve()
+    assert data_root(str(arg)) == arg.resolve()
+
+
+def test_data_root_env_wins_over_cache_default(tmp_path, monkeypatch):
+    env = tmp_path / "env"
+    monkeypatch.setenv(DATA_ENV, str(env))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    assert data_root() == env.resolve()
+    assert data_root(None) == env.resolve()
+
+
+def test_data_root_cache_default(tmp_path, monkeypatch):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    assert data_root() == (tmp_path / "cache" / "data").resolve()
+    monkeypatch.delenv(cache.CACHE_ENV)
+    assert data_root() == (cache_dir() / "data").resolve()
+
+
+def test_data_root_empty_env_falls_back_to_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, "")
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    assert data_root() == (tmp_path / "cache" / "data").resolve()
+
+
+def test_data_root_is_absolute_and_expands_user(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert data_root("~/mnist") == (tmp_path / "mnist").resolve()
+    assert data_root("rel") == (tmp_path / "rel").resolve()
+    assert data_root("rel").is_absolute()
+
+
+def test_cache_dir_env(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "c"))
+    assert cache_dir() == (tmp_path / "c").resolve()
+    monkeypatch.delenv(cache.CACHE_ENV)
+    # in a source checkout: <repo>/.cache
+    assert cache_dir() == cache.PROJECT_ROOT / ".cache"
+
+
+# --------------------------------------------------------------------------
+# load_mnist from the real folder
+# --------------------------------------------------------------------------
+def test_load_mnist_test_split(mnist_test):
+    x, y = mnist_test
+    assert x.shape == (10000, 1, 28, 28)
+    assert x.dtype == torch.float32
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0
+    assert y.shape == (10000,) and y.dtype == torch.int64
+    assert set(y.unique().tolist()) == set(range(10))
+    # pixel values are multiples of 1/255
+    assert torch.allclose(x[:50] * 255, (x[:50] * 255).round(), atol=1e-4)
+    # published facts about the MNIST test set
+    assert torch.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def test_load_mnist_env_and_dtype(mnist_root, mnist_test, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(mnist_root))
+    x, y = load_mnist("test", dtype=torch.float64)
+    assert x.dtype == torch.float64 and x.shape == (10000, 1, 28, 28)
+    assert torch.equal(x.float(), mnist_test[0])
+    assert torch.equal(y, mnist_test[1])
+
+
+def test_load_mnist_train_split(mnist_root):
+    x, y = load_mnist("train", root=mnist_root)
+    assert x.shape == (60000, 1, 28, 28) and x.dtype == torch.float32
+    assert y.shape == (60000,) and y.dtype == torch.int64
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert torch.bincount(y).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert abs(float(x.mean()) - 0.1307) < 1e-3
+
+
+@pytest.mark.parametrize("split", ["val", "Test", "", None, "training"])
+def test_load_mnist_bad_split(split, mnist_root):
+    with pytest.raises(ValueError, match="split"):
+        load_mnist(split, root=mnist_root)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Make torchvision's MNIST download fail as it would without network."""
+    import torchvision
+
+    def no_download(self):
+        raise OSError("offline")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_download)
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_missing_data_raises_data_not_found(tmp_path, offline, split):
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist(split, root=tmp_path)
+    err = info.value
+    assert isinstance(err, FileNotFoundError)
+    msg = str(err)
+    for f in MNIST_FILES:
+        assert f in msg
+    assert str(Path("MNIST") / "raw") in msg
+    assert str(tmp_path.resolve() / "MNIST" / "raw") in msg
+    assert "offline" in msg and "OSError" in msg
+    assert DATA_ENV in msg
+    assert isinstance(err.__cause__, OSError)
+
+
+def test_missing_data_names_only_missing_files(tmp_path, offline, mnist_root):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    present = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    for f in present:
+        (raw / f).symlink_to(mnist_root / "MNIST" / "raw" / f)
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist("test", root=tmp_path)
+    put = str(info.value).split("Put the uncompressed IDX files", 1)[1]
+    for f in MNIST_FILES:
+        assert (f in put) == (f not in present), f
+
+
+def test_missing_data_via_env(tmp_path, offline, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(DataNotFoundError, match="nowhere"):
+        load_mnist("test")
+
+
+# --------------------------------------------------------------------------
+# digit_pair and subset
+# --------------------------------------------------------------------------
+def test_digit_pair_default_3_vs_7(mnist_test):
+    x, y = mnist_test
+    xp, yp = digit_pair(x, y)
+    keep = (y == 3) | (y == 7)
+    assert len(xp) == int(keep.sum()) == 1010 + 1028
+    assert yp.dtype == torch.int64
+    assert set(yp.unique().tolist()) == {0, 1}
+    assert int((yp == 0).sum()) == 1010 and int((yp == 1).sum()) == 1028
+    assert torch.equal(xp, x[keep])
+    assert torch.equal(y[keep][yp == 1], torch.full((1028,), 7))
+    assert torch.equal(y[keep][yp == 0], torch.full((1010,), 3))
+
+
+def test_digit_pair_custom_digits():
+    x = torch.arange(10.0).repeat(3).reshape(30, 1, 1, 1)
+    y = torch.arange(10).repeat(3)
+    xp, yp = digit_pair(x, y, negative=8, positive=0)
+    assert xp.flatten().tolist() == [0.0, 8.0] * 3
+    assert yp.tolist() == [1, 0] * 3
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(negative=7, positive=7), "negative and positive"),
+        (dict(negative=10), "negative"),
+        (dict(positive=-1), "positive"),
+        (dict(negative=3.0), "negative"),
+        (dict(positive="7"), "positive"),
+    ],
+)
+def test_digit_pair_errors(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        digit_pair(torch.zeros(3, 1, 2, 2), torch.tensor([3, 7, 1]), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def indexed():
+    n = 200
+    return torch.arange(n, dtype=torch.float32).reshape(n, 1, 1, 1), torch.arange(n) % 10
+
+
+def test_subset_deterministic_and_seeded(indexed):
+    x, y = indexed
+    a = subset(x, y, 50, seed=0)
+    b = subset(x, y, 50, seed=0)
+    c = subset(x, y, 50, seed=1)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+    assert a[0].shape == (50, 1, 1, 1) and a[1].shape == (50,)
+    idx = a[0].flatten().long()
+    assert len(set(idx.tolist())) == 50  # without replacement
+    assert torch.equal(idx, idx.sort().values)  # original order kept
+    assert torch.equal(a[1], y[idx])  # pairs stay aligned
+    # default seed is 0
+    assert torch.equal(subset(x, y, 50)[0], a[0])
+    # independent of the global RNG state
+    torch.manual_seed(1234)
+    assert torch.equal(subset(x, y, 50, seed=0)[0], a[0])
+
+
+def test_subset_known_values_stable(indexed):
+    """The same seed gives the same subset on every machine: pin torch.randperm's CPU stream."""
+    x, y = indexed
+    expected = torch.randperm(200, generator=torch.Generator().manual_seed(7))[:5].sort().values
+    assert torch.equal(subset(x, y, 5, seed=7)[0].flatten().long(), expected)
+
+
+def test_subset_all_and_none(indexed):
+    x, y = indexed
+    xa, ya = subset(x, y, None)
+    assert xa is x and ya is y
+    xs, ys = subset(x, y, len(x), seed=3)
+    assert torch.equal(xs, x) and torch.equal(ys, y)
+
+
+@pytest.mark.parametrize("n", [0, -1, 201, 10**6, True, 2.0, "5"])
+def test_subset_bad_n(n, indexed):
+    x, y = indexed
+    with pytest.raises(ValueError, match="n"):
+        subset(x, y, n)
+
+
+def test_subset_on_mnist(mnist_test):
+    x, y = mnist_test
+    xs, ys = subset(x, y, 100, seed=0)
+    assert xs.shape == (100, 1, 28, 28) and ys.shape == (100,)
+    xs2, _ = subset(x, y, 100, seed=0)
+    assert torch.equal(xs, xs2)
+
+
+# --------------------------------------------------------------------------
+# cache: atomic writes
+# --------------------------------------------------------------------------
+def test_atomic_write_json_writes_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "sub" / "dir" / "result.json"
+    obj = {"b": [1, 2.5, None], "a": {"rho": 0.035, "K": 27}, "s": "ü"}
+    out = atomic_write_json(path, obj)
+    assert Path(out) == path
+    assert json.loads(path.read_text(encoding="utf-8")) == obj
+    assert path.read_text(encoding="utf-8").endswith("\n")
+    assert sorted(os.listdir(path.parent)) == ["result.json"]
+    # overwrite
+    atomic_write_json(path, [1, 2, 3])
+    assert json.loads(path.read_text()) == [1, 2, 3]
+    assert sorted(os.listdir(path.parent)) == ["result.json"]
+
+
+def test_atomic_write_json_deterministic(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": 1, "a": 2})
+    atomic_write_json(tmp_path / "b.json", {"a": 2, "x": 1})
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "r.json"
+    atomic_write_json(path, {"old": True})
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_json(path, {"new": True})
+    assert json.loads(path.read_text()) == {"old": True}
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_atomic_write_json_unserialisable_writes_nothing(tmp_path):
+    with pytest.raises(TypeError):
+        atomic_write_json(tmp_path / "x.json", {"t": object()})
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_bytes_and_text(tmp_path):
+    atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01")
+    atomic_write_text(tmp_path / "t.txt", "héllo")
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8") == "héllo"
+    assert sorted(os.listdir(tmp_path)) == ["b.bin", "t.txt"]
+
+
+def test_module_exports():
+    assert set(data.__all__) >= {"load_mnist", "digit_pair", "subset", "data_root", "DataNotFoundError"}
