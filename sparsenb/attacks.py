@@ -1,0 +1,455 @@
+r"""Adversarial attacks as plain functions: explicit arguments in, adversarial images out.
+
+Conventions shared by every attack:
+
+* ``x`` is a batch ``(B, C, H, W)`` in [0, 1]; ``y`` the true labels, int64
+  ``(B,)``. For binary models (one logit, class 1 when it is positive) the
+  labels are 0/1 and the logit ``z`` is read as the two-class logits
+  ``(0, z)``, so the multiclass formulas apply unchanged.
+* ``eps`` is the :math:`\ell_\infty` budget in [0, 1] pixel units. Every
+  returned batch lies in the :math:`\epsilon`-ball around ``x`` and in the
+  [0, 1] box; :func:`check_adversarial` verifies this at run time before
+  any attack returns. ``eps = 0`` returns a copy of ``x``. Inputs are never
+  modified.
+* ``model`` maps images to logits and is used as it is (put it in ``eval()``
+  mode first). A defended model is ``nn.Sequential(frontend, classifier)``;
+  how gradients pass the front end (``bpda``, ``projection``, ``iterated``)
+  is the front end's ``gradient`` setting, so every gradient attack works
+  with all three.
+* Randomness (PGD's start) is seeded per image from ``seed`` and the image's
+  content, so a batch gives the same result per image as one image at a time.
+
+Linear classifiers (Sec. IV, VI-A), with :math:`g(x) = w^T x + b`:
+:func:`semi_white_box`, :func:`white_box`, :func:`iterated_white_box`.
+Networks (Sec. V-D, V-E, VI-B): :func:`locally_linear`,
+:func:`iterative_locally_linear`, :func:`fgsm`, :func:`ifgsm`,
+:func:`mifgsm`, :func:`pgd`, :func:`carlini_wagner_l2`.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .frontend import check_images
+
+__all__ = [
+    "AttackCheckError",
+    "check_adversarial",
+    "semi_white_box",
+    "white_box",
+    "iterated_white_box",
+    "locally_linear",
+    "iterative_locally_linear",
+    "fgsm",
+    "ifgsm",
+    "mifgsm",
+    "pgd",
+    "carlini_wagner_l2",
+    "two_class_logits",
+]
+
+
+class AttackCheckError(AssertionError):
+    """An attack produced an image outside the epsilon-ball or the [0, 1] box."""
+
+
+# --------------------------------------------------------------------------
+# checks and small helpers
+# --------------------------------------------------------------------------
+def check_adversarial(x_adv: torch.Tensor, x: torch.Tensor, eps: float | None) -> torch.Tensor:
+    """Raise :class:`AttackCheckError` unless ``x_adv`` lies in [0, 1] and within ``eps`` of ``x``.
+
+    ``eps=None`` checks the box only (for unbounded attacks such as C&W).
+    The tolerance is a few rounding errors of the dtype.
+    """
+    if x_adv.shape != x.shape:
+        raise AttackCheckError(f"x_adv has shape {tuple(x_adv.shape)}, x has {tuple(x.shape)}")
+    if not bool(torch.isfinite(x_adv).all()):
+        raise AttackCheckError("x_adv contains NaN or infinite values")
+    lo, hi = float(x_adv.min()), float(x_adv.max())
+    if lo < 0.0 or hi > 1.0:
+        raise AttackCheckError(f"x_adv leaves the [0, 1] box: values in [{lo}, {hi}]")
+    if eps is not None:
+        tol = 8 * torch.finfo(x.dtype).eps
+        dist = float((x_adv - x).abs().max())
+        if dist > eps + tol:
+            raise AttackCheckError(f"x_adv leaves the eps-ball: ||x_adv - x||_inf = {dist} > eps = {eps}")
+    return x_adv
+
+
+def _check_eps(eps, name: str = "eps") -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise TypeError(f"{name} must be a finite number, got {eps!r}")
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1] (pixel units), got {eps}")
+    return float(eps)
+
+
+def _check_steps(steps, name: str = "steps") -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {steps!r}")
+    return steps
+
+
+def _check_inputs(x, y, eps, step=None, steps=None):
+    check_images(x, "x")
+    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32) or y.shape != (x.shape[0],):
+        raise ValueError(f"y must be an integer tensor of shape ({x.shape[0]},), got {getattr(y, 'shape', y)!r}")
+    eps = _check_eps(eps)
+    if step is not None:
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+            raise ValueError(f"step must be a number > 0, got {step!r}")
+    if steps is not None:
+        _check_steps(steps)
+    return eps
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Project onto the eps-ball around x, then onto the [0, 1] box."""
+    return torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+
+
+def two_class_logits(z: torch.Tensor) -> torch.Tensor:
+    """Logits ``(B, L)``; a binary model's single logit ``z`` becomes ``(0, z)``."""
+    if z.dim() == 1:
+        z = z[:, None]
+    if z.shape[-1] == 1:
+        return torch.cat([torch.zeros_like(z), z], dim=-1)
+    return z
+
+
+def _logits(model, x) -> torch.Tensor:
+    return two_class_logits(model(x))
+
+
+def _grad(model, x: torch.Tensor, objective) -> torch.Tensor:
+    """Gradient of ``objective(logits).sum()`` with respect to the input."""
+    x_ = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(objective(_logits(model, x_)).sum(), x_)
+    return g
+
+
+def _ce_grad(model, x, y):
+    return _grad(model, x, lambda z: F.cross_entropy(z, y, reduction="none"))
+
+
+def _finish(x_adv, x, eps):
+    return check_adversarial(x_adv.detach(), x, eps)
+
+
+# --------------------------------------------------------------------------
+# linear classifiers (Sec. IV-A and VI-A)
+# --------------------------------------------------------------------------
+def _against_true_class(y: torch.Tensor, dtype) -> torch.Tensor:
+    """+1 for class 0 (push g up), -1 for class 1 (push g down), shaped to broadcast."""
+    return (1.0 - 2.0 * y.to(dtype)).reshape(-1, 1, 1, 1)
+
+
+def semi_white_box(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    r"""Semi-white box: :math:`e = \epsilon\,\mathrm{sgn}(w)`, pushed against the true class.
+
+    The adversary knows the linear classifier :math:`g(x) = w^T x + b` (``w``
+    as an image ``(C, H, W)``) but not the front end. Class 1 is
+    :math:`g > 0`, so images of class 1 get :math:`-e` and of class 0 get
+    :math:`+e`. Without clipping the output moves by :math:`\epsilon\|w\|_1`
+    (Eq. 2); the [0, 1] box can only reduce that.
+    """
+    eps = _check_inputs(x, y, eps)
+    if eps == 0:
+        return x.clone()
+    d = torch.sign(w.to(x.dtype)).expand_as(x)
+    return _finish(_project(x + eps * _against_true_class(y, x.dtype) * d, x, eps), x, eps)
+
+
+def white_box(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float, frontend) -> torch.Tensor:
+    r"""White box: :math:`e = \epsilon\,\mathrm{sgn}(\mathcal{P}_K(w, x))`, against the true class.
+
+    The adversary knows the classifier and the front end
+    (:class:`~sparsenb.frontend.SparsifyingFrontEnd`); at high SNR the output
+    moves by :math:`\epsilon\|\mathcal{P}_K(w, x)\|_1` (Sec. IV-A).
+    """
+    eps = _check_inputs(x, y, eps)
+    if eps == 0:
+        return x.clone()
+    d = torch.sign(frontend.project(w.to(x.dtype).expand_as(x), x))
+    return _finish(_project(x + eps * _against_true_class(y, x.dtype) * d, x, eps), x, eps)
+
+
+def iterated_white_box(
+    w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float, frontend, step: float, steps: int
+) -> torch.Tensor:
+    r"""Iterated white box (Sec. VI-A): refine the support from the current iterate.
+
+    :math:`e^{[i+1]} = \mathrm{clip}_\epsilon\big(e^{[i]} + \delta\,
+    \mathrm{sgn}\,\mathcal{P}_K(w, x + e^{[i]})\big)`, :math:`e^{[0]} = 0`,
+    :math:`\delta` = ``step`` :math:`\le \epsilon`, against the true class,
+    with :math:`x + e` kept in [0, 1] at every step.
+    """
+    eps = _check_inputs(x, y, eps, step, steps)
+    if eps == 0 or steps == 0:
+        return x.clone()
+    s = _against_true_class(y, x.dtype)
+    wb = w.to(x.dtype).expand_as(x)
+    x_adv = x.clone()
+    for _ in range(steps):
+        x_adv = _project(x_adv + step * s * torch.sign(frontend.project(wb, x_adv)), x, eps)
+    return _finish(x_adv, x, eps)
+
+
+# --------------------------------------------------------------------------
+# networks: locally linear attacks (Sec. V-D, V-E)
+# --------------------------------------------------------------------------
+def _jacobian_rows(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(B, L)`` and their input gradients ``(L, B, C, H, W)`` (= w_eq per class)."""
+    x_ = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        z = _logits(model, x_)
+        rows = []
+        for i in range(z.shape[1]):
+            (g,) = torch.autograd.grad(z[:, i].sum(), x_, retain_graph=i + 1 < z.shape[1], allow_unused=True)
+            rows.append(torch.zeros_like(x) if g is None else g)
+    return z.detach(), torch.stack(rows)
+
+
+def _locally_linear_step(model, x_cur: torch.Tensor, y: torch.Tensor, x: torch.Tensor, budget: float, eps: float):
+    """One locally linear step of size ``budget`` from ``x_cur``, kept in the eps-ball around ``x``.
+
+    For every wrong class i: candidate ``x_cur + budget * sgn(grad(y_i - y_t))``;
+    keep the candidate with the largest margin ``y_i - y_t`` after the step.
+    """
+    z, J = _jacobian_rows(model, x_cur)
+    B, L = z.shape
+    b = torch.arange(B, device=x.device)
+    J_true = J[y, b]  # (B, C, H, W)
+    best = x_cur.clone()
+    best_margin = torch.full((B,), -math.inf, device=x.device, dtype=z.dtype)
+    for i in range(L):
+        wrong = y != i
+        if not bool(wrong.any()):
+            continue
+        cand = _project(x_cur + budget * torch.sign(J[i] - J_true), x, eps)
+        with torch.no_grad():
+            zc = _logits(model, cand)
+        margin = torch.where(wrong, zc[:, i] - zc[b, y], torch.full_like(zc[:, 0], -math.inf))
+        better = margin > best_margin
+        best[better] = cand[better]
+        best_margin = torch.where(better, margin, best_margin)
+    return best
+
+
+def locally_linear(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    r"""Locally linear attack (Sec. V-E): the worst pair over the :math:`L-1` wrong classes.
+
+    For each wrong class :math:`i`, :math:`e_i = \epsilon\,\mathrm{sgn}
+    (w_{eq}^{\{i\}} - w_{eq}^{\{t\}})` with :math:`w_{eq}` the input gradients
+    of the logits at ``x`` (exact for ReLU networks; through the front end
+    they follow its ``gradient`` setting); the adversary keeps the
+    :math:`e_i` with the largest :math:`y_i(x + e_i) - y_t(x + e_i)`. For a
+    binary model this is FGSM; for a linear model with a front end using
+    ``gradient="projection"`` and ``clip=False`` it is :func:`white_box`.
+    """
+    eps = _check_inputs(x, y, eps)
+    if eps == 0:
+        return x.clone()
+    return _finish(_locally_linear_step(model, x, y, x, eps, eps), x, eps)
+
+
+def iterative_locally_linear(model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int) -> torch.Tensor:
+    r"""Iterative locally linear attack (Sec. V-D): :math:`e_{k+1} = \mathrm{clip}_\epsilon(e_k + A(x + e_k, \delta))`.
+
+    Each of the ``steps`` iterations takes one :func:`locally_linear` step of
+    size :math:`\delta` = ``step`` from the current iterate (re-linearising the
+    network and re-choosing the worst class), then projects onto the
+    :math:`\epsilon`-ball and the box. (The authors' release applied the
+    step twice per iteration; this does not.)
+    """
+    eps = _check_inputs(x, y, eps, step, steps)
+    if eps == 0 or steps == 0:
+        return x.clone()
+    x_adv = x.clone()
+    for _ in range(steps):
+        x_adv = _locally_linear_step(model, x_adv, y, x, step, eps)
+    return _finish(x_adv, x, eps)
+
+
+# --------------------------------------------------------------------------
+# networks: gradient-sign attacks
+# --------------------------------------------------------------------------
+def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    r"""FGSM (Goodfellow et al.): :math:`x + \epsilon\,\mathrm{sgn}\nabla_x J(x, y)`, cross-entropy :math:`J`."""
+    eps = _check_inputs(x, y, eps)
+    if eps == 0:
+        return x.clone()
+    return _finish(_project(x + eps * torch.sign(_ce_grad(model, x, y)), x, eps), x, eps)
+
+
+def ifgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int) -> torch.Tensor:
+    r"""Iterative FGSM (Kurakin et al.): ``steps`` FGSM steps of size ``step``, projected each time."""
+    eps = _check_inputs(x, y, eps, step, steps)
+    if eps == 0 or steps == 0:
+        return x.clone()
+    x_adv = x.clone()
+    for _ in range(steps):
+        x_adv = _project(x_adv + step * torch.sign(_ce_grad(model, x_adv, y)), x, eps)
+    return _finish(x_adv, x, eps)
+
+
+def mifgsm(
+    model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int, decay: float = 1.0
+) -> torch.Tensor:
+    r"""Momentum iterative FGSM (Dong et al.): :math:`g \leftarrow \mu g + \nabla / \|\nabla\|_1`.
+
+    The gradient is normalised by its :math:`\ell_1` norm *per image*;
+    :math:`\mu` = ``decay`` (1.0 in the paper).
+    """
+    eps = _check_inputs(x, y, eps, step, steps)
+    if eps == 0 or steps == 0:
+        return x.clone()
+    x_adv = x.clone()
+    g = torch.zeros_like(x)
+    for _ in range(steps):
+        grad = _ce_grad(model, x_adv, y)
+        norm = grad.abs().flatten(1).sum(1).clamp_min(torch.finfo(x.dtype).tiny).reshape(-1, 1, 1, 1)
+        g = decay * g + grad / norm
+        x_adv = _project(x_adv + step * torch.sign(g), x, eps)
+    return _finish(x_adv, x, eps)
+
+
+def _image_seeds(x: torch.Tensor, seed: int) -> list[int]:
+    """One 63-bit seed per image from ``seed`` and the image's bytes (batch-independent)."""
+    flat = x.detach().to("cpu", torch.float64).contiguous().flatten(1).numpy()
+    out = []
+    for row in flat:
+        h = hashlib.blake2b(row.tobytes(), digest_size=8, key=str(int(seed)).encode())
+        out.append(int.from_bytes(h.digest(), "little") >> 1)
+    return out
+
+
+def _uniform_start(x: torch.Tensor, eps: float, seeds: list[int], restart: int) -> torch.Tensor:
+    noise = torch.empty_like(x, device="cpu")
+    for i, s in enumerate(seeds):
+        g = torch.Generator().manual_seed((s + 1_000_003 * restart) % (2**63))
+        noise[i] = torch.rand(x.shape[1:], generator=g, dtype=x.dtype) * (2 * eps) - eps
+    return _project(x + noise.to(x.device), x, eps)
+
+
+def pgd(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    step: float,
+    steps: int,
+    restarts: int = 1,
+    seed: int = 0,
+) -> torch.Tensor:
+    r"""PGD (Madry et al.) with a uniform random start and ``restarts`` restarts.
+
+    Each restart starts uniformly in the :math:`\epsilon`-ball and takes
+    ``steps`` projected sign-gradient steps of size ``step`` on the
+    cross-entropy. An image counts as robust only if it survives every
+    restart: the returned image is the first restart's result that the model
+    misclassifies, else the last restart's. Restarts stop early for images
+    already fooled. Restart ``r`` of an image is the same whatever the batch
+    and whatever the total number of restarts, so more restarts never raise
+    accuracy.
+    """
+    eps = _check_inputs(x, y, eps, step, steps)
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
+    if eps == 0:
+        return x.clone()
+    seeds = _image_seeds(x, seed)
+    best = x.clone()
+    alive = torch.ones(len(x), dtype=torch.bool, device=x.device)  # not fooled yet
+    for r in range(restarts):
+        idx = alive.nonzero().flatten()
+        if len(idx) == 0:
+            break
+        xi, yi = x[idx], y[idx]
+        x_adv = _uniform_start(xi, eps, [seeds[i] for i in idx.tolist()], r)
+        for _ in range(steps):
+            x_adv = _project(x_adv + step * torch.sign(_ce_grad(model, x_adv, yi)), xi, eps)
+        with torch.no_grad():
+            fooled = _logits(model, x_adv).argmax(1) != yi
+        best[idx] = x_adv
+        alive[idx[fooled]] = False
+    return _finish(best, x, eps)
+
+
+# --------------------------------------------------------------------------
+# Carlini-Wagner L2
+# --------------------------------------------------------------------------
+def carlini_wagner_l2(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    confidence: float = 0.0,
+    learning_rate: float = 5e-3,
+    binary_search_steps: int = 5,
+    max_iterations: int = 1000,
+    initial_const: float = 1e-2,
+    abort_early: bool = True,
+) -> torch.Tensor:
+    r"""Carlini-Wagner :math:`\ell_2` attack (untargeted), CleverHans 2.1's defaults.
+
+    Minimises :math:`\|x' - x\|_2^2 + c\,\max(Z_t(x') - \max_{i \ne t} Z_i(x'),
+    -\kappa)` over :math:`x' = (\tanh w + 1)/2` with Adam, and binary-searches
+    the constant :math:`c` per image. Returns, per image, the adversarial
+    example of smallest :math:`\ell_2` distance found, or ``x`` itself if none
+    was found. It has no :math:`\ell_\infty` budget: only the [0, 1] box is
+    checked. :math:`\kappa` = ``confidence``.
+    """
+    _check_inputs(x, y, 0.0)
+    for name, v in (("binary_search_steps", binary_search_steps), ("max_iterations", max_iterations)):
+        _check_steps(v, name)
+    B = len(x)
+    dev, dt = x.device, x.dtype
+    lower = torch.zeros(B, device=dev, dtype=dt)
+    upper = torch.full((B,), 1e10, device=dev, dtype=dt)
+    const = torch.full((B,), float(initial_const), device=dev, dtype=dt)
+    best_l2 = torch.full((B,), math.inf, device=dev, dtype=dt)
+    best = x.clone()
+    x_in = x.clamp(1e-6, 1 - 1e-6)
+    w0 = torch.atanh(2 * x_in - 1)
+    b = torch.arange(B, device=dev)
+
+    def margin(z):  # Z_t - max_{i != t} Z_i
+        other = z.clone()
+        other[b, y] = -math.inf
+        return z[b, y] - other.max(1).values
+
+    for _ in range(binary_search_steps):
+        w = w0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([w], lr=learning_rate)
+        success = torch.zeros(B, dtype=torch.bool, device=dev)
+        prev = math.inf
+        for it in range(max_iterations):
+            with torch.enable_grad():
+                x_adv = (torch.tanh(w) + 1) / 2
+                l2 = (x_adv - x).pow(2).flatten(1).sum(1)
+                m = margin(_logits(model, x_adv))
+                loss_each = l2 + const * torch.clamp(m, min=-confidence)
+                loss = loss_each.sum()
+                opt.zero_grad()
+                loss.backward()
+            opt.step()
+            with torch.no_grad():
+                fooled = m < -confidence if confidence > 0 else m < 0
+                improve = fooled & (l2 < best_l2)
+                best_l2 = torch.where(improve, l2, best_l2)
+                best[improve] = x_adv.detach()[improve]
+                success |= fooled
+            if abort_early and it % max(1, max_iterations // 10) == 0:
+                if float(loss.detach()) > 0.9999 * prev:
+                    break
+                prev = float(loss.detach())
+        # binary search on c, per image
+        upper = torch.where(success, torch.minimum(upper, const), upper)
+        lower = torch.where(success, lower, torch.maximum(lower, const))
+        const = torch.where(upper < 1e9, (lower + upper) / 2, const * 10)
+    return check_adversarial(best.clamp(0.0, 1.0).detach(), x, None)

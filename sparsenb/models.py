@@ -1,0 +1,106 @@
+"""The classifiers of the paper's experiments, as small readable modules.
+
+All take images ``(B, C, H, W)`` in [0, 1] and return logits: ``(B,)`` for the
+binary models (class 1 when the logit is positive) and ``(B, L)`` for
+multiclass ones. The defense is composition: ``defended(frontend, model)``.
+
+* :class:`LinearClassifier`: :math:`g(x) = w^T x + b` (Sec. IV, VI-A).
+* :class:`TwoLayerNet`: one hidden ReLU layer of M units and one logit
+  (Sec. V-A, Fig. 3; M = 10 for 3-vs-7 in Sec. VI-B).
+* :class:`NielsenCNN`: the 4-layer CNN the authors ran for multiclass MNIST
+  (Nielsen, *Neural Networks and Deep Learning*, ch. 6): conv 5x5x20 (same
+  padding) + max-pool 2, conv 5x5x40 (valid) + max-pool 2, FC 1000, FC 1000,
+  10 logits, ReLU, dropout 0.5 on the fully connected layers in training.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["LinearClassifier", "TwoLayerNet", "NielsenCNN", "defended"]
+
+
+class LinearClassifier(nn.Module):
+    r"""A linear binary classifier :math:`g(x) = w^T x + b` on flattened images."""
+
+    def __init__(self, image_shape=(1, 28, 28)):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        n = 1
+        for s in self.image_shape:
+            n *= s
+        self.linear = nn.Linear(n, 1)
+
+    @property
+    def w(self) -> torch.Tensor:
+        """The weight vector as an image ``(C, H, W)``."""
+        return self.linear.weight.reshape(self.image_shape)
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.linear.bias[0]
+
+    @classmethod
+    def from_weights(cls, w: torch.Tensor, b: float, image_shape=(1, 28, 28)) -> "LinearClassifier":
+        model = cls(image_shape)
+        with torch.no_grad():
+            model.linear.weight.copy_(torch.as_tensor(w, dtype=torch.float32).reshape(1, -1))
+            model.linear.bias.fill_(float(b))
+        return model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1)).squeeze(-1)
+
+
+class TwoLayerNet(nn.Module):
+    r""":math:`y(x) = w_0^T \mathrm{ReLU}(W x - b)`: M hidden ReLU units, one logit."""
+
+    def __init__(self, hidden: int = 10, in_features: int = 784):
+        super().__init__()
+        self.hidden = nn.Linear(in_features, hidden)
+        self.out = nn.Linear(hidden, 1)
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`w_i^T x - b_i` for every hidden unit ``(B, M)``; switch :math:`s_i = 1` where > 0."""
+        return self.hidden(x.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.pre_activations(x))).squeeze(-1)
+
+
+class NielsenCNN(nn.Module):
+    """The authors' 4-layer CNN for MNIST (see the module docstring)."""
+
+    def __init__(self, classes: int = 10, dropout: float = 0.5):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 20, 5, padding=2)
+        self.conv2 = nn.Conv2d(20, 40, 5)
+        self.fc1 = nn.Linear(40 * 5 * 5, 1000)
+        self.fc2 = nn.Linear(1000, 1000)
+        self.logits = nn.Linear(1000, classes)
+        self.dropout = nn.Dropout(dropout)
+        self.pool = nn.MaxPool2d(2)
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pre-activations of every ReLU layer (for counting switches that flip)."""
+        out = {}
+        h = self.conv1(x)
+        out["conv1"] = h
+        h = self.pool(torch.relu(h))
+        h = self.conv2(h)
+        out["conv2"] = h
+        h = self.pool(torch.relu(h)).flatten(1)
+        h = self.fc1(h)
+        out["fc1"] = h
+        h = self.fc2(self.dropout(torch.relu(h)))
+        out["fc2"] = h
+        out["logits"] = self.logits(self.dropout(torch.relu(h)))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)["logits"]
+
+
+def defended(frontend: nn.Module, classifier: nn.Module) -> nn.Sequential:
+    """The defended model: the front end, then the classifier."""
+    return nn.Sequential(frontend, classifier)
