@@ -30,6 +30,7 @@ __all__ = [
     "load_mnist",
     "digit_pair",
     "subset",
+    "pooled_split",
 ]
 
 DATA_ENV = "SPARSENB_DATA"
@@ -106,3 +107,22 @@ def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(x), generator=g)[:n].sort().values
     return x[idx], y[idx]
+
+
+def pooled_split(x_a, y_a, x_b, y_b, test_fraction: float = 0.25, seed: int = 0):
+    """Pool two sets and hold out ``test_fraction`` of each class (stratified, seeded).
+
+    This is the authors' split for the binary experiments (all 70k MNIST
+    images pooled, 25% held out). Returns ``(x_train, y_train, x_test, y_test)``.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    x = torch.cat([x_a, x_b])
+    y = torch.cat([y_a, y_b])
+    g = torch.Generator().manual_seed(seed)
+    test = torch.zeros(len(y), dtype=torch.bool)
+    for c in torch.unique(y):
+        idx = (y == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        test[idx[: round(test_fraction * len(idx))]] = True
+    return x[~test], y[~test], x[test], y[test]

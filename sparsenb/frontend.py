@@ -305,6 +305,18 @@ class SparsifyingFrontEnd(nn.Module):
         self.refine_steps = refine_steps
         self.refine_step = float(refine_step)
 
+    def settings(self) -> dict:
+        """What defines the front end's output (for cache keys and captions)."""
+        return {
+            "rho": list(self.rho),
+            "K": list(self.K),
+            "wavelet": self.wavelet,
+            "level": self.level,
+            "image_size": list(self.image_size),
+            "clip": self.clip,
+            "color": self.color,
+        }
+
     @property
     def wavelet(self) -> str:
         return self.transform.wavelet

@@ -42,9 +42,11 @@ class LinearClassifier(nn.Module):
 
     @classmethod
     def from_weights(cls, w: torch.Tensor, b: float, image_shape=(1, 28, 28)) -> "LinearClassifier":
-        model = cls(image_shape)
+        w = torch.as_tensor(w)
+        dtype = w.dtype if w.is_floating_point() else torch.float32
+        model = cls(image_shape).to(dtype)
         with torch.no_grad():
-            model.linear.weight.copy_(torch.as_tensor(w, dtype=torch.float32).reshape(1, -1))
+            model.linear.weight.copy_(w.reshape(1, -1))
             model.linear.bias.fill_(float(b))
         return model
 

@@ -33,6 +33,7 @@ __all__ = [
     "sparsify_dataset",
     "data_fingerprint",
     "cached",
+    "trained",
 ]
 
 
@@ -108,7 +109,7 @@ def train_linear_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMCo
     b = float(svm.intercept_[0])
     if config.pm1:  # w'^T (2x - 1) + b' = (2w')^T x + (b' - sum w')
         w, b = 2.0 * w, b - float(w.sum())
-    return LinearClassifier.from_weights(w, b, tuple(x.shape[1:]))
+    return LinearClassifier.from_weights(w.to(x.dtype), b, tuple(x.shape[1:]))
 
 
 def train_two_layer(x: torch.Tensor, y: torch.Tensor, config: TwoLayerConfig = TwoLayerConfig(), progress: bool = False) -> TwoLayerNet:
@@ -123,13 +124,14 @@ def train_two_layer(x: torch.Tensor, y: torch.Tensor, config: TwoLayerConfig = T
     yf = y.to(torch.float32)
     batches = _batches(len(x), min(config.batch_size, len(x)), gen)
     model.train()
-    for _ in tqdm(range(config.steps), desc="two-layer net", disable=not progress, leave=False):
-        idx = next(batches)
-        loss = F.binary_cross_entropy_with_logits(model(x[idx]), yf[idx])
-        loss = loss + config.l2 * (model.hidden.weight.pow(2).sum() + model.out.weight.pow(2).sum())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with torch.enable_grad():  # whatever the caller's grad mode
+        for _ in tqdm(range(config.steps), desc="two-layer net", disable=not progress, leave=False):
+            idx = next(batches)
+            loss = F.binary_cross_entropy_with_logits(model(x[idx]), yf[idx])
+            loss = loss + config.l2 * (model.hidden.weight.pow(2).sum() + model.out.weight.pow(2).sum())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     return model.eval()
 
 
@@ -137,9 +139,9 @@ def train_cnn(x: torch.Tensor, y: torch.Tensor, config: CNNConfig = CNNConfig(),
     """SGD with momentum on the softmax cross-entropy, dropout on in training."""
     from tqdm.auto import tqdm
 
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), torch.enable_grad():  # dropout draws from the global RNG
         torch.manual_seed(config.seed)
-        model = NielsenCNN(dropout=config.dropout)
+        model = NielsenCNN(dropout=config.dropout).to(x.device)  # drawn on the CPU, then moved: same init everywhere
         gen = torch.Generator().manual_seed(config.seed)
         opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
         bs = min(config.batch_size, len(x))
@@ -194,3 +196,26 @@ def _jsonable(obj):
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     return obj
+
+
+_TRAINERS = {SVMConfig: train_linear_svm, TwoLayerConfig: train_two_layer, CNNConfig: train_cnn}
+
+
+def trained(config, x: torch.Tensor, y: torch.Tensor, frontend=None, progress: bool = False) -> nn.Module:
+    """The classifier ``config`` trains on ``x, y`` (sparsified by ``frontend`` first, if given), cached.
+
+    The checkpoint's key is the config, the front end's settings and a
+    fingerprint of the training data, so any change retrains.
+    """
+    kind = type(config)
+    if kind not in _TRAINERS:
+        raise TypeError(f"config must be one of {[k.__name__ for k in _TRAINERS]}, got {kind.__name__}")
+    key = {"config": config, "frontend": None if frontend is None else frontend.settings(), "data": data_fingerprint(x, y)}
+
+    def train():
+        xs = sparsify_dataset(x, frontend)
+        if kind is SVMConfig:
+            return train_linear_svm(xs, y, config)
+        return _TRAINERS[kind](xs, y, config, progress=progress)
+
+    return cached(kind.__name__.removesuffix("Config").lower(), key, train)
