@@ -134,6 +134,7 @@ def _grad(model, x: torch.Tensor, objective) -> torch.Tensor:
 
 
 def _ce_grad(model, x, y):
+    y = y.long()  # cross_entropy needs int64 class indices; _check_inputs accepts int32 too
     return _grad(model, x, lambda z: F.cross_entropy(z, y, reduction="none"))
 
 
@@ -203,14 +204,27 @@ def iterated_white_box(
 # --------------------------------------------------------------------------
 # networks: locally linear attacks (Sec. V-D, V-E)
 # --------------------------------------------------------------------------
-def _jacobian_rows(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``(B, L)`` and their input gradients ``(L, B, C, H, W)`` (= w_eq per class)."""
+def _margin_gradients(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Logits ``(B, L)`` and the input gradients of the margins ``z_i - z_t`` ``(L, B, C, H, W)``.
+
+    Row i is :math:`w_{eq}^{\{i\}} - w_{eq}^{\{t\}}` (zero where i = t). Each
+    margin is differentiated as one objective, so a front end with
+    ``gradient="iterated"`` refines its support along the margin's own
+    gradient (for ``bpda`` and ``projection``, linear backward passes, this is
+    the difference of the per-class gradients).
+    """
     x_ = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         z = _logits(model, x_)
+        b = torch.arange(len(x), device=x.device)
+        z_true = z[b, y]
         rows = []
-        for i in range(z.shape[1]):
-            (g,) = torch.autograd.grad(z[:, i].sum(), x_, retain_graph=i + 1 < z.shape[1], allow_unused=True)
+        L = z.shape[1]
+        for i in range(L):
+            if not bool((y != i).any()):
+                rows.append(torch.zeros_like(x))
+                continue
+            (g,) = torch.autograd.grad((z[:, i] - z_true).sum(), x_, retain_graph=i + 1 < L, allow_unused=True)
             rows.append(torch.zeros_like(x) if g is None else g)
     return z.detach(), torch.stack(rows)
 
@@ -221,17 +235,16 @@ def _locally_linear_step(model, x_cur: torch.Tensor, y: torch.Tensor, x: torch.T
     For every wrong class i: candidate ``x_cur + budget * sgn(grad(y_i - y_t))``;
     keep the candidate with the largest margin ``y_i - y_t`` after the step.
     """
-    z, J = _jacobian_rows(model, x_cur)
+    z, G = _margin_gradients(model, x_cur, y)
     B, L = z.shape
     b = torch.arange(B, device=x.device)
-    J_true = J[y, b]  # (B, C, H, W)
     best = x_cur.clone()
     best_margin = torch.full((B,), -math.inf, device=x.device, dtype=z.dtype)
     for i in range(L):
         wrong = y != i
         if not bool(wrong.any()):
             continue
-        cand = _project(x_cur + budget * torch.sign(J[i] - J_true), x, eps)
+        cand = _project(x_cur + budget * torch.sign(G[i]), x, eps)
         with torch.no_grad():
             zc = _logits(model, cand)
         margin = torch.where(wrong, zc[:, i] - zc[b, y], torch.full_like(zc[:, 0], -math.inf))
@@ -287,14 +300,25 @@ def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     return _finish(_project(x + eps * torch.sign(_ce_grad(model, x, y)), x, eps), x, eps)
 
 
-def ifgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int) -> torch.Tensor:
-    r"""Iterative FGSM (Kurakin et al.): ``steps`` FGSM steps of size ``step``, projected each time."""
+def ifgsm(
+    model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int, *, callback=None
+) -> torch.Tensor:
+    r"""Iterative FGSM (Kurakin et al.): ``steps`` FGSM steps of size ``step``, projected each time.
+
+    ``callback(k, x_adv)``, if given, is called after step ``k`` = 1..``steps``
+    with the current iterate (which is what a run of ``k`` steps returns), to
+    record accuracies or switch flips along one long run.
+    """
     eps = _check_inputs(x, y, eps, step, steps)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     if eps == 0 or steps == 0:
         return x.clone()
     x_adv = x.clone()
-    for _ in range(steps):
+    for k in range(1, steps + 1):
         x_adv = _project(x_adv + step * torch.sign(_ce_grad(model, x_adv, y)), x, eps)
+        if callback is not None:
+            callback(k, x_adv.detach())
     return _finish(x_adv, x, eps)
 
 
@@ -307,6 +331,8 @@ def mifgsm(
     :math:`\mu` = ``decay`` (1.0 in the paper).
     """
     eps = _check_inputs(x, y, eps, step, steps)
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (math.isfinite(decay) and decay >= 0):
+        raise ValueError(f"decay must be a finite number >= 0, got {decay!r}")
     if eps == 0 or steps == 0:
         return x.clone()
     x_adv = x.clone()
@@ -403,10 +429,19 @@ def carlini_wagner_l2(
     example of smallest :math:`\ell_2` distance found, or ``x`` itself if none
     was found. It has no :math:`\ell_\infty` budget: only the [0, 1] box is
     checked. :math:`\kappa` = ``confidence``.
+
+    Every image is optimised as if alone, as CleverHans 2.1 does with its
+    default ``batch_size=1``: with ``abort_early`` an image stops (and keeps
+    its iterate) once its own loss has not fallen by 0.01% over a tenth of
+    ``max_iterations``, so a batch gives each image the result it gets alone.
     """
     _check_inputs(x, y, 0.0)
     for name, v in (("binary_search_steps", binary_search_steps), ("max_iterations", max_iterations)):
         _check_steps(v, name)
+    for name, v, lo in (("confidence", confidence, 0.0), ("learning_rate", learning_rate, None), ("initial_const", initial_const, None)):
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        if not ok or (v < lo if lo is not None else v <= 0):
+            raise ValueError(f"{name} must be a finite number {'>= 0' if lo is not None else '> 0'}, got {v!r}")
     B = len(x)
     dev, dt = x.device, x.dtype
     lower = torch.zeros(B, device=dev, dtype=dt)
@@ -423,31 +458,37 @@ def carlini_wagner_l2(
         other[b, y] = -math.inf
         return z[b, y] - other.max(1).values
 
+    check_every = max(1, max_iterations // 10)
     for _ in range(binary_search_steps):
         w = w0.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=learning_rate)
         success = torch.zeros(B, dtype=torch.bool, device=dev)
-        prev = math.inf
+        active = torch.ones(B, dtype=torch.bool, device=dev)  # images still optimising
+        prev = torch.full((B,), 1e6, device=dev, dtype=dt)  # CleverHans starts from 1e6
         for it in range(max_iterations):
+            w_before = w.detach().clone()
             with torch.enable_grad():
                 x_adv = (torch.tanh(w) + 1) / 2
                 l2 = (x_adv - x).pow(2).flatten(1).sum(1)
                 m = margin(_logits(model, x_adv))
                 loss_each = l2 + const * torch.clamp(m, min=-confidence)
-                loss = loss_each.sum()
                 opt.zero_grad()
-                loss.backward()
+                loss_each.sum().backward()
             opt.step()
             with torch.no_grad():
-                fooled = m < -confidence if confidence > 0 else m < 0
+                if abort_early and it % check_every == 0:
+                    # as CleverHans: an image that stalls stops before this iterate is recorded
+                    stalled = active & (loss_each.detach() > 0.9999 * prev)
+                    active &= ~stalled
+                    prev = torch.where(active, loss_each.detach(), prev)
+                w[~active] = w_before[~active]  # stopped images keep their iterate (Adam moves all of w)
+                fooled = active & (m < -confidence if confidence > 0 else m < 0)
                 improve = fooled & (l2 < best_l2)
                 best_l2 = torch.where(improve, l2, best_l2)
                 best[improve] = x_adv.detach()[improve]
                 success |= fooled
-            if abort_early and it % max(1, max_iterations // 10) == 0:
-                if float(loss.detach()) > 0.9999 * prev:
-                    break
-                prev = float(loss.detach())
+            if not bool(active.any()):
+                break
         # binary search on c, per image
         upper = torch.where(success, torch.minimum(upper, const), upper)
         lower = torch.where(success, lower, torch.maximum(lower, const))

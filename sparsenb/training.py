@@ -179,7 +179,7 @@ def cached(name: str, key: dict, train: Callable[[], nn.Module], folder: Path | 
     digest = hashlib.sha256(json.dumps(_jsonable(key), sort_keys=True).encode()).hexdigest()[:16]
     path = folder / f"{name}-{digest}.pt"
     if path.is_file():
-        return torch.load(path, weights_only=False).eval()
+        return torch.load(path, weights_only=False, map_location="cpu").eval()  # callers move it
     model = train()
     buf = io.BytesIO()
     torch.save(model, buf)

@@ -1,0 +1,414 @@
+"""The network attacks of sparsenb.attacks (FGSM, locally linear, iterative locally
+linear, I-FGSM, MI-FGSM, PGD, C&W L2) under every front-end gradient treatment.
+
+Small float64 models on a handful of MNIST digits, so that BLAS rounding cannot
+flip a sign between a batch and a single image; every test runs in well under
+a second or two.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sparsenb import attacks, models
+from sparsenb.frontend import SparsifyingFrontEnd
+
+EPS = 0.1
+STEP = 0.03
+MODES = ["none", "bpda", "projection", "iterated"]  # "none": the classifier alone
+
+ATTACKS = {
+    "fgsm": lambda m, x, y, eps, seed=0: attacks.fgsm(m, x, y, eps),
+    "locally_linear": lambda m, x, y, eps, seed=0: attacks.locally_linear(m, x, y, eps),
+    "iterative_locally_linear": lambda m, x, y, eps, seed=0: attacks.iterative_locally_linear(m, x, y, eps, STEP, 3),
+    "ifgsm": lambda m, x, y, eps, seed=0: attacks.ifgsm(m, x, y, eps, STEP, 3),
+    "mifgsm": lambda m, x, y, eps, seed=0: attacks.mifgsm(m, x, y, eps, STEP, 3),
+    "pgd": lambda m, x, y, eps, seed=0: attacks.pgd(m, x, y, eps, STEP, 3, restarts=2, seed=seed),
+}
+
+
+class TinyCNN(nn.Module):
+    """conv 5x5x4 + ReLU + max-pool 2, then 10 logits: the CNN's ingredients, small."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 5)
+        self.fc = nn.Linear(4 * 12 * 12, 10)
+
+    def forward(self, x):
+        return self.fc(F.max_pool2d(torch.relu(self.conv(x)), 2).flatten(1))
+
+
+def _mlp(hidden=16, classes=10, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, classes)).double().eval()
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test):
+    """Five test digits in float64 (saturated pixels at 0 and 1 exercise the box) and their labels."""
+    x, y = mnist_test
+    return x[:5].double().clone(), y[:5].clone()
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    return TinyCNN().double().eval()
+
+
+def _model(net, mode, **fe_kwargs):
+    if mode == "none":
+        return net
+    fe = SparsifyingFrontEnd(0.035, "coif1", gradient=mode, refine_steps=2, **fe_kwargs)
+    return models.defended(fe, net).eval()
+
+
+def _assert_in_ball_and_box(x_adv, x, eps):
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert torch.isfinite(x_adv).all()
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    assert float((x_adv - x).abs().max()) <= eps + 1e-12
+
+
+# --------------------------------------------------------------------------
+# properties every attack has, under every gradient treatment
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_ball_box_no_mutation_and_determinism(name, mode, cnn, digits):
+    model = _model(cnn, mode)
+    x, y = digits
+    x0, y0 = x.clone(), y.clone()
+    out = ATTACKS[name](model, x, y, EPS)
+    assert torch.equal(x, x0) and torch.equal(y, y0), "the attack modified its inputs"
+    _assert_in_ball_and_box(out, x, EPS)
+    assert float((out - x).abs().max()) > 0.5 * EPS, "the attack did not move"
+    again = ATTACKS[name](model, x, y, EPS)
+    assert torch.equal(out, again), "same seed, different numbers"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_eps_zero_returns_the_input(name, mode, cnn, digits):
+    x, y = digits
+    out = ATTACKS[name](_model(cnn, mode), x, y, 0.0)
+    assert torch.equal(out, x)
+    assert out.data_ptr() != x.data_ptr(), "eps = 0 must return a copy, not the input itself"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_batch_equals_one_image_at_a_time(name, mode, cnn, digits):
+    model = _model(cnn, mode)
+    x, y = digits
+    batch = ATTACKS[name](model, x, y, EPS, seed=3)
+    for i in range(len(x)):
+        single = ATTACKS[name](model, x[i : i + 1], y[i : i + 1], EPS, seed=3)
+        assert torch.equal(batch[i : i + 1], single), f"image {i} differs between batch and single"
+
+
+def test_pgd_seed_changes_the_start(cnn, digits):
+    x, y = digits
+    a = attacks.pgd(cnn, x, y, EPS, STEP, 1, restarts=1, seed=0)
+    b = attacks.pgd(cnn, x, y, EPS, STEP, 1, restarts=1, seed=1)
+    assert not torch.equal(a, b)
+    # the start does not depend on where an image sits in the batch
+    perm = torch.tensor([4, 2, 0, 3, 1])
+    c = attacks.pgd(cnn, x[perm], y[perm], EPS, STEP, 1, restarts=1, seed=0)
+    assert torch.equal(c, a[perm])
+
+
+def test_pgd_steps_zero_is_the_uniform_start(digits):
+    x, y = digits
+    out = attacks.pgd(_mlp(), x, y, EPS, STEP, 0, restarts=1, seed=0)
+    _assert_in_ball_and_box(out, x, EPS)
+    inside = (x > EPS) & (x < 1 - EPS)  # pixels the box cannot clip
+    assert float((out - x)[inside].abs().mean()) == pytest.approx(EPS / 2, rel=0.1)
+
+
+# --------------------------------------------------------------------------
+# attack-specific properties
+# --------------------------------------------------------------------------
+def test_more_pgd_restarts_never_raise_accuracy(digits, mnist_test):
+    x_all, _ = mnist_test
+    x = x_all[:24].double()
+    model = _mlp(hidden=64, seed=2)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # clean accuracy 100% by construction
+    fooled, outputs = [], []
+    for R in range(1, 6):
+        out = attacks.pgd(model, x, y, 0.05, 0.005, 1, restarts=R, seed=0)  # short runs: the start matters
+        with torch.no_grad():
+            fooled.append(model(out).argmax(1) != y)
+        outputs.append(out)
+    for R in range(1, 5):
+        assert bool((fooled[R - 1] <= fooled[R]).all()), f"an image fooled with {R} restarts survives {R + 1}"
+        # an image fooled in the first R restarts gets the same example with more restarts
+        assert torch.equal(outputs[R - 1][fooled[R - 1]], outputs[R][fooled[R - 1]])
+    accs = [1 - float(f.double().mean()) for f in fooled]
+    assert accs == sorted(accs, reverse=True)
+    assert accs[-1] < accs[0], f"the test needs restarts that matter, got accuracies {accs}"
+
+
+def _manual_mifgsm(model, x, y, eps, step, steps, norm):
+    """MI-FGSM written out, with the gradient normalised per image, over the batch, or not at all."""
+    x_adv, g = x.clone(), torch.zeros_like(x)
+    for _ in range(steps):
+        xr = x_adv.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(xr), y, reduction="sum"), xr)
+        if norm == "image":
+            grad = grad / grad.abs().flatten(1).sum(1).reshape(-1, 1, 1, 1)
+        elif norm == "batch":
+            grad = grad / grad.abs().sum()
+        g = g + grad
+        x_adv = torch.minimum(torch.maximum(x_adv + step * g.sign(), x - eps), x + eps).clamp(0, 1)
+    return x_adv
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
+
+
+class _GradScaler(nn.Module):
+    """Identity forward; the backward pass multiplies image 0's gradient by a power
+    of two that changes from one call to the next (exact in floating point)."""
+
+    def __init__(self, exponents=(0, 20, -15, 8, -30, 12)):
+        super().__init__()
+        self.exponents, self.calls = exponents, 0
+
+    def forward(self, x):
+        if not x.requires_grad:
+            return x
+        scale = torch.ones(len(x), 1, 1, 1, dtype=x.dtype)
+        scale[0] = 2.0 ** self.exponents[self.calls % len(self.exponents)]
+        self.calls += 1
+        return _ScaleGrad.apply(x, scale)
+
+
+def test_mifgsm_normalises_the_gradient_per_image(digits):
+    x, y = digits
+    net = _mlp(hidden=32, seed=2)
+    args = (0.2, 0.02, 6)
+    ours = attacks.mifgsm(net, x, y, *args)
+    assert torch.equal(ours, _manual_mifgsm(net, x, y, *args, norm="image"))
+    # rescaling image 0's gradient differently at every step changes nothing, for any image
+    scaled = attacks.mifgsm(nn.Sequential(_GradScaler(), net), x, y, *args)
+    assert torch.equal(scaled, ours)
+    # ... whereas without normalisation, or with one norm for the whole batch, it would
+    assert not torch.equal(
+        _manual_mifgsm(nn.Sequential(_GradScaler(), net), x, y, *args, norm="none")[:1],
+        _manual_mifgsm(net, x, y, *args, norm="none")[:1],
+    )
+    assert not torch.equal(
+        _manual_mifgsm(nn.Sequential(_GradScaler(), net), x, y, *args, norm="batch")[1:],
+        _manual_mifgsm(net, x, y, *args, norm="batch")[1:],
+    )
+
+
+def test_mifgsm_with_zero_decay_is_ifgsm(digits):
+    x, y = digits
+    net = _mlp(seed=3)
+    assert torch.equal(attacks.mifgsm(net, x, y, 0.1, 0.02, 4, decay=0.0), attacks.ifgsm(net, x, y, 0.1, 0.02, 4))
+
+
+def test_ifgsm_callback_sees_the_shorter_runs(cnn, digits):
+    x, y = digits
+    model = _model(cnn, "bpda")
+    seen = {}
+    final = attacks.ifgsm(model, x, y, EPS, STEP, 5, callback=lambda k, xa: seen.__setitem__(k, xa.clone()))
+    assert sorted(seen) == [1, 2, 3, 4, 5]
+    assert torch.equal(seen[5], final)
+    assert torch.equal(seen[2], attacks.ifgsm(model, x, y, EPS, STEP, 2))
+    with pytest.raises(TypeError, match="callback"):
+        attacks.ifgsm(model, x, y, EPS, STEP, 2, callback=3)
+
+
+def _manual_locally_linear(model, x, y, eps):
+    """Sec. V-E written out with the full Jacobian: the worst of the L-1 pairs (i, t)."""
+    out = []
+    for xi, t in zip(x, y.tolist()):
+        J = torch.autograd.functional.jacobian(lambda v: model(v[None])[0], xi)  # (L, C, H, W)
+        best, best_margin = None, -math.inf
+        for i in range(J.shape[0]):
+            if i == t:
+                continue
+            cand = torch.minimum(torch.maximum(xi + eps * torch.sign(J[i] - J[t]), xi - eps), xi + eps).clamp(0, 1)
+            with torch.no_grad():
+                z = model(cand[None])[0]
+            if float(z[i] - z[t]) > best_margin:
+                best, best_margin = cand, float(z[i] - z[t])
+        out.append(best)
+    return torch.stack(out)
+
+
+def test_locally_linear_is_the_worst_pair(cnn, digits):
+    x, y = digits
+    assert torch.equal(attacks.locally_linear(cnn, x, y, EPS), _manual_locally_linear(cnn, x, y, EPS))
+    # one step of the iterative attack with step = eps is the one-shot attack
+    assert torch.equal(attacks.iterative_locally_linear(cnn, x, y, EPS, EPS, 1), attacks.locally_linear(cnn, x, y, EPS))
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
+def test_locally_linear_on_a_linear_model_is_the_white_box_attack(digits, eps):
+    x, _ = digits
+    y = torch.tensor([0, 1, 1, 0, 1])
+    torch.manual_seed(4)
+    lin = models.LinearClassifier().double()
+    fe = SparsifyingFrontEnd(0.035, "coif1", gradient="projection", clip=False)
+    ours = attacks.locally_linear(models.defended(fe, lin).eval(), x, y, eps)
+    assert torch.equal(ours, attacks.white_box(lin.w.detach(), x, y, eps, fe))
+    # without the front end: the semi-white box attack
+    assert torch.equal(attacks.locally_linear(lin, x, y, eps), attacks.semi_white_box(lin.w.detach(), x, y, eps))
+
+
+def test_locally_linear_is_fgsm_for_a_binary_network(digits):
+    """Sec. V-D: for binary classification with cross-entropy, FGSM is the locally linear attack."""
+    x, _ = digits
+    y = torch.tensor([1, 0, 1, 1, 0])
+    torch.manual_seed(5)
+    net = models.TwoLayerNet(hidden=10).double().eval()
+    assert torch.equal(attacks.locally_linear(net, x, y, EPS), attacks.fgsm(net, x, y, EPS))
+
+
+def test_attacks_accept_int32_labels(cnn, digits):
+    x, y = digits
+    assert torch.equal(attacks.ifgsm(cnn, x, y.int(), EPS, STEP, 2), attacks.ifgsm(cnn, x, y, EPS, STEP, 2))
+
+
+# --------------------------------------------------------------------------
+# Carlini-Wagner L2 (no eps-ball: the box only)
+# --------------------------------------------------------------------------
+CW = dict(binary_search_steps=2, max_iterations=30, learning_rate=0.05)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_carlini_wagner_box_mutation_and_batch(mode, digits):
+    x, y = digits
+    model = _model(_mlp(seed=6), mode)
+    x0, y0 = x.clone(), y.clone()
+    out = attacks.carlini_wagner_l2(model, x, y, **CW)
+    assert torch.equal(x, x0) and torch.equal(y, y0)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1 and torch.isfinite(out).all()
+    changed = (out != x).flatten(1).any(1)
+    with torch.no_grad():
+        pred = model(out).argmax(1)
+    assert bool((pred[changed] != y[changed]).all()), "C&W returned a changed image that is not adversarial"
+    assert changed.any(), "the test needs at least one adversarial example"
+    for i in range(len(x)):  # each image is optimised (and stops early) as if alone
+        single = attacks.carlini_wagner_l2(model, x[i : i + 1], y[i : i + 1], **CW)
+        assert torch.equal(out[i : i + 1], single), f"image {i}"
+
+
+def test_carlini_wagner_without_iterations_returns_the_input(digits):
+    x, y = digits
+    assert torch.equal(attacks.carlini_wagner_l2(_mlp(), x, y, max_iterations=0), x)
+
+
+# --------------------------------------------------------------------------
+# run-time checks and argument errors
+# --------------------------------------------------------------------------
+def test_check_adversarial(digits):
+    x, _ = digits
+    ok = (x + 0.1).clamp(0, 1)
+    assert attacks.check_adversarial(ok, x, 0.1) is ok
+    attacks.check_adversarial(torch.minimum(x + 0.1, torch.ones_like(x)), x, 0.1)  # the edge of the ball is in
+    with pytest.raises(attacks.AttackCheckError, match="eps-ball"):
+        attacks.check_adversarial((x + 0.11).clamp(0, 1), x, 0.1)
+    with pytest.raises(attacks.AttackCheckError, match=r"\[0, 1\] box"):
+        attacks.check_adversarial(x + 1e-3, x, 0.1)
+    with pytest.raises(attacks.AttackCheckError, match=r"\[0, 1\] box"):
+        attacks.check_adversarial(x - 1e-3, x, None)  # box-only check, as for C&W
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(attacks.AttackCheckError, match="NaN"):
+        attacks.check_adversarial(bad, x, 0.1)
+    with pytest.raises(attacks.AttackCheckError, match="shape"):
+        attacks.check_adversarial(x[:2], x, 0.1)
+
+
+def _call(name, model, x, y, **override):
+    kw = {"eps": EPS}
+    if name in ("iterative_locally_linear", "ifgsm", "mifgsm", "pgd"):
+        kw.update(step=STEP, steps=2)
+    kw.update(override)
+    return getattr(attacks, name)(model, x, y, **kw)
+
+
+NETWORK_ATTACKS = list(ATTACKS)
+ITERATIVE = ["iterative_locally_linear", "ifgsm", "mifgsm", "pgd"]
+
+
+@pytest.mark.parametrize(
+    "name, override, error, match",
+    [(n, {"eps": -0.1}, ValueError, "eps") for n in NETWORK_ATTACKS]
+    + [(n, {"eps": 1.5}, ValueError, "eps") for n in NETWORK_ATTACKS]
+    + [(n, {"eps": "0.1"}, TypeError, "eps") for n in NETWORK_ATTACKS]
+    + [(n, {"eps": float("nan")}, TypeError, "eps") for n in NETWORK_ATTACKS]
+    + [(n, {"step": 0.0}, ValueError, "step") for n in ITERATIVE]
+    + [(n, {"step": -0.01}, ValueError, "step") for n in ITERATIVE]
+    + [(n, {"steps": -1}, ValueError, "steps") for n in ITERATIVE]
+    + [(n, {"steps": 2.5}, ValueError, "steps") for n in ITERATIVE]
+    + [
+        ("pgd", {"restarts": 0}, ValueError, "restarts"),
+        ("pgd", {"restarts": 1.5}, ValueError, "restarts"),
+        ("mifgsm", {"decay": -1.0}, ValueError, "decay"),
+        ("mifgsm", {"decay": float("nan")}, ValueError, "decay"),
+    ],
+)
+def test_bad_arguments_name_themselves(name, override, error, match, digits):
+    x, y = digits
+    with pytest.raises(error, match=match):
+        _call(name, _mlp(), x, y, **override)
+
+
+@pytest.mark.parametrize("name", NETWORK_ATTACKS + ["carlini_wagner_l2"])
+def test_bad_images_and_labels_name_themselves(name, digits):
+    x, y = digits
+    net = _mlp()
+
+    def call(xx, yy):
+        if name == "carlini_wagner_l2":
+            return attacks.carlini_wagner_l2(net, xx, yy, max_iterations=1)
+        return _call(name, net, xx, yy)
+
+    with pytest.raises(TypeError, match="x must be"):
+        call((x * 255).to(torch.uint8), y)
+    with pytest.raises(ValueError, match="x must lie in"):
+        call(x * 2, y)
+    with pytest.raises(ValueError, match="x must have shape"):
+        call(x[:, 0], y)
+    with pytest.raises(ValueError, match="y must be"):
+        call(x, y[:2])
+    with pytest.raises(ValueError, match="y must be"):
+        call(x, y.double())
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"confidence": -1.0}, "confidence"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"initial_const": -0.5}, "initial_const"),
+        ({"initial_const": float("inf")}, "initial_const"),
+        ({"binary_search_steps": -1}, "binary_search_steps"),
+        ({"max_iterations": 1.5}, "max_iterations"),
+    ],
+)
+def test_carlini_wagner_bad_arguments(override, match, digits):
+    x, y = digits
+    with pytest.raises(ValueError, match=match):
+        attacks.carlini_wagner_l2(_mlp(), x, y, **override)
