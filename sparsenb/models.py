@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LinearClassifier", "TwoLayerNet", "NielsenCNN", "defended"]
+__all__ = ["LinearClassifier", "TwoLayerNet", "NielsenCNN", "flip_share", "defended"]
 
 
 class LinearClassifier(nn.Module):
@@ -99,8 +99,26 @@ class NielsenCNN(nn.Module):
         out["logits"] = self.logits(self.dropout(torch.relu(h)))
         return out
 
+    RELU_LAYERS = ("conv1", "conv2", "fc1", "fc2")
+
+    def relu_states(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The switches :math:`s_i(x)`: which ReLU units are on (pre-activation > 0), per layer ``(B, units)``."""
+        feats = self.features(x)
+        return {k: feats[k].flatten(1) > 0 for k in self.RELU_LAYERS}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)["logits"]
+
+
+def flip_share(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]):
+    """Per image, the % of all ReLU switches that differ between two states, and the % per layer.
+
+    ``a`` and ``b`` are :meth:`NielsenCNN.relu_states` of two inputs.
+    """
+    per_layer = {k: (a[k] != b[k]).double().mean(1) for k in a}
+    units = {k: a[k].shape[1] for k in a}
+    total = sum(per_layer[k] * units[k] for k in a) / sum(units.values())
+    return 100 * total, {k: 100 * v for k, v in per_layer.items()}
 
 
 def defended(frontend: nn.Module, classifier: nn.Module) -> nn.Sequential:
