@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +82,7 @@ def check_adversarial(x_adv: torch.Tensor, x: torch.Tensor, eps: float | None) -
 
 
 def _check_eps(eps, name: str = "eps") -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps):
         raise TypeError(f"{name} must be a finite number, got {eps!r}")
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1] (pixel units), got {eps}")
@@ -89,9 +90,9 @@ def _check_eps(eps, name: str = "eps") -> float:
 
 
 def _check_steps(steps, name: str = "steps") -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
         raise ValueError(f"{name} must be an int >= 0, got {steps!r}")
-    return steps
+    return int(steps)
 
 
 def _check_inputs(x, y, eps, step=None, steps=None):
@@ -100,7 +101,7 @@ def _check_inputs(x, y, eps, step=None, steps=None):
         raise ValueError(f"y must be an integer tensor of shape ({x.shape[0]},), got {getattr(y, 'shape', y)!r}")
     eps = _check_eps(eps)
     if step is not None:
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not step > 0:
             raise ValueError(f"step must be a number > 0, got {step!r}")
     if steps is not None:
         _check_steps(steps)
@@ -331,7 +332,7 @@ def mifgsm(
     :math:`\mu` = ``decay`` (1.0 in the paper).
     """
     eps = _check_inputs(x, y, eps, step, steps)
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (math.isfinite(decay) and decay >= 0):
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not (math.isfinite(decay) and decay >= 0):
         raise ValueError(f"decay must be a finite number >= 0, got {decay!r}")
     if eps == 0 or steps == 0:
         return x.clone()
@@ -385,7 +386,7 @@ def pgd(
     accuracy.
     """
     eps = _check_inputs(x, y, eps, step, steps)
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+    if isinstance(restarts, bool) or not isinstance(restarts, numbers.Integral) or restarts < 1:
         raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
     if eps == 0:
         return x.clone()
@@ -439,7 +440,7 @@ def carlini_wagner_l2(
     for name, v in (("binary_search_steps", binary_search_steps), ("max_iterations", max_iterations)):
         _check_steps(v, name)
     for name, v, lo in (("confidence", confidence, 0.0), ("learning_rate", learning_rate, None), ("initial_const", initial_const, None)):
-        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        ok = not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
         if not ok or (v < lo if lo is not None else v <= 0):
             raise ValueError(f"{name} must be a finite number {'>= 0' if lo is not None else '> 0'}, got {v!r}")
     B = len(x)

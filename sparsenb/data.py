@@ -100,7 +100,7 @@ def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0):
     """
     if n is None:
         return x, y
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive int or None, got {n!r}")
     if n > len(x):
         raise ValueError(f"n={n} is larger than the {len(x)} examples available")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -412,3 +413,16 @@ def test_carlini_wagner_bad_arguments(override, match, digits):
     x, y = digits
     with pytest.raises(ValueError, match=match):
         attacks.carlini_wagner_l2(_mlp(), x, y, **override)
+
+
+@pytest.mark.parametrize("name", ITERATIVE)
+def test_numpy_scalars_are_accepted_like_python_numbers(name, digits):
+    """Parameters read from arrays or profile files (numpy scalars) act as floats and ints."""
+    x, y = digits
+    net = _mlp()
+    expected = _call(name, net, x, y, seed=0) if name == "pgd" else _call(name, net, x, y)
+    kw = {"eps": np.float32(EPS), "step": np.float64(STEP), "steps": np.int64(2)}
+    if name == "pgd":
+        kw.update(seed=0, restarts=np.int64(1))
+    got = _call(name, net, x, y, **kw)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
