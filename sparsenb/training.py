@@ -32,6 +32,7 @@ __all__ = [
     "train_cnn",
     "sparsify_dataset",
     "data_fingerprint",
+    "model_fingerprint",
     "cached",
     "trained",
 ]
@@ -166,6 +167,11 @@ def data_fingerprint(*tensors: torch.Tensor) -> str:
         h.update(str((t.dtype, tuple(t.shape))).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of a model's weights and buffers (in float32, so any dtype or device agrees)."""
+    return data_fingerprint(*[t.float() for t in model.state_dict().values()])
 
 
 def cached(name: str, key: dict, train: Callable[[], nn.Module], folder: Path | None = None) -> nn.Module:
