@@ -12,8 +12,9 @@ from typing import Callable
 
 import torch
 
-from .attacks import check_adversarial, two_class_logits
+from .attacks import check_adversarial, ifgsm, two_class_logits
 from .cache import atomic_write_json, cache_dir
+from .models import flip_share, switch_states
 
 #: The modules whose source decides what an attack run computes; their hash
 #: keys stored results (:func:`code_fingerprint`).
@@ -27,6 +28,8 @@ __all__ = [
     "format_accuracy",
     "run_attack",
     "attack_outcomes",
+    "switch_flips",
+    "ifgsm_sweep",
     "support_overlap",
     "code_fingerprint",
     "ResultStore",
@@ -91,26 +94,107 @@ def attack_outcomes(
     model,
     x: torch.Tensor,
     y: torch.Tensor,
-    eps: float,
+    eps: float | None,
     batch_size: int = 500,
     frontend=None,
+    distances: bool = False,
     progress: bool = False,
     **kwargs,
-) -> dict[str, list[int]]:
+) -> dict[str, list]:
     r"""Attack ``model`` on ``(x, y)`` in batches and return per-image outcomes.
 
-    Runs ``attack(model=model, x=..., y=..., eps=eps, **kwargs)``, checks that
-    every adversarial image lies in the :math:`\epsilon`-ball around its input
-    and in [0, 1] (:func:`sparsenb.attacks.check_adversarial`), and returns
-    ``{"correct": [0/1 per image]}``; given the model's ``frontend``, also
+    Runs ``attack(model=model, x=..., y=..., eps=eps, **kwargs)`` (without
+    ``eps`` when it is ``None``, for unbounded attacks such as C&W), checks
+    that every adversarial image lies in [0, 1] and, for a number ``eps``, in
+    the :math:`\epsilon`-ball around its input
+    (:func:`sparsenb.attacks.check_adversarial`), and returns
+    ``{"correct": [0/1 per image]}``. Given the model's ``frontend``, also
     ``"overlap"``: :math:`|\mathcal{S}_K(x) \cap \mathcal{S}_K(x + e)|` per
-    image. Lists, so that a :class:`ResultStore` can keep them.
+    image; with ``distances``, ``"linf"`` and ``"l2"``: :math:`\|e\|_\infty`
+    and :math:`\|e\|_2` per image. Lists, so that a :class:`ResultStore` can
+    keep them.
     """
-    x_adv = run_attack(attack, x, y, batch_size, progress=progress, model=model, eps=eps, **kwargs)
+    if eps is not None:
+        kwargs["eps"] = eps
+    x_adv = run_attack(attack, x, y, batch_size, progress=progress, model=model, **kwargs)
     check_adversarial(x_adv, x, eps)
     out = {"correct": (predict(model, x_adv) == y).int().tolist()}
     if frontend is not None:
         out["overlap"] = support_overlap(frontend, x, x_adv).tolist()
+    if distances:
+        e = (x_adv - x).flatten(1)
+        out["linf"] = e.abs().max(1).values.tolist()
+        out["l2"] = e.norm(dim=1).tolist()
+    return out
+
+
+@torch.no_grad()
+def switch_flips(model, x: torch.Tensor, x_adv: torch.Tensor, batch_size: int = 500) -> dict:
+    """How many ReLU switches flip between ``x`` and ``x_adv`` (Fig. 9).
+
+    ``model`` is a :class:`~sparsenb.models.NielsenCNN` or a defended one
+    (:func:`sparsenb.models.switch_states`). Returns ``{"total": [% of all
+    units that flip, per image], "layers": {layer: mean % over images}}``.
+    """
+    if x_adv.shape != x.shape:
+        raise ValueError(f"x_adv must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+    total, layers = [], {}
+    for xb, ab in zip(x.split(batch_size), x_adv.split(batch_size)):
+        t, per = flip_share(switch_states(model, xb), switch_states(model, ab))
+        total += t.tolist()
+        for k, v in per.items():
+            layers.setdefault(k, []).extend(v.tolist())
+    return {"total": total, "layers": {k: sum(v) / len(v) for k, v in layers.items()}}
+
+
+def ifgsm_sweep(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    step: float,
+    record_at,
+    batch_size: int = 500,
+    count_flips: bool = False,
+) -> dict:
+    """One I-FGSM run of ``max(record_at)`` steps, read out along the way (Table VI, Fig. 10).
+
+    A run of ``k`` steps is the first ``k`` steps of a longer run, so one run
+    gives the per-image outcomes after each ``k`` in ``record_at``
+    (``{"correct": {str(k): [0/1 per image]}}``, each iterate checked in the
+    ball and box). With ``count_flips``, also the mean and standard deviation
+    over images of the % of ReLU switches that flip at each step
+    (``"flips_mean"``, ``"flips_std"``, one entry per step;
+    :func:`sparsenb.models.switch_states`).
+    """
+    record_at = sorted({int(k) for k in record_at})
+    if not record_at or record_at[0] < 1:
+        raise ValueError(f"record_at must hold step counts >= 1, got {record_at!r}")
+    steps = record_at[-1]
+    correct = {k: [] for k in record_at}
+    s1 = torch.zeros(steps, dtype=torch.float64)
+    s2 = torch.zeros(steps, dtype=torch.float64)
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        prev = [switch_states(model, xb)] if count_flips else None
+
+        def record(k, x_adv):
+            if k in correct:
+                check_adversarial(x_adv, xb, eps)
+                correct[k] += (predict(model, x_adv) == yb).int().tolist()
+            if count_flips:
+                with torch.no_grad():
+                    cur = switch_states(model, x_adv)
+                share = flip_share(prev[0], cur)[0].cpu()
+                s1[k - 1] += share.sum()
+                s2[k - 1] += share.pow(2).sum()
+                prev[0] = cur
+
+        ifgsm(model, xb, yb, eps, step, steps, callback=record)
+    out = {"correct": {str(k): v for k, v in correct.items()}}
+    if count_flips:
+        mean = s1 / len(x)
+        out["flips_mean"] = mean.tolist()
+        out["flips_std"] = (s2 / len(x) - mean.pow(2)).clamp_min(0).sqrt().tolist()
     return out
 
 

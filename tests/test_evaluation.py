@@ -8,7 +8,7 @@ from torch import nn
 
 from sparsenb import attacks, data, evaluation, training
 from sparsenb.frontend import SparsifyingFrontEnd
-from sparsenb.models import defended
+from sparsenb.models import NielsenCNN, defended, flip_share, switch_states
 
 EPS = 0.1
 
@@ -97,3 +97,65 @@ def test_model_fingerprint_follows_the_weights():
     with torch.no_grad():
         next(net.parameters())[0, 0] += 1e-3
     assert training.model_fingerprint(net) != a
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    return NielsenCNN().eval()
+
+
+def test_switch_states_see_what_the_cnn_sees(cnn, digits):
+    x, _ = digits
+    fe = SparsifyingFrontEnd(0.035, "coif1")
+    for k, v in switch_states(defended(fe, cnn), x).items():
+        assert torch.equal(v, cnn.relu_states(fe(x))[k])
+    for k, v in switch_states(cnn, x).items():
+        assert torch.equal(v, cnn.relu_states(x)[k])
+    with pytest.raises(TypeError, match="model"):
+        switch_states(nn.Linear(784, 10), x)
+
+
+def test_switch_flips_count_what_flip_share_counts(cnn, digits):
+    x, _ = digits
+    x2 = (x + 0.1).clamp(0, 1)
+    out = evaluation.switch_flips(cnn, x, x2, batch_size=5)
+    total, per = flip_share(cnn.relu_states(x), cnn.relu_states(x2))
+    assert out["total"] == pytest.approx(total.tolist())
+    assert out["layers"] == pytest.approx({k: float(v.mean()) for k, v in per.items()})
+    assert out == evaluation.switch_flips(cnn, x, x2, batch_size=100)
+    still = evaluation.switch_flips(cnn, x, x.clone())
+    assert max(still["total"]) == 0.0
+    with pytest.raises(ValueError, match="x_adv"):
+        evaluation.switch_flips(cnn, x, x2[:3])
+
+
+def test_ifgsm_sweep_reads_shorter_runs_off_one_long_run(cnn, digits):
+    x, y = digits
+    step = 0.03
+    out = evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [4, 1, 2], batch_size=5, count_flips=True)
+    assert sorted(out["correct"]) == ["1", "2", "4"]
+    for k in (1, 2, 4):
+        x_k = attacks.ifgsm(cnn, x, y, EPS, step, k)
+        assert out["correct"][str(k)] == (evaluation.predict(cnn, x_k) == y).int().tolist()
+    assert len(out["flips_mean"]) == len(out["flips_std"]) == 4
+    first = flip_share(cnn.relu_states(x), cnn.relu_states(attacks.ifgsm(cnn, x, y, EPS, step, 1)))[0]
+    assert out["flips_mean"][0] == pytest.approx(float(first.mean()))
+    assert out["flips_std"][0] == pytest.approx(float(first.std(unbiased=False)), abs=1e-9)
+    again = evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [1, 2, 4], batch_size=100, count_flips=True)
+    assert again["correct"] == out["correct"]
+    assert again["flips_mean"] == pytest.approx(out["flips_mean"])
+    assert "flips_mean" not in evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [1])
+    with pytest.raises(ValueError, match="record_at"):
+        evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [0, 2])
+
+
+def test_attack_outcomes_of_an_unbounded_attack_report_distances(digits):
+    x, y = digits
+    net = _net()
+    kw = {"max_iterations": 5, "binary_search_steps": 1}
+    out = evaluation.attack_outcomes(attacks.carlini_wagner_l2, net, x, y, None, distances=True, **kw)
+    e = (attacks.carlini_wagner_l2(net, x, y, **kw) - x).flatten(1)
+    assert out["linf"] == pytest.approx(e.abs().max(1).values.tolist())
+    assert out["l2"] == pytest.approx(e.norm(dim=1).tolist())
+    assert len(out["correct"]) == len(x)
