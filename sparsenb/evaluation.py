@@ -10,8 +10,10 @@ import math
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
+from . import checks
 from .attacks import check_adversarial, ifgsm, two_class_logits
 from .cache import atomic_write_json, cache_dir
 from .models import flip_share, switch_states
@@ -47,17 +49,25 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) ->
     return float((predict(model, x, batch_size) == y).double().mean())
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion (95% for z = 1.96)."""
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}")
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must lie in [0, {n}], got {successes}")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+def wilson_interval(successes, n, z: float = 1.96):
+    """Wilson score interval ``(lo, hi)`` for a proportion ``successes / n`` (95% for z = 1.96).
+
+    Scalars give floats; arrays (numpy broadcasting) give arrays, one
+    interval per entry. The one Wilson interval of the package.
+    """
+    k, m = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    if np.any(m <= 0) or not np.all(np.isfinite(m)):
+        raise checks.fail("n", "positive", n)
+    if np.any(k < 0) or np.any(k > m):
+        raise checks.fail("successes", "in [0, n]", successes)
+    p = k / m
+    denom = 1 + z * z / m
+    centre = (p + z * z / (2 * m)) / denom
+    half = z * np.sqrt(p * (1 - p) / m + z * z / (4 * m * m)) / denom
+    lo, hi = np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
 
 
 def accuracy_interval(correct) -> tuple[float, float, float]:

@@ -1,58 +1,73 @@
-"""The paper's reported numbers, for the side-by-side tables.
+"""The paper's reported numbers, for the side-by-side tables and the prose.
 
-They are read at run time from ``paper_results.csv`` in the reference folder:
-``$SPARSENB_REFERENCE`` if set, else ``../shared/reference`` beside this
-checkout. Nothing here is typed by hand.
+They are read at run time from ``paper_numbers.csv`` (one number per row) in
+the reference folder: ``$SPARSENB_REFERENCE`` if set, else
+``../shared/reference`` beside this checkout. Nothing here is typed by hand.
+
+Columns: ``artifact`` (Table I, text VI-B, ...), ``dataset``, ``model``,
+``defense``, ``attack``, ``gradient``, ``eps``, ``rho``, ``metric``,
+``value`` (a float) and ``note``.
 """
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
+from . import checks
 from .cache import PROJECT_ROOT
 
-__all__ = ["REFERENCE_ENV", "reference_dir", "paper_results", "paper_value"]
+__all__ = ["REFERENCE_ENV", "COLUMNS", "reference_dir", "paper_numbers", "paper_number", "paper_rows"]
 
 REFERENCE_ENV = "SPARSENB_REFERENCE"
+FILENAME = "paper_numbers.csv"
+COLUMNS = ("artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric", "value", "note")
 
 
 def reference_dir(root=None) -> Path:
-    """Folder holding ``paper_results.csv``: ``root``, ``$SPARSENB_REFERENCE`` or ``../shared/reference``."""
+    """Folder holding ``paper_numbers.csv``: ``root``, ``$SPARSENB_REFERENCE`` or ``../shared/reference``."""
     if root is None:
         root = os.environ.get(REFERENCE_ENV) or (PROJECT_ROOT.parent / "shared" / "reference")
     return Path(root).expanduser().resolve()
 
 
-def paper_results(root=None):
-    """The paper's numbers as a pandas DataFrame (columns: artifact, dataset, model,
-    defense, attack, eps, rho, metric, value, note); ``value`` stays text because
-    some cells hold several numbers ("82.02 / 86.08 / 78.27")."""
+@lru_cache(maxsize=8)
+def _read(path: Path, mtime: float):
     import pandas as pd
 
-    path = reference_dir(root) / "paper_results.csv"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {missing}; expected {list(COLUMNS)}")
+    df["value"] = df["value"].astype(float)
+    return df
+
+
+def paper_numbers(root=None):
+    """Every number of the paper as a pandas DataFrame, one per row (``value`` is a float)."""
+    path = reference_dir(root) / FILENAME
     if not path.is_file():
-        raise FileNotFoundError(
-            f"the paper's numbers are not at {path}; set {REFERENCE_ENV} to the folder holding paper_results.csv"
-        )
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+        raise FileNotFoundError(f"the paper's numbers are not at {path}; set {REFERENCE_ENV} to the folder holding {FILENAME}")
+    return _read(path, path.stat().st_mtime).copy()
 
 
-def paper_value(artifact: str, root=None, **match) -> list[float]:
-    """The number(s) of the one row of ``artifact`` whose columns equal ``match``.
-
-    ``"82.02 / 86.08 / 78.27*"`` gives ``[82.02, 86.08, 78.27]``; a dash gives NaN.
-    Raises ``LookupError`` unless exactly one row matches.
-    """
-    df = paper_results(root)
-    rows = df[df["artifact"] == artifact]
+def paper_rows(root=None, **match):
+    """The rows whose columns equal ``match`` (values compared as text: ``eps=0.2`` matches "0.2")."""
+    df = paper_numbers(root)
     for column, value in match.items():
-        if column not in df.columns:
-            raise KeyError(f"no column {column!r} in paper_results.csv; columns: {list(df.columns)}")
-        rows = rows[rows[column] == str(value)]
+        if column not in COLUMNS or column == "value":
+            raise checks.ArgumentError(column, f"is not a column of {FILENAME}; columns: {list(COLUMNS[:-2]) + ['note']}")
+        df = df[df[column] == ("" if value is None else str(value))]
+    return df
+
+
+def paper_number(root=None, **match) -> float:
+    """The value of the one row of ``paper_numbers.csv`` whose columns equal ``match``.
+
+    Raises ``LookupError`` (listing the candidates) unless exactly one row matches.
+    """
+    rows = paper_rows(root, **match)
     if len(rows) != 1:
-        raise LookupError(f"{len(rows)} rows of {artifact!r} match {match}; expected exactly one")
-    out = []
-    for part in rows.iloc[0]["value"].split("/"):
-        part = part.strip().rstrip("*").strip()
-        out.append(float("nan") if part in ("-", "—", "") else float(part))
-    return out
+        hint = "" if len(rows) == 0 else ": add columns to tell\n" + rows.drop(columns=["value"]).to_string()
+        raise LookupError(f"{len(rows)} rows of {FILENAME} match {match}; expected exactly one{hint}")
+    return float(rows["value"].iloc[0])

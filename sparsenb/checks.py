@@ -1,0 +1,218 @@
+"""The one validation layer: every public function checks its arguments here.
+
+Each check takes the value and the argument's ``name`` and either returns
+the value in a normal form (a Python ``int``/``float``/``tuple``, a tensor)
+or raises :class:`ArgumentError`, whose message starts with the argument's
+name and says what was expected and what came. ``ArgumentError`` derives
+from both ``TypeError`` and ``ValueError``, so callers may catch either;
+its ``argument`` attribute holds the name.
+
+Checks never create, write or move anything: a call that fails leaves no
+trace.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ArgumentError",
+    "fail",
+    "real",
+    "integer",
+    "seed",
+    "flag",
+    "choice",
+    "size2d",
+    "per_channel",
+    "function",
+    "images",
+    "labels",
+    "finite_gradient",
+]
+
+
+class ArgumentError(TypeError, ValueError):
+    """A bad argument: the message names it; ``argument`` holds its name."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+def fail(name: str, expected: str, value: Any) -> ArgumentError:
+    """An :class:`ArgumentError` saying ``name must be <expected>, got <value>`` (to raise)."""
+    return ArgumentError(name, f"must be {expected}, got {_show(value)}")
+
+
+def _show(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})" if not isinstance(value, (int, float, str)) or isinstance(value, bool) else text
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _bounds_text(low, high, low_open, high_open) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    return " and ".join(parts)
+
+
+def real(
+    value,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A finite real number (not a bool) within the given bounds, as ``float``."""
+    bounds = _bounds_text(low, high, low_open, high_open)
+    expected = "a finite number" + (f" {bounds}" if bounds else "")
+    if not _is_real(value):
+        raise fail(name, expected, value)
+    v = float(value)
+    if not math.isfinite(v):
+        raise fail(name, expected, value)
+    if low is not None and (v <= low if low_open else v < low):
+        raise fail(name, expected, value)
+    if high is not None and (v >= high if high_open else v > high):
+        raise fail(name, expected, value)
+    return v
+
+
+def integer(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    """A whole number given as an int (not a bool, not a float such as 1.5 or 2.0), as ``int``."""
+    bounds = _bounds_text(low, high, False, False)
+    expected = "an int" + (f" {bounds}" if bounds else "")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise fail(name, expected, value)
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise fail(name, expected, value)
+    return v
+
+
+def seed(value, name: str = "seed") -> int:
+    """A random seed: an int in [0, 2**63)."""
+    return integer(value, name, 0, 2**63 - 1)
+
+
+def flag(value, name: str) -> bool:
+    """``True`` or ``False`` (numpy booleans too), as ``bool``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise fail(name, "True or False", value)
+    return bool(value)
+
+
+def choice(value, name: str, options: Iterable) -> Any:
+    """One of ``options`` (compared with ``==``, strings exactly)."""
+    options = tuple(options)
+    try:
+        ok = any(type(value) is type(o) and value == o or (o is None and value is None) for o in options)
+    except Exception:  # noqa: BLE001 - an object whose == fails is not an option
+        ok = False
+    if not ok:
+        raise fail(name, f"one of {options}", value)
+    return value
+
+
+def size2d(value, name: str) -> tuple[int, int]:
+    """An image size ``(H, W)`` of positive ints (an int ``n`` means ``(n, n)``)."""
+    if _is_real(value) and isinstance(value, (numbers.Integral, np.integer)):
+        value = (value, value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise fail(name, "a pair (H, W) of positive ints", value)
+    return tuple(integer(v, f"{name}[{i}]", 1) for i, v in enumerate(value))
+
+
+def per_channel(value, name: str, channels: int, check: Callable[[Any, str], Any]) -> tuple:
+    """One value for every channel: a single value is repeated, a sequence must have one per channel.
+
+    ``check(v, name)`` validates each value (e.g. ``lambda v, n: real(v, n, 0, 1, low_open=True)``).
+    """
+    if isinstance(value, (list, tuple)):
+        if len(value) != channels:
+            raise fail(name, f"one value or one per channel ({channels})", value)
+        return tuple(check(v, f"{name}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        raise fail(name, "a number or a tuple with one number per channel", value)
+    return (check(value, name),) * channels
+
+
+def function(value, name: str, optional: bool = False):
+    """A callable (or ``None`` where ``optional``)."""
+    if value is None and optional:
+        return None
+    if not callable(value):
+        raise fail(name, "callable" + (" or None" if optional else ""), value)
+    return value
+
+
+def images(
+    x,
+    name: str = "x",
+    channels: int | None = None,
+    size: tuple[int, int] | None = None,
+    box: bool = True,
+) -> torch.Tensor:
+    """A float32/float64 batch ``(B, C, H, W)`` (``B`` may be 0), finite and, with ``box``, in [0, 1]."""
+    if not isinstance(x, torch.Tensor):
+        raise fail(name, "a torch.Tensor of images (B, C, H, W)", x)
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ArgumentError(name, f"must be a float32 or float64 tensor, got dtype {x.dtype}")
+    if x.dim() != 4:
+        raise ArgumentError(name, f"must have shape (B, C, H, W), got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ArgumentError(name, f"must have {channels} channel(s), got shape {tuple(x.shape)}")
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        raise ArgumentError(name, f"must be images of size {tuple(size)}, got shape {tuple(x.shape)}")
+    if x.numel():
+        if not bool(torch.isfinite(x).all()):
+            raise ArgumentError(name, "contains NaN or infinite values")
+        if box:
+            lo, hi = float(x.min()), float(x.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ArgumentError(name, f"must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    return x
+
+
+def labels(y, name: str = "y", n: int | None = None, classes: int | None = None) -> torch.Tensor:
+    """Class labels: an int64/int32 tensor ``(n,)`` with values in ``[0, classes)``."""
+    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
+        raise fail(name, "an int64 tensor of class labels", y)
+    if y.dim() != 1 or (n is not None and y.shape[0] != n):
+        raise ArgumentError(name, f"must have shape ({'B' if n is None else n},), got shape {tuple(y.shape)}")
+    if classes is not None and y.numel():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= classes:
+            raise ArgumentError(
+                name, f"must hold class labels in [0, {classes - 1}] ({classes} classes), got values in [{lo}, {hi}]"
+            )
+    return y
+
+
+def finite_gradient(g: torch.Tensor, what: str = "the model") -> torch.Tensor:
+    """Raise ``FloatingPointError`` if an input gradient holds NaN or infinity.
+
+    A NaN gradient would otherwise become a zero step (``sign(nan) = 0``) and a
+    broken model would look robust.
+    """
+    if not bool(torch.isfinite(g).all()):
+        raise FloatingPointError(
+            f"the input gradient of {what} contains NaN or infinite values; the model's output or loss is not finite"
+        )
+    return g

@@ -1,0 +1,43 @@
+"""What a chapter calls to put numbers and figures on its page.
+
+The chapters only read results and narrate; these three helpers are the
+single way they hand values to the text (``{glue:text}`` roles) and finish
+figures, so every page does it the same way.
+
+* :func:`glue`: ``glue(K=27, clean=98.4)`` glues each value under its name.
+* :func:`figure`: lays out a matplotlib figure, glues it under ``name`` and
+  closes it (so it appears only where the page places it).
+* :func:`paper`: the paper's number from ``paper_numbers.csv``
+  (:func:`sparsenb.reference.paper_number`), glued under ``name`` so that
+  prose quotes it instead of typing it.
+"""
+from __future__ import annotations
+
+from .reference import paper_number
+
+__all__ = ["glue", "figure", "paper"]
+
+
+def glue(**values) -> None:
+    """Glue every ``name=value`` for the page's ``{glue:text}`` roles (nothing is displayed)."""
+    from myst_nb import glue as _glue
+
+    for name, value in values.items():
+        _glue(name, value, display=False)
+
+
+def figure(fig, name: str) -> None:
+    """Finish ``fig`` (tight layout), glue it under ``name`` for a ``{glue:figure}`` and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    glue(**{name: fig})
+    plt.close(fig)
+
+
+def paper(name: str | None = None, **match) -> float:
+    """The paper's number for ``match`` (one row of ``paper_numbers.csv``); glued under ``name`` if given."""
+    value = paper_number(**match)
+    if name is not None:
+        glue(**{name: value})
+    return value
