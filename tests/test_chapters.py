@@ -1,0 +1,410 @@
+"""Static checks that every chapter only narrates (issue 8, point 5). Nothing is executed.
+
+Each chapter named in ``_toc.yml`` (the MyST notebooks, read with jupytext) must
+
+1. **define nothing**: no ``def``/``async def``/``class`` anywhere in a code
+   cell, and no ``lambda`` bound to a name (``f = lambda ...``). An inline
+   ``lambda`` passed as an argument (a sort key) is an expression, not a
+   definition, and is allowed.
+2. **keep cells short**: at most ``MAX_LOGIC_LINES`` lines of logic per code
+   cell. A line of logic is a physical line that is not blank, not only a
+   comment and not an IPython magic (``%``/``!``). One exception keeps data
+   from counting as logic: a statement that only *lists data* counts as one
+   line however many lines it spans. Such a statement is a call or a literal
+   (optionally assigned to names) whose every argument or element is a
+   constant, a (dotted) name, a subscript of a name by constants or names,
+   an f-string of those, a negated number, ``a:b`` slices, or a nested
+   literal or keyword of the same; it contains no operator, comparison,
+   comprehension, lambda or further call. So a 10-line ``glue(a=a, b=b, ...)``
+   or a figure-size tuple is one line; a multi-line chain of computations
+   counts every line it spans. The ``parameters`` cell is exempt: rule 3
+   allows nothing in it but one literal assignment per parameter.
+3. **take its parameters from one place**: its ``parameters`` cell assigns
+   literals only (``ast.literal_eval`` of each assignment); its names are
+   exactly ``profile`` plus the keys of the chapter's ``laptop`` table in
+   ``book/profiles.toml``; every default equals the ``laptop`` value (value
+   and type: ``1`` is not ``1.0``); ``profile = "laptop"``; and every key of
+   the chapter's table in every profile is a parameter.
+4. **not type the paper's numbers**: no ``value`` of
+   ``paper_numbers.csv`` (as written there) with a decimal point and at least
+   two decimals appears in a Markdown cell; those come through
+   ``{glue:text}`` roles fed by :func:`sparsenb.page.paper`. A match must
+   stand alone as a number (``98.97`` does not match inside ``198.975``).
+   Every such value of the CSV is a percentage; the ones below 1 (``0.25``,
+   ``0.92``) read like an :math:`\\epsilon` or a :math:`\\rho` in prose, so
+   they match only when followed by a percent sign (``%`` or ``\\%``).
+   Text inside inline code (backticks) and the targets of roles is ignored.
+5. **label and cross-reference**: it defines at least one label (an
+   equation label ``$$ (name)``, a target ``(name)=``, a ``:name:`` or
+   ``:label:`` option) and uses at least one cross-reference
+   (``{eq}``, ``{ref}``, ``{numref}``); every reference resolves to a label
+   defined somewhere in the book. A chapter that displays equations
+   (``$$`` blocks) labels at least one of them and refers to one with
+   ``{eq}``, the way QuantEcon's lectures do. The MNIST chapters display no
+   equations (tables and figures only), which is why the equation rule is
+   tied to display math rather than imposed on every chapter. In the theory
+   chapters every heading that names a result (Theorem, Lemma,
+   Proposition, Corollary) carries a ``(label)=`` target so other pages can
+   cite it with ``{ref}``.
+6. **glue through one helper**: no chapter imports ``myst_nb`` itself;
+   values and figures go through :mod:`sparsenb.page`.
+
+The chapters being converted fail these until they are done; the test ids
+name the chapter (``test_no_definitions[frontend]``).
+"""
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+import jupytext
+import pandas as pd
+import pytest
+
+from sparsenb.book import Book
+from sparsenb.cache import PROJECT_ROOT
+from sparsenb.reference import FILENAME, reference_dir
+
+MAX_LOGIC_LINES = 15
+BOOK = Book(PROJECT_ROOT)
+CHAPTERS = BOOK.chapters()
+THEORY = {"theory_linear", "theory_networks"}
+RESULT_WORDS = ("Theorem", "Lemma", "Proposition", "Corollary")
+
+
+# --------------------------------------------------------------------------
+# reading chapters
+# --------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _notebook(path: Path):
+    return jupytext.read(path)
+
+
+def _cells(path: Path, kind: str):
+    return [c for c in _notebook(path).cells if c.cell_type == kind]
+
+
+def _code(cell) -> str:
+    """The cell's source with IPython magics (``%``, ``!``) blanked, line numbers kept."""
+    lines = cell.source.splitlines()
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+
+
+def _parse(cell) -> ast.Module:
+    return ast.parse(_code(cell))
+
+
+def _where(cell) -> str:
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return f"cell starting {first[:60]!r}"
+
+
+def chapter_params():
+    return pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+
+
+# --------------------------------------------------------------------------
+# 1. no definitions
+# --------------------------------------------------------------------------
+def definitions(tree: ast.Module) -> list[str]:
+    """Names defined by ``def``/``class`` anywhere, or lambdas bound to a name."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.append(f"{type(node).__name__} {node.name} (line {node.lineno})")
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and isinstance(node.value, ast.Lambda):
+            found.append(f"lambda bound to a name (line {node.lineno})")
+    return found
+
+
+@chapter_params()
+def test_no_definitions(path):
+    problems = [f"{_where(c)}: {d}" for c in _cells(path, "code") for d in definitions(_parse(c))]
+    assert not problems, f"{path.name} defines functions or classes (move them into sparsenb):\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------
+# 2. short cells
+# --------------------------------------------------------------------------
+_DATA_LEAVES = (ast.Constant, ast.Name, ast.Load, ast.Store)
+
+
+def _is_data(node: ast.AST) -> bool:
+    if isinstance(node, _DATA_LEAVES):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _is_data(node.value) and isinstance(node.value, (ast.Name, ast.Attribute))
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.value, (ast.Name, ast.Attribute)) and _is_data(node.value) and _is_data(node.slice)
+    if isinstance(node, ast.Slice):
+        return all(p is None or _is_data(p) for p in (node.lower, node.upper, node.step))
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, (ast.USub, ast.UAdd)) and isinstance(node.operand, ast.Constant)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(_is_data(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is None or _is_data(k) for k in node.keys) and all(_is_data(v) for v in node.values)
+    if isinstance(node, ast.Starred):
+        return _is_data(node.value)
+    if isinstance(node, ast.keyword):
+        return _is_data(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return all(_is_data(v) for v in node.values)
+    if isinstance(node, ast.FormattedValue):
+        return _is_data(node.value) and (node.format_spec is None or _is_data(node.format_spec))
+    return False
+
+
+def _lists_data(stmt: ast.stmt) -> bool:
+    """A statement that only lists data: ``f(<data>...)`` or ``names = <literal or f(<data>...)>``."""
+    if isinstance(stmt, ast.Expr):
+        value = stmt.value
+    elif isinstance(stmt, ast.Assign) and all(isinstance(t, (ast.Name, ast.Tuple)) and _is_data(t) for t in stmt.targets):
+        value = stmt.value
+    else:
+        return False
+    if isinstance(value, ast.Call):
+        func_ok = isinstance(value.func, (ast.Name, ast.Attribute)) and _is_data(value.func)
+        return func_ok and all(_is_data(a) for a in (*value.args, *value.keywords))
+    return isinstance(value, (ast.List, ast.Tuple, ast.Set, ast.Dict)) and _is_data(value)
+
+
+def logic_lines(source: str) -> int:
+    """Lines of logic in ``source`` (see the module docstring for the rule)."""
+    code_lines = set()
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+    for tok in tokens:
+        if tok.type not in skip:
+            code_lines.update(range(tok.start[0], tok.end[0] + 1))
+    for stmt in ast.walk(ast.parse(source)):
+        if isinstance(stmt, ast.stmt) and stmt.end_lineno > stmt.lineno and _lists_data(stmt):
+            span = set(range(stmt.lineno, stmt.end_lineno + 1)) & code_lines
+            code_lines -= span
+            code_lines.add(stmt.lineno)
+    return len(code_lines)
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("x = 1\n\n# comment\ny = 2  # trailing\n", 2),
+        ("glue(\n    a=a,\n    b=b['k'],\n    c=f'{c:.2f}',\n)\n", 1),
+        ("t = pd.DataFrame(\n    {'a': [1, 2],\n     'b': [3, -4]},\n)\n", 1),
+        ("x = f(\n    g(1),\n    2,\n)\n", 4),  # a nested call is logic
+        ("x = [\n    i * 2\n    for i in y\n]\n", 4),  # a comprehension is logic
+        ("for a in b:\n    c(a)\n", 2),
+        ('s = """\ntext\n"""\n', 3),
+    ],
+)
+def test_logic_line_rule(source, expected):
+    assert logic_lines(source) == expected
+
+
+@chapter_params()
+def test_cells_are_short(path):
+    cells = [c for c in _cells(path, "code") if "parameters" not in c.metadata.get("tags", [])]
+    long = [(logic_lines(_code(c)), _where(c)) for c in cells]
+    long = [f"{n} lines of logic: {where}" for n, where in long if n > MAX_LOGIC_LINES]
+    assert not long, f"{path.name} has code cells over {MAX_LOGIC_LINES} lines of logic:\n" + "\n".join(long)
+
+
+# --------------------------------------------------------------------------
+# 3. parameters from one place
+# --------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _profiles() -> dict:
+    with open(BOOK.profiles_file, "rb") as f:
+        return tomllib.load(f)
+
+
+def parameters(path: Path) -> dict:
+    """The chapter's ``parameters`` cell as ``{name: default}``; fails on anything but literal assignments."""
+    cells = [c for c in _cells(path, "code") if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name} has {len(cells)} cells tagged 'parameters'; expected exactly one"
+    values = {}
+    for stmt in _parse(cells[0]).body:
+        ok = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+        assert ok, f"{path.name}: the parameters cell may only assign names (line {stmt.lineno})"
+        name = stmt.targets[0].id
+        try:
+            values[name] = ast.literal_eval(stmt.value)
+        except ValueError:
+            pytest.fail(f"{path.name}: parameter {name} is not a literal (line {stmt.lineno})")
+    return values
+
+
+def _same(a, b) -> bool:
+    """Equal in value and type, elementwise for lists (TOML arrays arrive as lists)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+@chapter_params()
+def test_parameter_defaults_are_the_laptop_profile(path):
+    params = parameters(path)
+    assert params.get("profile") == "laptop", f"{path.name}: the parameters cell must set profile = 'laptop'"
+    laptop = _profiles()["laptop"].get(path.stem, {})
+    declared = set(params) - {"profile"}
+    assert declared == set(laptop), (
+        f"{path.name}: parameters not in [laptop.{path.stem}]: {sorted(declared - set(laptop))}; "
+        f"profile keys not in the parameters cell: {sorted(set(laptop) - declared)}"
+    )
+    differ = {k: (params[k], laptop[k]) for k in laptop if not _same(params[k], laptop[k])}
+    assert not differ, f"{path.name}: defaults differ from [laptop.{path.stem}] as (chapter, profile): {differ}"
+
+
+@chapter_params()
+def test_every_profile_key_is_a_parameter(path):
+    params = parameters(path)
+    missing = {
+        name: sorted(set(table.get(path.stem, {})) - set(params))
+        for name, table in _profiles().items()
+        if isinstance(table, dict)
+    }
+    missing = {k: v for k, v in missing.items() if v}
+    assert not missing, f"{path.name}: profile keys with no parameter in the chapter: {missing}"
+
+
+# --------------------------------------------------------------------------
+# 4. paper numbers are glued, not typed
+# --------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def paper_values() -> tuple[str, ...]:
+    path = reference_dir() / FILENAME
+    if not path.is_file():
+        pytest.skip(f"no {path}")
+    written = pd.read_csv(path, dtype=str, keep_default_na=False)["value"].str.strip()
+    return tuple(sorted({v for v in written if re.fullmatch(r"\d+\.\d{2,}", v)}))
+
+
+def _prose(markdown: str) -> str:
+    """Markdown without inline code and role targets (``{glue:text}`name:.2f```)."""
+    return re.sub(r"`[^`\n]*`", " ", markdown)
+
+
+def typed_paper_numbers(markdown: str) -> list[str]:
+    text = _prose(markdown)
+    found = []
+    for value in paper_values():
+        percent = r"\s*\\?%" if float(value) < 1 else ""
+        if re.search(rf"(?<![\d.]){re.escape(value)}(?!\d|\.\d){percent}", text):
+            found.append(value)
+    return found
+
+
+def test_typed_paper_number_rule():
+    if "61.04" not in paper_values():
+        pytest.skip("the reference CSV no longer holds 61.04")
+    assert typed_paper_numbers("accuracy falls to 61.04% under PGD") == ["61.04"]
+    assert typed_paper_numbers("versus {glue:text}`paper_pgd:.2f`%") == []
+    assert typed_paper_numbers("a ratio of 161.045") == []
+    assert typed_paper_numbers("at $\\epsilon = 0.25$") == []
+    assert "0.25" in typed_paper_numbers("only 0.25% survive")
+
+
+@chapter_params()
+def test_paper_numbers_are_glued(path):
+    hits = {}
+    for cell in _cells(path, "markdown"):
+        for value in typed_paper_numbers(cell.source):
+            hits.setdefault(value, _where(cell))
+    assert not hits, (
+        f"{path.name} types the paper's numbers into prose (glue them with sparsenb.page.paper): "
+        + "; ".join(f"{v} in {w}" for v, w in hits.items())
+    )
+
+
+# --------------------------------------------------------------------------
+# 5. labels and cross-references
+# --------------------------------------------------------------------------
+_LABEL_PATTERNS = (
+    re.compile(r"^\$\$\s*\(([\w:.-]+)\)\s*$", re.M),  # equation: $$ (label) closing a block
+    re.compile(r"^\(([\w:.-]+)\)=\s*$", re.M),  # target before a heading or block
+    re.compile(r"^:(?:name|label):\s*([\w:.-]+)\s*$", re.M),  # directive option
+)
+_REF = re.compile(r"\{(eq|ref|numref)\}`([^`]+)`")
+
+
+def labels(markdown: str) -> set[str]:
+    return {m for pattern in _LABEL_PATTERNS for m in pattern.findall(markdown)}
+
+
+def references(markdown: str) -> list[tuple[str, str]]:
+    """``(role, target)`` for every cross-reference; ``{numref}`Fig. %s <name>``` gives ``name``."""
+    out = []
+    for role, body in _REF.findall(markdown):
+        explicit = re.search(r"<([^<>]+)>\s*$", body)
+        out.append((role, (explicit.group(1) if explicit else body).strip()))
+    return out
+
+
+def _page_text(path: Path) -> str:
+    return path.read_text()
+
+
+@lru_cache(maxsize=None)
+def book_labels() -> frozenset[str]:
+    return frozenset(set().union(*(labels(_page_text(p)) for p in BOOK.pages())))
+
+
+def test_label_rules():
+    text = "$$\nx = 1\n$$ (eq-x)\n\n(thm-1)=\n## Theorem 1\n\n:name: fig-a\nsee {eq}`eq-x`, {numref}`Figure %s <fig-a>`"
+    assert labels(text) == {"eq-x", "thm-1", "fig-a"}
+    assert references(text) == [("eq", "eq-x"), ("numref", "fig-a")]
+
+
+@chapter_params()
+def test_labels_and_cross_references(path):
+    markdown = "\n\n".join(c.source for c in _cells(path, "markdown"))
+    own, refs = labels(markdown), references(markdown)
+    assert own, f"{path.name} defines no label (equation label, (target)=, :name: or :label:)"
+    assert refs, f"{path.name} uses no cross-reference ({{eq}}, {{ref}} or {{numref}})"
+    dangling = sorted({t for _, t in refs} - book_labels())
+    assert not dangling, f"{path.name} refers to labels defined nowhere in the book: {dangling}"
+
+
+@chapter_params()
+def test_displayed_equations_are_labelled_and_cited(path):
+    markdown = "\n\n".join(c.source for c in _cells(path, "markdown"))
+    if not re.search(r"^\$\$", markdown, re.M):
+        pytest.skip(f"{path.name} displays no equation")
+    equations = set(_LABEL_PATTERNS[0].findall(markdown))
+    cited = {t for role, t in references(markdown) if role == "eq"}
+    assert equations, f"{path.name} displays equations but labels none (close a block with `$$ (eq-name)`)"
+    assert cited, f"{path.name} labels equations but never cites one with {{eq}}"
+
+
+@chapter_params()
+def test_theory_results_are_labelled(path):
+    if path.stem not in THEORY:
+        pytest.skip("not a theory chapter")
+    lines = "\n\n".join(c.source for c in _cells(path, "markdown")).splitlines()
+    unlabelled = []
+    for i, line in enumerate(lines):
+        if re.match(r"^#+\s", line) and any(w in line for w in RESULT_WORDS):
+            before = [l for l in lines[:i] if l.strip()]
+            if not (before and re.fullmatch(r"\([\w:.-]+\)=\s*", before[-1])):
+                unlabelled.append(line.strip())
+    assert not unlabelled, f"{path.name}: headings naming a result without a (label)= target: {unlabelled}"
+
+
+# --------------------------------------------------------------------------
+# 6. one glue helper
+# --------------------------------------------------------------------------
+@chapter_params()
+def test_glue_goes_through_sparsenb_page(path):
+    direct = []
+    for cell in _cells(path, "code"):
+        for node in ast.walk(_parse(cell)):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "myst_nb" for a in node.names):
+                direct.append(_where(cell))
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "myst_nb":
+                direct.append(_where(cell))
+    assert not direct, f"{path.name} imports myst_nb directly (use sparsenb.page.glue/figure): {direct}"
