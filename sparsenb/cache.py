@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "cache_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["CACHE_ENV", "cache_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "code_fingerprint"]
 
 CACHE_ENV = "SPARSENB_CACHE"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +55,53 @@ def atomic_write_text(path, text: str) -> Path:
 
 def atomic_write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def code_fingerprint(*modules: str) -> str:
+    """A short hash of what the code of these ``sparsenb`` modules *does*.
+
+    Each module (a name such as ``"attacks"`` or ``"theory.linear"``) is
+    parsed and its syntax tree hashed without docstrings, comments or line
+    positions: a change to the code changes the hash, an edit of a comment or
+    docstring does not. Checkpoints and stored results carry it in their
+    keys, so new code recomputes and never reuses stale numbers.
+    """
+    import hashlib
+
+    if not modules:
+        raise ValueError("modules: name at least one sparsenb module")
+    h = hashlib.sha256()
+    for module in sorted(set(modules)):
+        for path in _module_paths(module):
+            h.update(_normalised_source(path).encode())
+    return h.hexdigest()[:16]
+
+
+def _normalised_source(path: Path) -> str:
+    """The module's syntax tree without docstrings, comments and positions, as text."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _module_paths(module: str) -> list[Path]:
+    """The source files of a module: one file, or every file of a subpackage."""
+    if not isinstance(module, str) or not module or module.startswith("."):
+        raise ValueError(f"modules: expected names of sparsenb modules such as 'attacks', got {module!r}")
+    base = Path(__file__).parent.joinpath(*module.split("."))
+    if base.with_suffix(".py").is_file():
+        return [base.with_suffix(".py")]
+    if (base / "__init__.py").is_file():
+        return sorted(base.rglob("*.py"))
+    raise ValueError(f"modules: sparsenb has no module {module!r}")

@@ -14,10 +14,12 @@ multiclass ones. The defense is composition: ``defended(frontend, model)``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-__all__ = ["LinearClassifier", "TwoLayerNet", "NielsenCNN", "switch_states", "flip_share", "defended"]
+__all__ = ["LinearClassifier", "TwoLayerNet", "NielsenCNN", "TwoLayerConfig", "CNNConfig", "switch_states", "flip_share", "defended"]
 
 
 class LinearClassifier(nn.Module):
@@ -132,6 +134,28 @@ def flip_share(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]):
     units = {k: a[k].shape[1] for k in a}
     total = sum(per_layer[k] * units[k] for k in a) / sum(units.values())
     return 100 * total, {k: 100 * v for k, v in per_layer.items()}
+
+
+@dataclass(frozen=True)
+class TwoLayerConfig:
+    """The release's 3-vs-7 network: ``hidden`` ReLU units, one logit."""
+
+    hidden: int = 10
+    in_features: int = 784
+
+    def build(self) -> TwoLayerNet:
+        return TwoLayerNet(self.hidden, self.in_features)
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """The release's 4-layer CNN (:class:`NielsenCNN`)."""
+
+    classes: int = 10
+    dropout: float = 0.5
+
+    def build(self) -> NielsenCNN:
+        return NielsenCNN(self.classes, self.dropout)
 
 
 def defended(frontend: nn.Module, classifier: nn.Module) -> nn.Sequential:

@@ -1,41 +1,144 @@
-"""Training the paper's classifiers, seeded, with checkpoints cached by their settings.
+r"""Training: one loop for every network of the book, and checkpoints keyed by what made them.
 
-Each model has a plain dataclass config (nanoGPT style); a config and the
-training data define a checkpoint. :func:`cached` trains once and stores the
-result under ``<cache>/checkpoints/<name>-<hash>.pt`` (written atomically), so
-re-executing a chapter reuses it. The defense retrains on sparsified images,
-sparsified beforehand as in the authors' release (the front end is not in
-the training graph).
+:func:`fit` is the loop (read it in one screen): seeded, with a progress bar,
+a resumable checkpoint per epoch, on any device, bf16 autocast on request
+on CUDA. Per batch it does, in this order::
+
+    x = augment(x)                  # optional, on the raw images (e.g. crop + flip)
+    x = adversary(graph, x, y)      # optional: Madry's inner maximisation, through the front end
+    loss = L(model(frontend(x)), y) # the front end, if any, sits inside the graph
+
+with the cross-entropy for multiclass logits and the logistic loss for one
+logit. :func:`trained` wraps it in a cache: the checkpoint is the model's
+``state_dict`` plus its config, loadable with ``weights_only=True``, stored
+under a key that holds the model and training configs, the front end's
+settings, the augmentation and adversary, a fingerprint of the training
+data and :func:`~sparsenb.cache.code_fingerprint` of the code that trains
+(so new model or training code retrains, and a comment edit does not).
+
+The linear SVM stays scikit-learn's (:func:`train_linear_svm`, cached by
+:func:`trained_svm`); it is fitted on images sparsified beforehand, which is
+the same thing for a model with no gradient-based training.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import atomic_write_bytes, cache_dir
-from .models import LinearClassifier, NielsenCNN, TwoLayerNet
+from . import checks
+from .cache import atomic_write_bytes, cache_dir, code_fingerprint
+from .models import LinearClassifier, defended
 
 __all__ = [
+    "TrainConfig",
     "SVMConfig",
-    "TwoLayerConfig",
-    "CNNConfig",
+    "Adversary",
+    "CNN_TRAINING",
+    "TWO_LAYER_TRAINING",
+    "fit",
+    "trained",
+    "trained_svm",
     "train_linear_svm",
-    "train_two_layer",
-    "train_cnn",
     "sparsify_dataset",
     "data_fingerprint",
     "model_fingerprint",
-    "cached",
-    "trained",
+    "TRAINING_MODULES",
 ]
+
+#: The modules whose code decides what a training run produces (part of every checkpoint's key).
+TRAINING_MODULES = ("basis", "frontend", "models", "training")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model itself is described by its own config, e.g. :class:`~sparsenb.models.CNNConfig`).
+
+    ``steps > 0`` trains that many steps instead of ``epochs`` epochs (the
+    release's two-layer net trains 20,000 steps). ``l2`` adds
+    ``l2 * sum of squared weight matrices`` (not biases) to the loss, as the
+    release does; ``weight_decay`` is the optimiser's own. The learning rate
+    is multiplied by ``lr_decay`` at each epoch in ``milestones``.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    l2: float = 0.0
+    batch_size: int = 64
+    epochs: int = 1
+    steps: int = 0
+    milestones: tuple = ()
+    lr_decay: float = 0.1
+    seed: int = 0
+    amp: bool = False
+
+    def __post_init__(self):
+        checks.choice(self.optimizer, "optimizer", ("sgd", "adam"))
+        checks.real(self.lr, "lr", 0, low_open=True)
+        checks.real(self.momentum, "momentum", 0, 1, high_open=True)
+        checks.flag(self.nesterov, "nesterov")
+        checks.real(self.weight_decay, "weight_decay", 0)
+        checks.real(self.l2, "l2", 0)
+        checks.integer(self.batch_size, "batch_size", 1)
+        checks.integer(self.epochs, "epochs", 0)
+        checks.integer(self.steps, "steps", 0)
+        if not isinstance(self.milestones, tuple):
+            raise checks.fail("milestones", "a tuple of epochs", self.milestones)
+        for i, m in enumerate(self.milestones):
+            checks.integer(m, f"milestones[{i}]", 1)
+        checks.real(self.lr_decay, "lr_decay", 0, 1, low_open=True)
+        checks.seed(self.seed)
+        checks.flag(self.amp, "amp")
+
+
+#: The release's CNN recipe: SGD, momentum 0.5, learning rate 0.01, batch 64 (epochs: the chapter's).
+CNN_TRAINING = TrainConfig(optimizer="sgd", lr=0.01, momentum=0.5, batch_size=64, epochs=20)
+#: The release's two-layer recipe: Adam 1e-3, L2 weight 1e-3 on both weight matrices, 20,000 steps of 64.
+TWO_LAYER_TRAINING = TrainConfig(optimizer="adam", lr=1e-3, l2=1e-3, batch_size=64, steps=20_000)
+
+
+@dataclass(frozen=True)
+class Adversary:
+    """Madry et al.'s inner maximisation: ``attack(model, x, y, eps, **kwargs)`` from :mod:`sparsenb.attacks`.
+
+    ``Adversary("pgd", 0.3, {"step": 0.01, "steps": 40})`` is PGD-40 with a
+    random start; ``Adversary("fgsm", 0.3)`` is FGSM. Called as
+    ``adversary(model, x, y)`` with the model in eval mode; random starts
+    draw their seed from the training run's own (seeded) random stream.
+    """
+
+    attack: str
+    eps: float
+    kwargs: tuple = ()
+
+    def __init__(self, attack: str, eps: float, kwargs=None):
+        from . import attacks
+
+        checks.choice(attack, "attack", tuple(n for n in attacks.__all__ if callable(getattr(attacks, n))))
+        object.__setattr__(self, "attack", attack)
+        object.__setattr__(self, "eps", checks.real(eps, "eps", 0, 1))
+        items = dict(kwargs or {})
+        if not all(isinstance(k, str) for k in items):
+            raise checks.fail("kwargs", "a dict of keyword arguments", kwargs)
+        object.__setattr__(self, "kwargs", tuple(sorted(items.items())))
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from . import attacks
+
+        kwargs = dict(self.kwargs)
+        if "restarts" in kwargs or self.attack == "pgd":
+            kwargs.setdefault("seed", int(torch.randint(0, 2**62, (1,))))
+        return getattr(attacks, self.attack)(model, x, y, self.eps, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -51,31 +154,248 @@ class SVMConfig:
     max_iter: int = 10_000
     seed: int = 0
 
-
-@dataclass(frozen=True)
-class TwoLayerConfig:
-    """The release's 3-vs-7 network: FC 10 (ReLU) -> 1 logit, Adam 1e-3, L2 weight 1e-3."""
-
-    hidden: int = 10
-    steps: int = 20_000
-    batch_size: int = 64
-    lr: float = 1e-3
-    l2: float = 1e-3
-    seed: int = 0
+    def __post_init__(self):
+        checks.real(self.C, "C", 0, low_open=True)
+        checks.flag(self.pm1, "pm1")
+        checks.integer(self.max_iter, "max_iter", 1)
+        checks.seed(self.seed)
 
 
-@dataclass(frozen=True)
-class CNNConfig:
-    """The release's 4-layer CNN: SGD, momentum 0.5, lr 0.01, dropout 0.5, cross-entropy."""
+# --------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------
+def fit(
+    model_config,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    frontend: nn.Module | None = None,
+    augment=None,
+    adversary=None,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
+    device=None,
+) -> nn.Module:
+    """Build ``model_config.build()`` under ``config.seed`` and train it on ``(x, y)``; return it in eval mode.
 
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 0.01
-    momentum: float = 0.5
-    dropout: float = 0.5
-    seed: int = 0
+    With ``checkpoint`` (a file path) the training state is saved there after
+    every epoch, atomically, and a later call with the same path resumes from
+    it: a killed run continues where it stopped and ends with the same
+    weights as an uninterrupted one. Images may be float32 or float64 (batches
+    go to the model in float32).
+    """
+    x, y, device = _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
+    n, bs = len(x), min(config.batch_size, len(x))
+    per_epoch = n // bs
+    total = config.steps or config.epochs * per_epoch
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)  # the initial weights, dropout and random starts come from here
+        model = model_config.build().to(device)  # drawn on the CPU, then moved: the same init everywhere
+        gen = torch.Generator().manual_seed(config.seed)  # batch order
+        opt = _optimizer(model, config)
+        step = _resume(checkpoint, model, opt, gen)
+        graph = model if frontend is None else defended(frontend.to(device), model)
+        bar = _progress(total, step, progress, type(model).__name__)
+        while step < total:
+            perm = torch.randperm(n, generator=gen)
+            for i in range(0, per_epoch * bs, bs):
+                if step == total:
+                    break
+                idx = perm[i : i + bs]
+                xb, yb = x[idx].to(device, torch.float32), y[idx].to(device)
+                if augment is not None:
+                    xb = augment(xb)
+                if adversary is not None:
+                    model.eval()
+                    xb = adversary(graph, xb, yb).detach()
+                model.train()
+                for group in opt.param_groups:
+                    group["lr"] = _learning_rate(config, step / per_epoch)
+                with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+                    loss = _loss(graph(xb), yb)
+                    if config.l2:
+                        loss = loss + config.l2 * sum(p.pow(2).sum() for p in model.parameters() if p.dim() > 1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+            if checkpoint is not None and step < total:
+                _save_state(checkpoint, model, opt, gen, step, device)
+        bar.close()
+    return model.eval()
 
 
+def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for multiclass logits ``(B, L)``; the logistic loss for one logit ``(B,)``."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits.float(), y.float())
+    return F.cross_entropy(logits.float(), y)
+
+
+def _learning_rate(config: TrainConfig, epoch: float) -> float:
+    return config.lr * config.lr_decay ** sum(epoch >= m for m in config.milestones)
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+    )
+
+
+def _progress(total: int, done: int, show: bool, desc: str):
+    import warnings
+
+    with warnings.catch_warnings():  # no ipywidgets in a notebook kernel: plain text bars
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm(total=total, initial=done, desc=f"training {desc}", disable=not show, leave=False, mininterval=5)
+
+
+def _save_state(path, model, opt, gen, step: int, device) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": step,
+        "generator": gen.get_state(),
+        "rng": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _resume(path, model, opt, gen) -> int:
+    """Load a saved training state into ``model``, ``opt`` and the random streams; return its step (0 if none)."""
+    if path is None or not Path(path).is_file():
+        return 0
+    device = next(model.parameters()).device
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["rng"])
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return int(state["step"])
+
+
+def _check_fit(model_config, x, y, config, frontend, augment, adversary, device):
+    if not callable(getattr(model_config, "build", None)) or not dataclasses.is_dataclass(model_config):
+        raise checks.fail("model_config", "a model config with build(), e.g. sparsenb.models.CNNConfig()", model_config)
+    if not isinstance(config, TrainConfig):
+        raise checks.fail("config", "a TrainConfig", config)
+    checks.images(x, "x", channels=None, box=True)
+    if len(x) == 0:
+        raise checks.ArgumentError("x", "must hold at least one training image")
+    checks.labels(y, "y", n=len(x))
+    if frontend is not None and not isinstance(frontend, nn.Module):
+        raise checks.fail("frontend", "a front end module or None", frontend)
+    checks.function(augment, "augment", optional=True)
+    checks.function(adversary, "adversary", optional=True)
+    device = torch.device(device) if device is not None else x.device
+    return x, y, device
+
+
+# --------------------------------------------------------------------------
+# checkpoints keyed by what made them
+# --------------------------------------------------------------------------
+def trained(
+    model_config,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    frontend: nn.Module | None = None,
+    augment=None,
+    adversary=None,
+    name: str | None = None,
+    progress: bool = False,
+    device=None,
+    folder: str | Path | None = None,
+) -> nn.Module:
+    """:func:`fit`, trained once per key and then loaded (on the CPU; callers move it).
+
+    The key holds ``model_config``, ``config``, the front end's settings,
+    ``augment`` and ``adversary`` (dataclasses, so that their settings are
+    part of the key), a fingerprint of ``(x, y)`` and the training code's
+    fingerprint. The finished checkpoint is ``{"state_dict", "model_config",
+    "key"}`` in ``<cache>/checkpoints/<name>-<hash>.pt`` with the key beside
+    it as JSON; while training, the per-epoch state lives in
+    ``<name>-<hash>.train.pt``, so a killed run resumes.
+    """
+    x, y, _ = _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
+    modules = TRAINING_MODULES + (("attacks",) if adversary is not None else ())
+    key = {
+        "model": _spec(model_config, "model_config"),
+        "training": _spec(config, "config"),
+        "frontend": None if frontend is None else _frontend_spec(frontend, adversary is not None),
+        "augment": _spec(augment, "augment"),
+        "adversary": _spec(adversary, "adversary"),
+        "data": data_fingerprint(x, y),
+        "code": code_fingerprint(*modules),
+    }
+    name = name or type(model_config).__name__.removesuffix("Config").lower()
+    path = _checkpoint_path(name, key, folder)
+    if path.is_file():
+        return load_checkpoint(path, model_config)
+    partial = path.with_suffix(".train.pt")
+    model = fit(model_config, x, y, config, frontend, augment, adversary, partial, progress, device)
+    _save_checkpoint(path, model, model_config, key)
+    partial.unlink(missing_ok=True)
+    return model.cpu()
+
+
+def load_checkpoint(path: str | Path, model_config) -> nn.Module:
+    """Rebuild ``model_config.build()`` and load a checkpoint saved by :func:`trained` (``weights_only=True``)."""
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if state.get("model_config") != _spec(model_config, "model_config"):
+        raise checks.ArgumentError("model_config", f"does not match the checkpoint {path} ({state.get('model_config')})")
+    model = model_config.build()
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def _save_checkpoint(path: Path, model: nn.Module, model_config, key: dict) -> None:
+    state = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": _spec(model_config, "model_config"),
+        "key": json.dumps(key, sort_keys=True),
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
+
+
+def _checkpoint_path(name: str, key: dict, folder) -> Path:
+    folder = Path(folder) if folder else cache_dir() / "checkpoints"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return folder / f"{name}-{digest}.pt"
+
+
+def _spec(obj, name: str):
+    """A JSON-able description of a config, augmentation or adversary (``None`` stays ``None``)."""
+    if obj is None:
+        return None
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise checks.fail(name, "a dataclass instance (its fields are part of the checkpoint's key)", obj)
+    fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {"type": type(obj).__name__, **json.loads(json.dumps(fields, default=str))}
+
+
+def _frontend_spec(frontend: nn.Module, with_gradient: bool) -> dict:
+    settings = dict(frontend.settings())
+    if with_gradient:  # an adversary attacks through the front end: how its gradient passes matters
+        settings.update(gradient=frontend.gradient, refine_steps=frontend.refine_steps, refine_step=frontend.refine_step)
+    return settings
+
+
+# --------------------------------------------------------------------------
+# the linear SVM (scikit-learn)
 # --------------------------------------------------------------------------
 def sparsify_dataset(x: torch.Tensor, frontend, batch_size: int = 4096) -> torch.Tensor:
     """Apply ``frontend`` to every image (no gradients); ``None`` returns ``x``."""
@@ -85,13 +405,6 @@ def sparsify_dataset(x: torch.Tensor, frontend, batch_size: int = 4096) -> torch
         return torch.cat([frontend(b) for b in x.split(batch_size)])
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator):
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for i in range(0, n - batch_size + 1, batch_size):
-            yield perm[i : i + batch_size]
-
-
 def train_linear_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig()) -> LinearClassifier:
     """Fit a linear SVM to images ``x`` with 0/1 labels ``y``; return it for [0, 1] inputs."""
     import warnings
@@ -99,6 +412,8 @@ def train_linear_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMCo
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
+    checks.images(x, "x")
+    checks.labels(y, "y", n=len(x), classes=2)
     X = x.flatten(1).double().numpy()
     if config.pm1:
         X = 2.0 * X - 1.0
@@ -113,54 +428,34 @@ def train_linear_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMCo
     return LinearClassifier.from_weights(w.to(x.dtype), b, tuple(x.shape[1:]))
 
 
-def train_two_layer(x: torch.Tensor, y: torch.Tensor, config: TwoLayerConfig = TwoLayerConfig(), progress: bool = False) -> TwoLayerNet:
-    """Adam on the sigmoid cross-entropy plus ``l2 * sum(W^2)`` over both weight matrices."""
-    from tqdm.auto import tqdm
-
-    with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        model = TwoLayerNet(config.hidden, x[0].numel())
-    gen = torch.Generator().manual_seed(config.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    yf = y.to(torch.float32)
-    batches = _batches(len(x), min(config.batch_size, len(x)), gen)
-    model.train()
-    with torch.enable_grad():  # whatever the caller's grad mode
-        for _ in tqdm(range(config.steps), desc="two-layer net", disable=not progress, leave=False):
-            idx = next(batches)
-            loss = F.binary_cross_entropy_with_logits(model(x[idx]), yf[idx])
-            loss = loss + config.l2 * (model.hidden.weight.pow(2).sum() + model.out.weight.pow(2).sum())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
-def train_cnn(x: torch.Tensor, y: torch.Tensor, config: CNNConfig = CNNConfig(), progress: bool = False) -> NielsenCNN:
-    """SGD with momentum on the softmax cross-entropy, dropout on in training."""
-    from tqdm.auto import tqdm
-
-    with torch.random.fork_rng(), torch.enable_grad():  # dropout draws from the global RNG
-        torch.manual_seed(config.seed)
-        model = NielsenCNN(dropout=config.dropout).to(x.device)  # drawn on the CPU, then moved: same init everywhere
-        gen = torch.Generator().manual_seed(config.seed)
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-        bs = min(config.batch_size, len(x))
-        steps_per_epoch = len(x) // bs
-        batches = _batches(len(x), bs, gen)
-        model.train()
-        for _ in tqdm(range(config.epochs * steps_per_epoch), desc="CNN", disable=not progress, leave=False):
-            idx = next(batches)
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(), frontend=None, folder=None) -> LinearClassifier:
+    """:func:`train_linear_svm` on ``frontend(x)``, fitted once per key (config, front end, data, code) and then loaded."""
+    checks.images(x, "x")
+    checks.labels(y, "y", n=len(x), classes=2)
+    key = {
+        "model": _spec(config, "config"),
+        "frontend": None if frontend is None else frontend.settings(),
+        "data": data_fingerprint(x, y),
+        "code": code_fingerprint(*TRAINING_MODULES),
+        "dtype": str(x.dtype),
+    }
+    path = _checkpoint_path("svm", key, folder)
+    if path.is_file():
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        return LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
+    svm = train_linear_svm(sparsify_dataset(x, frontend), y, config)
+    buf = io.BytesIO()
+    torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b), "key": json.dumps(key, sort_keys=True)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
+    return svm
 
 
 # --------------------------------------------------------------------------
+# fingerprints
+# --------------------------------------------------------------------------
 def data_fingerprint(*tensors: torch.Tensor) -> str:
-    """A short hash of the training data (part of a checkpoint's key)."""
+    """A short hash of tensors' dtypes, shapes and values (part of checkpoint and result keys)."""
     h = hashlib.sha256()
     for t in tensors:
         t = t.detach().cpu().contiguous()
@@ -172,56 +467,3 @@ def data_fingerprint(*tensors: torch.Tensor) -> str:
 def model_fingerprint(model: nn.Module) -> str:
     """A short hash of a model's weights and buffers (in float32, so any dtype or device agrees)."""
     return data_fingerprint(*[t.float() for t in model.state_dict().values()])
-
-
-def cached(name: str, key: dict, train: Callable[[], nn.Module], folder: Path | None = None) -> nn.Module:
-    """Return the model ``train()`` builds, trained once per ``(name, key)`` and then loaded.
-
-    ``key`` holds everything that defines the model (configs as dicts, the
-    front end's settings, :func:`data_fingerprint` of the training data). The
-    checkpoint is the pickled module, written atomically.
-    """
-    folder = Path(folder) if folder else cache_dir() / "checkpoints"
-    digest = hashlib.sha256(json.dumps(_jsonable(key), sort_keys=True).encode()).hexdigest()[:16]
-    path = folder / f"{name}-{digest}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=False, map_location="cpu").eval()  # callers move it
-    model = train()
-    buf = io.BytesIO()
-    torch.save(model, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(_jsonable(key), indent=1, sort_keys=True).encode())
-    return model.eval()
-
-
-def _jsonable(obj):
-    if hasattr(obj, "__dataclass_fields__"):
-        return {type(obj).__name__: asdict(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-_TRAINERS = {SVMConfig: train_linear_svm, TwoLayerConfig: train_two_layer, CNNConfig: train_cnn}
-
-
-def trained(config, x: torch.Tensor, y: torch.Tensor, frontend=None, progress: bool = False) -> nn.Module:
-    """The classifier ``config`` trains on ``x, y`` (sparsified by ``frontend`` first, if given), cached.
-
-    The checkpoint's key is the config, the front end's settings and a
-    fingerprint of the training data, so any change retrains.
-    """
-    kind = type(config)
-    if kind not in _TRAINERS:
-        raise TypeError(f"config must be one of {[k.__name__ for k in _TRAINERS]}, got {kind.__name__}")
-    key = {"config": config, "frontend": None if frontend is None else frontend.settings(), "data": data_fingerprint(x, y)}
-
-    def train():
-        xs = sparsify_dataset(x, frontend)
-        if kind is SVMConfig:
-            return train_linear_svm(xs, y, config)
-        return _TRAINERS[kind](xs, y, config, progress=progress)
-
-    return cached(kind.__name__.removesuffix("Config").lower(), key, train)
