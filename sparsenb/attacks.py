@@ -9,8 +9,15 @@ Conventions shared by every attack:
 * ``eps`` is the :math:`\ell_\infty` budget in [0, 1] pixel units. Every
   returned batch lies in the :math:`\epsilon`-ball around ``x`` and in the
   [0, 1] box; :func:`check_adversarial` verifies this at run time before
-  any attack returns. ``eps = 0`` returns a copy of ``x``. Inputs are never
-  modified.
+  any attack returns. ``eps = 0`` returns a copy of ``x``, an empty batch an
+  empty batch. Inputs are never modified, and no ``.grad`` is left on the
+  model's parameters: gradients are taken with respect to the attack's own
+  variable only.
+* Arguments are checked once per call by :mod:`sparsenb.checks` (one
+  :class:`~sparsenb.checks.ArgumentError` naming the argument): labels must
+  be classes of the model (0/1 for binary models and the linear attacks),
+  and an input gradient with NaN or infinity raises
+  :class:`~sparsenb.checks.GradientError` instead of becoming a zero step.
 * ``model`` maps images to logits and is used as it is (put it in ``eval()``
   mode first). A defended model is ``nn.Sequential(frontend, classifier)``;
   how gradients pass the front end (``bpda``, ``projection``, ``iterated``)
@@ -29,12 +36,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 
-from .frontend import check_images
+from . import checks
+from .frontend import SparsifyingFrontEnd
 
 __all__ = [
     "AttackCheckError",
@@ -64,10 +71,16 @@ def check_adversarial(x_adv: torch.Tensor, x: torch.Tensor, eps: float | None) -
     """Raise :class:`AttackCheckError` unless ``x_adv`` lies in [0, 1] and within ``eps`` of ``x``.
 
     ``eps=None`` checks the box only (for unbounded attacks such as C&W).
-    The tolerance is a few rounding errors of the dtype.
+    The tolerance is a few rounding errors of the dtype. An empty batch passes.
     """
+    checks.tensor(x_adv, "x_adv")
+    checks.images(x, "x", scan=False)
+    if eps is not None:
+        eps = checks.real(eps, "eps", 0.0, 1.0)
     if x_adv.shape != x.shape:
         raise AttackCheckError(f"x_adv has shape {tuple(x_adv.shape)}, x has {tuple(x.shape)}")
+    if not x_adv.numel():
+        return x_adv
     if not bool(torch.isfinite(x_adv).all()):
         raise AttackCheckError("x_adv contains NaN or infinite values")
     lo, hi = float(x_adv.min()), float(x_adv.max())
@@ -81,31 +94,52 @@ def check_adversarial(x_adv: torch.Tensor, x: torch.Tensor, eps: float | None) -
     return x_adv
 
 
-def _check_eps(eps, name: str = "eps") -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps):
-        raise TypeError(f"{name} must be a finite number, got {eps!r}")
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1] (pixel units), got {eps}")
-    return float(eps)
+def _eps(eps) -> float:
+    return checks.real(eps, "eps", 0.0, 1.0)
 
 
-def _check_steps(steps, name: str = "steps") -> int:
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {steps!r}")
-    return int(steps)
+def _step(step, name: str = "step") -> float:
+    return checks.real(step, name, 0.0, 1.0, low_open=True)
 
 
-def _check_inputs(x, y, eps, step=None, steps=None):
-    check_images(x, "x")
-    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32) or y.shape != (x.shape[0],):
-        raise ValueError(f"y must be an integer tensor of shape ({x.shape[0]},), got {getattr(y, 'shape', y)!r}")
-    eps = _check_eps(eps)
-    if step is not None:
-        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not step > 0:
-            raise ValueError(f"step must be a number > 0, got {step!r}")
-    if steps is not None:
-        _check_steps(steps)
-    return eps
+def _steps(steps, name: str = "steps") -> int:
+    return checks.integer(steps, name, 0)
+
+
+def _classes(model, x: torch.Tensor) -> int:
+    """The number of classes of ``model``, from its logits on one image (a single logit: two classes)."""
+    with torch.no_grad():
+        z = model(x[:1])
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() not in (1, 2) or len(z) != 1:
+        raise checks.fail("model", "a function of images (B, C, H, W) returning logits (B,) or (B, L)", z)
+    return max(2, z.shape[1] if z.dim() == 2 else 1)
+
+
+def _network_inputs(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check ``model``, ``x`` and ``y`` (classes of the model); return ``x`` detached and ``y``."""
+    checks.function(model, "model")
+    x = checks.images(x, "x").detach()
+    y = checks.labels(y, "y", len(x), device=x.device)
+    if len(x):
+        checks.labels(y, "y", classes=_classes(model, x))
+    return x, y
+
+
+def _linear_inputs(w, x, y, frontend=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the linear attacks' ``w``, ``x``, ``y`` (0/1) and ``frontend``; return ``w`` as an image, ``x``, ``y``."""
+    if frontend is not None and not isinstance(frontend, SparsifyingFrontEnd):
+        raise checks.fail("frontend", "a SparsifyingFrontEnd", frontend)
+    size = None if frontend is None else frontend.image_size
+    x = checks.images(x, "x", None if frontend is None else frontend.channels, size).detach()
+    y = checks.labels(y, "y", len(x), classes=2, device=x.device)
+    checks.tensor(w, "w", floating=True)
+    if w.numel() != x[0].numel():
+        raise checks.ArgumentError(
+            "w", f"must hold one weight per pixel, as an image {tuple(x.shape[1:])}, got shape {tuple(w.shape)}"
+        )
+    if not bool(torch.isfinite(w).all()):
+        raise checks.ArgumentError("w", "contains NaN or infinite values")
+    return w.detach().to(x.device, x.dtype).reshape(x.shape[1:]), x, y
 
 
 def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -115,6 +149,8 @@ def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
 
 def two_class_logits(z: torch.Tensor) -> torch.Tensor:
     """Logits ``(B, L)``; a binary model's single logit ``z`` becomes ``(0, z)``."""
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() not in (1, 2):
+        raise checks.fail("z", "a floating tensor of logits (B,) or (B, L)", z)
     if z.dim() == 1:
         z = z[:, None]
     if z.shape[-1] == 1:
@@ -135,7 +171,7 @@ def _grad(model, x: torch.Tensor, objective) -> torch.Tensor:
 
 
 def _ce_grad(model, x, y):
-    y = y.long()  # cross_entropy needs int64 class indices; _check_inputs accepts int32 too
+    y = y.long()  # cross_entropy needs int64 class indices; checks.labels accepts int32 too
     return _grad(model, x, lambda z: F.cross_entropy(z, y, reduction="none"))
 
 
@@ -160,10 +196,11 @@ def semi_white_box(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float
     :math:`+e`. Without clipping the output moves by :math:`\epsilon\|w\|_1`
     (Eq. 2); the [0, 1] box can only reduce that.
     """
-    eps = _check_inputs(x, y, eps)
-    if eps == 0:
+    eps = _eps(eps)
+    w, x, y = _linear_inputs(w, x, y)
+    if eps == 0 or not len(x):
         return x.clone()
-    d = torch.sign(w.to(x.dtype)).expand_as(x)
+    d = torch.sign(w).expand_as(x)
     return _finish(_project(x + eps * _against_true_class(y, x.dtype) * d, x, eps), x, eps)
 
 
@@ -174,10 +211,11 @@ def white_box(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float, fro
     (:class:`~sparsenb.frontend.SparsifyingFrontEnd`); at high SNR the output
     moves by :math:`\epsilon\|\mathcal{P}_K(w, x)\|_1` (Sec. IV-A).
     """
-    eps = _check_inputs(x, y, eps)
-    if eps == 0:
+    eps = _eps(eps)
+    w, x, y = _linear_inputs(w, x, y, frontend)
+    if eps == 0 or not len(x):
         return x.clone()
-    d = torch.sign(frontend.project(w.to(x.dtype).expand_as(x), x))
+    d = torch.sign(frontend.project(w.expand_as(x), x))
     return _finish(_project(x + eps * _against_true_class(y, x.dtype) * d, x, eps), x, eps)
 
 
@@ -191,11 +229,12 @@ def iterated_white_box(
     :math:`\delta` = ``step`` :math:`\le \epsilon`, against the true class,
     with :math:`x + e` kept in [0, 1] at every step.
     """
-    eps = _check_inputs(x, y, eps, step, steps)
-    if eps == 0 or steps == 0:
+    eps, step, steps = _eps(eps), _step(step), _steps(steps)
+    w, x, y = _linear_inputs(w, x, y, frontend)
+    if eps == 0 or steps == 0 or not len(x):
         return x.clone()
     s = _against_true_class(y, x.dtype)
-    wb = w.to(x.dtype).expand_as(x)
+    wb = w.expand_as(x)
     x_adv = x.clone()
     for _ in range(steps):
         x_adv = _project(x_adv + step * s * torch.sign(frontend.project(wb, x_adv)), x, eps)
@@ -235,8 +274,10 @@ def _locally_linear_step(model, x_cur: torch.Tensor, y: torch.Tensor, x: torch.T
 
     For every wrong class i: candidate ``x_cur + budget * sgn(grad(y_i - y_t))``;
     keep the candidate with the largest margin ``y_i - y_t`` after the step.
+    Returns the step and whether its gradients were finite (a 0-d bool tensor).
     """
     z, G = _margin_gradients(model, x_cur, y)
+    finite = torch.isfinite(G).all()
     B, L = z.shape
     b = torch.arange(B, device=x.device)
     best = x_cur.clone()
@@ -252,7 +293,7 @@ def _locally_linear_step(model, x_cur: torch.Tensor, y: torch.Tensor, x: torch.T
         better = margin > best_margin
         best[better] = cand[better]
         best_margin = torch.where(better, margin, best_margin)
-    return best
+    return best, finite
 
 
 def locally_linear(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -266,10 +307,13 @@ def locally_linear(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch
     binary model this is FGSM; for a linear model with a front end using
     ``gradient="projection"`` and ``clip=False`` it is :func:`white_box`.
     """
-    eps = _check_inputs(x, y, eps)
-    if eps == 0:
+    eps = _eps(eps)
+    x, y = _network_inputs(model, x, y)
+    if eps == 0 or not len(x):
         return x.clone()
-    return _finish(_locally_linear_step(model, x, y, x, eps, eps), x, eps)
+    x_adv, finite = _locally_linear_step(model, x, y, x, eps, eps)
+    checks.finite_gradient(finite)
+    return _finish(x_adv, x, eps)
 
 
 def iterative_locally_linear(model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int) -> torch.Tensor:
@@ -281,12 +325,16 @@ def iterative_locally_linear(model, x: torch.Tensor, y: torch.Tensor, eps: float
     :math:`\epsilon`-ball and the box. (The authors' release applied the
     step twice per iteration; this does not.)
     """
-    eps = _check_inputs(x, y, eps, step, steps)
-    if eps == 0 or steps == 0:
+    eps, step, steps = _eps(eps), _step(step), _steps(steps)
+    x, y = _network_inputs(model, x, y)
+    if eps == 0 or steps == 0 or not len(x):
         return x.clone()
     x_adv = x.clone()
+    finite = torch.ones((), dtype=torch.bool, device=x.device)  # checked once, after the loop
     for _ in range(steps):
-        x_adv = _locally_linear_step(model, x_adv, y, x, step, eps)
+        x_adv, ok = _locally_linear_step(model, x_adv, y, x, step, eps)
+        finite &= ok
+    checks.finite_gradient(finite)
     return _finish(x_adv, x, eps)
 
 
@@ -295,10 +343,12 @@ def iterative_locally_linear(model, x: torch.Tensor, y: torch.Tensor, eps: float
 # --------------------------------------------------------------------------
 def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     r"""FGSM (Goodfellow et al.): :math:`x + \epsilon\,\mathrm{sgn}\nabla_x J(x, y)`, cross-entropy :math:`J`."""
-    eps = _check_inputs(x, y, eps)
-    if eps == 0:
+    eps = _eps(eps)
+    x, y = _network_inputs(model, x, y)
+    if eps == 0 or not len(x):
         return x.clone()
-    return _finish(_project(x + eps * torch.sign(_ce_grad(model, x, y)), x, eps), x, eps)
+    g = checks.finite_gradient(_ce_grad(model, x, y))
+    return _finish(_project(x + eps * torch.sign(g), x, eps), x, eps)
 
 
 def ifgsm(
@@ -310,16 +360,20 @@ def ifgsm(
     with the current iterate (which is what a run of ``k`` steps returns), to
     record accuracies or switch flips along one long run.
     """
-    eps = _check_inputs(x, y, eps, step, steps)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    if eps == 0 or steps == 0:
+    eps, step, steps = _eps(eps), _step(step), _steps(steps)
+    callback = checks.function(callback, "callback", optional=True)
+    x, y = _network_inputs(model, x, y)
+    if eps == 0 or steps == 0 or not len(x):
         return x.clone()
     x_adv = x.clone()
+    finite = torch.ones((), dtype=torch.bool, device=x.device)  # checked once, after the loop
     for k in range(1, steps + 1):
-        x_adv = _project(x_adv + step * torch.sign(_ce_grad(model, x_adv, y)), x, eps)
+        g = _ce_grad(model, x_adv, y)
+        finite &= torch.isfinite(g).all()
+        x_adv = _project(x_adv + step * torch.sign(g), x, eps)
         if callback is not None:
             callback(k, x_adv.detach())
+    checks.finite_gradient(finite)
     return _finish(x_adv, x, eps)
 
 
@@ -331,18 +385,21 @@ def mifgsm(
     The gradient is normalised by its :math:`\ell_1` norm *per image*;
     :math:`\mu` = ``decay`` (1.0 in the paper).
     """
-    eps = _check_inputs(x, y, eps, step, steps)
-    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not (math.isfinite(decay) and decay >= 0):
-        raise ValueError(f"decay must be a finite number >= 0, got {decay!r}")
-    if eps == 0 or steps == 0:
+    eps, step, steps = _eps(eps), _step(step), _steps(steps)
+    decay = checks.real(decay, "decay", 0.0)
+    x, y = _network_inputs(model, x, y)
+    if eps == 0 or steps == 0 or not len(x):
         return x.clone()
     x_adv = x.clone()
     g = torch.zeros_like(x)
+    finite = torch.ones((), dtype=torch.bool, device=x.device)  # checked once, after the loop
     for _ in range(steps):
         grad = _ce_grad(model, x_adv, y)
+        finite &= torch.isfinite(grad).all()
         norm = grad.abs().flatten(1).sum(1).clamp_min(torch.finfo(x.dtype).tiny).reshape(-1, 1, 1, 1)
         g = decay * g + grad / norm
         x_adv = _project(x_adv + step * torch.sign(g), x, eps)
+    checks.finite_gradient(finite)
     return _finish(x_adv, x, eps)
 
 
@@ -385,12 +442,14 @@ def pgd(
     and whatever the total number of restarts, so more restarts never raise
     accuracy.
     """
-    eps = _check_inputs(x, y, eps, step, steps)
-    if isinstance(restarts, bool) or not isinstance(restarts, numbers.Integral) or restarts < 1:
-        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
-    if eps == 0:
+    eps, step, steps = _eps(eps), _step(step), _steps(steps)
+    restarts = checks.integer(restarts, "restarts", 1)
+    seed = checks.seed(seed)
+    x, y = _network_inputs(model, x, y)
+    if eps == 0 or not len(x):
         return x.clone()
     seeds = _image_seeds(x, seed)
+    finite = torch.ones((), dtype=torch.bool, device=x.device)  # checked once, after the loops
     best = x.clone()
     alive = torch.ones(len(x), dtype=torch.bool, device=x.device)  # not fooled yet
     for r in range(restarts):
@@ -400,11 +459,14 @@ def pgd(
         xi, yi = x[idx], y[idx]
         x_adv = _uniform_start(xi, eps, [seeds[i] for i in idx.tolist()], r)
         for _ in range(steps):
-            x_adv = _project(x_adv + step * torch.sign(_ce_grad(model, x_adv, yi)), xi, eps)
+            g = _ce_grad(model, x_adv, yi)
+            finite &= torch.isfinite(g).all()
+            x_adv = _project(x_adv + step * torch.sign(g), xi, eps)
         with torch.no_grad():
             fooled = _logits(model, x_adv).argmax(1) != yi
         best[idx] = x_adv
         alive[idx[fooled]] = False
+    checks.finite_gradient(finite)
     return _finish(best, x, eps)
 
 
@@ -436,13 +498,15 @@ def carlini_wagner_l2(
     its iterate) once its own loss has not fallen by 0.01% over a tenth of
     ``max_iterations``, so a batch gives each image the result it gets alone.
     """
-    _check_inputs(x, y, 0.0)
-    for name, v in (("binary_search_steps", binary_search_steps), ("max_iterations", max_iterations)):
-        _check_steps(v, name)
-    for name, v, lo in (("confidence", confidence, 0.0), ("learning_rate", learning_rate, None), ("initial_const", initial_const, None)):
-        ok = not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
-        if not ok or (v < lo if lo is not None else v <= 0):
-            raise ValueError(f"{name} must be a finite number {'>= 0' if lo is not None else '> 0'}, got {v!r}")
+    confidence = checks.real(confidence, "confidence", 0.0)
+    learning_rate = checks.real(learning_rate, "learning_rate", 0.0, low_open=True)
+    binary_search_steps = _steps(binary_search_steps, "binary_search_steps")
+    max_iterations = _steps(max_iterations, "max_iterations")
+    initial_const = checks.real(initial_const, "initial_const", 0.0, low_open=True)
+    abort_early = checks.flag(abort_early, "abort_early")
+    x, y = _network_inputs(model, x, y)
+    if not len(x):
+        return x.clone()
     B = len(x)
     dev, dt = x.device, x.dtype
     lower = torch.zeros(B, device=dev, dtype=dt)
@@ -460,6 +524,7 @@ def carlini_wagner_l2(
         return z[b, y] - other.max(1).values
 
     check_every = max(1, max_iterations // 10)
+    finite = torch.ones((), dtype=torch.bool, device=dev)  # checked once, at the end
     for _ in range(binary_search_steps):
         w = w0.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=learning_rate)
@@ -473,8 +538,8 @@ def carlini_wagner_l2(
                 l2 = (x_adv - x).pow(2).flatten(1).sum(1)
                 m = margin(_logits(model, x_adv))
                 loss_each = l2 + const * torch.clamp(m, min=-confidence)
-                opt.zero_grad()
-                loss_each.sum().backward()
+                (w.grad,) = torch.autograd.grad(loss_each.sum(), w)  # w only: no .grad on the model
+            finite &= torch.isfinite(w.grad).all()
             opt.step()
             with torch.no_grad():
                 if abort_early and it % check_every == 0:
@@ -494,4 +559,5 @@ def carlini_wagner_l2(
         upper = torch.where(success, torch.minimum(upper, const), upper)
         lower = torch.where(success, lower, torch.maximum(lower, const))
         const = torch.where(upper < 1e9, (lower + upper) / 2, const * 10)
+    checks.finite_gradient(finite)
     return check_adversarial(best.clamp(0.0, 1.0).detach(), x, None)

@@ -3,17 +3,20 @@
 Each check takes the value and the argument's ``name`` and either returns
 the value in a normal form (a Python ``int``/``float``/``tuple``, a tensor)
 or raises :class:`ArgumentError`, whose message starts with the argument's
-name and says what was expected and what came. ``ArgumentError`` derives
-from both ``TypeError`` and ``ValueError``, so callers may catch either;
-its ``argument`` attribute holds the name.
+name and says what was expected and what came (``eps must be a finite
+number >= 0 and <= 1, got 1.5``). ``ArgumentError`` derives from both
+``TypeError`` and ``ValueError``, so callers may catch either; its
+``argument`` attribute holds the name.
 
 Checks never create, write or move anything: a call that fails leaves no
-trace.
+trace. Checks that scan a whole tensor (:func:`images`, :func:`labels`)
+belong at a function's entry, once per call, not inside its loops.
 """
 from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -21,6 +24,7 @@ import torch
 
 __all__ = [
     "ArgumentError",
+    "GradientError",
     "fail",
     "real",
     "integer",
@@ -30,6 +34,8 @@ __all__ = [
     "size2d",
     "per_channel",
     "function",
+    "path",
+    "tensor",
     "images",
     "labels",
     "finite_gradient",
@@ -37,11 +43,15 @@ __all__ = [
 
 
 class ArgumentError(TypeError, ValueError):
-    """A bad argument: the message names it; ``argument`` holds its name."""
+    """A bad argument: the message starts with its name; ``argument`` holds the name."""
 
     def __init__(self, argument: str, message: str):
-        super().__init__(f"{argument}: {message}")
+        super().__init__(f"{argument} {message}")
         self.argument = argument
+
+
+class GradientError(ArgumentError, FloatingPointError):
+    """A model whose input gradient holds NaN or infinity (also a ``FloatingPointError``)."""
 
 
 def fail(name: str, expected: str, value: Any) -> ArgumentError:
@@ -52,14 +62,21 @@ def fail(name: str, expected: str, value: Any) -> ArgumentError:
 def _show(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape} and dtype {value.dtype}"
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})" if not isinstance(value, (int, float, str)) or isinstance(value, bool) else text
+    plain = isinstance(value, (int, float, str)) and not isinstance(value, bool)
+    return text if plain else f"{text} ({type(value).__name__})"
 
 
 def _is_real(value) -> bool:
     return isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _bounds_text(low, high, low_open, high_open) -> str:
@@ -71,6 +88,9 @@ def _bounds_text(low, high, low_open, high_open) -> str:
     return " and ".join(parts)
 
 
+# --------------------------------------------------------------------------
+# scalars and options
+# --------------------------------------------------------------------------
 def real(
     value,
     name: str,
@@ -79,12 +99,13 @@ def real(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    """A finite real number (not a bool) within the given bounds, as ``float``."""
+    """A finite real number (not a bool, not a string, not a tensor) within the bounds, as ``float``."""
     bounds = _bounds_text(low, high, low_open, high_open)
     expected = "a finite number" + (f" {bounds}" if bounds else "")
-    if not _is_real(value):
-        raise fail(name, expected, value)
-    v = float(value)
+    try:
+        v = float(value) if _is_real(value) else math.nan
+    except OverflowError:  # an int beyond the float range
+        v = math.inf
     if not math.isfinite(v):
         raise fail(name, expected, value)
     if low is not None and (v <= low if low_open else v < low):
@@ -98,7 +119,7 @@ def integer(value, name: str, low: int | None = None, high: int | None = None) -
     """A whole number given as an int (not a bool, not a float such as 1.5 or 2.0), as ``int``."""
     bounds = _bounds_text(low, high, False, False)
     expected = "an int" + (f" {bounds}" if bounds else "")
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+    if not _is_int(value):
         raise fail(name, expected, value)
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
@@ -108,7 +129,9 @@ def integer(value, name: str, low: int | None = None, high: int | None = None) -
 
 def seed(value, name: str = "seed") -> int:
     """A random seed: an int in [0, 2**63)."""
-    return integer(value, name, 0, 2**63 - 1)
+    if not _is_int(value) or not 0 <= int(value) < 2**63:
+        raise fail(name, "an int in [0, 2**63)", value)
+    return int(value)
 
 
 def flag(value, name: str) -> bool:
@@ -119,10 +142,10 @@ def flag(value, name: str) -> bool:
 
 
 def choice(value, name: str, options: Iterable) -> Any:
-    """One of ``options`` (compared with ``==``, strings exactly)."""
+    """One of ``options`` (same type and ``==``; strings exactly)."""
     options = tuple(options)
     try:
-        ok = any(type(value) is type(o) and value == o or (o is None and value is None) for o in options)
+        ok = any(type(value) is type(o) and value == o for o in options)
     except Exception:  # noqa: BLE001 - an object whose == fails is not an option
         ok = False
     if not ok:
@@ -132,7 +155,7 @@ def choice(value, name: str, options: Iterable) -> Any:
 
 def size2d(value, name: str) -> tuple[int, int]:
     """An image size ``(H, W)`` of positive ints (an int ``n`` means ``(n, n)``)."""
-    if _is_real(value) and isinstance(value, (numbers.Integral, np.integer)):
+    if _is_int(value):
         value = (value, value)
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
         raise fail(name, "a pair (H, W) of positive ints", value)
@@ -140,16 +163,14 @@ def size2d(value, name: str) -> tuple[int, int]:
 
 
 def per_channel(value, name: str, channels: int, check: Callable[[Any, str], Any]) -> tuple:
-    """One value for every channel: a single value is repeated, a sequence must have one per channel.
+    """One value for every channel: a single value is repeated, a list or tuple must have one per channel.
 
     ``check(v, name)`` validates each value (e.g. ``lambda v, n: real(v, n, 0, 1, low_open=True)``).
     """
     if isinstance(value, (list, tuple)):
         if len(value) != channels:
-            raise fail(name, f"one value or one per channel ({channels})", value)
+            raise fail(name, f"one value or a tuple of one per channel ({channels})", value)
         return tuple(check(v, f"{name}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        raise fail(name, "a number or a tuple with one number per channel", value)
     return (check(value, name),) * channels
 
 
@@ -162,42 +183,74 @@ def function(value, name: str, optional: bool = False):
     return value
 
 
+def path(value, name: str, optional: bool = False):
+    """A file-system path: a non-empty ``str`` or ``os.PathLike`` (or ``None`` where ``optional``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value.strip()):
+        raise fail(name, "a path (str or pathlib.Path)" + (" or None" if optional else ""), value)
+    return value
+
+
+# --------------------------------------------------------------------------
+# tensors
+# --------------------------------------------------------------------------
+def tensor(x, name: str, n: int | None = None, floating: bool = False) -> torch.Tensor:
+    """A ``torch.Tensor``: float32/float64 if ``floating``; with ``n``, a batch of ``n`` rows (first dimension)."""
+    if not isinstance(x, torch.Tensor):
+        raise fail(name, "a torch.Tensor", x)
+    if floating and x.dtype not in (torch.float32, torch.float64):
+        raise ArgumentError(name, f"must be a float32 or float64 tensor, got dtype {x.dtype}")
+    if n is not None and (x.dim() == 0 or x.shape[0] != n):
+        raise ArgumentError(name, f"must have {n} rows (one per example), got shape {tuple(x.shape)}")
+    return x
+
+
 def images(
     x,
     name: str = "x",
     channels: int | None = None,
     size: tuple[int, int] | None = None,
     box: bool = True,
+    scan: bool = True,
 ) -> torch.Tensor:
-    """A float32/float64 batch ``(B, C, H, W)`` (``B`` may be 0), finite and, with ``box``, in [0, 1]."""
+    """A float32/float64 batch ``(B, C, H, W)`` (``B`` may be 0), finite and, with ``box``, in [0, 1].
+
+    ``box=False`` checks finiteness only (for perturbations); ``scan=False``
+    checks type, dtype and shape only, in O(1) (for use inside loops). The
+    value scan is one reduction (one device sync); the diagnosis runs only
+    on failure.
+    """
     if not isinstance(x, torch.Tensor):
         raise fail(name, "a torch.Tensor of images (B, C, H, W)", x)
     if x.dtype not in (torch.float32, torch.float64):
         raise ArgumentError(name, f"must be a float32 or float64 tensor, got dtype {x.dtype}")
-    if x.dim() != 4:
-        raise ArgumentError(name, f"must have shape (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.dim() != 4 or min(x.shape[1:]) < 1:
+        raise ArgumentError(name, f"must have shape (B, C, H, W) with C, H, W >= 1, got shape {tuple(x.shape)}")
     if channels is not None and x.shape[1] != channels:
         raise ArgumentError(name, f"must have {channels} channel(s), got shape {tuple(x.shape)}")
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         raise ArgumentError(name, f"must be images of size {tuple(size)}, got shape {tuple(x.shape)}")
-    if x.numel():
-        if not bool(torch.isfinite(x).all()):
-            raise ArgumentError(name, "contains NaN or infinite values")
-        if box:
-            lo, hi = float(x.min()), float(x.max())
-            if lo < 0.0 or hi > 1.0:
-                raise ArgumentError(name, f"must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    if scan and x.numel():
+        v = x.detach()
+        ok = ((v >= 0) & (v <= 1)).all() if box else torch.isfinite(v).all()  # NaN fails both comparisons
+        if not bool(ok):
+            if not bool(torch.isfinite(v).all()):
+                raise ArgumentError(name, "contains NaN or infinite values")
+            raise ArgumentError(name, f"must lie in [0, 1], got values in [{float(v.min()):.4g}, {float(v.max()):.4g}]")
     return x
 
 
-def labels(y, name: str = "y", n: int | None = None, classes: int | None = None) -> torch.Tensor:
-    """Class labels: an int64/int32 tensor ``(n,)`` with values in ``[0, classes)``."""
+def labels(y, name: str = "y", n: int | None = None, classes: int | None = None, device=None) -> torch.Tensor:
+    """Class labels: an int64/int32 tensor ``(n,)`` (on ``device`` if given) with values in ``[0, classes)``."""
     if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
         raise fail(name, "an int64 tensor of class labels", y)
     if y.dim() != 1 or (n is not None and y.shape[0] != n):
-        raise ArgumentError(name, f"must have shape ({'B' if n is None else n},), got shape {tuple(y.shape)}")
+        raise ArgumentError(name, f"must be a tensor of shape ({'B' if n is None else n},), got shape {tuple(y.shape)}")
+    if device is not None and y.device != torch.device(device):
+        raise ArgumentError(name, f"must be on the images' device {device}, got device {y.device}")
     if classes is not None and y.numel():
-        lo, hi = int(y.min()), int(y.max())
+        lo, hi = (int(v) for v in torch.aminmax(y))
         if lo < 0 or hi >= classes:
             raise ArgumentError(
                 name, f"must hold class labels in [0, {classes - 1}] ({classes} classes), got values in [{lo}, {hi}]"
@@ -205,14 +258,20 @@ def labels(y, name: str = "y", n: int | None = None, classes: int | None = None)
     return y
 
 
-def finite_gradient(g: torch.Tensor, what: str = "the model") -> torch.Tensor:
-    """Raise ``FloatingPointError`` if an input gradient holds NaN or infinity.
+def finite_gradient(g: torch.Tensor, name: str = "model") -> torch.Tensor:
+    """Raise :class:`GradientError` naming ``name`` if an input gradient holds NaN or infinity.
 
-    A NaN gradient would otherwise become a zero step (``sign(nan) = 0``) and a
-    broken model would look robust.
+    ``g`` is the gradient, or a boolean tensor that is True where gradients
+    were finite (an attack collects one over its steps, so that it checks
+    once per call without a device sync per step). A NaN gradient would
+    otherwise become a zero step (``sign(nan) = 0``) and a broken model
+    would look robust.
     """
-    if not bool(torch.isfinite(g).all()):
-        raise FloatingPointError(
-            f"the input gradient of {what} contains NaN or infinite values; the model's output or loss is not finite"
+    ok = g.all() if g.dtype == torch.bool else torch.isfinite(g).all()
+    if not bool(ok):
+        raise GradientError(
+            name,
+            "gives an input gradient with NaN or infinite values (its logits or loss are not finite "
+            "at these images); attacking it would take zero steps and make it look robust",
         )
     return g
