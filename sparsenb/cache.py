@@ -5,6 +5,7 @@ a source checkout (git-ignored), else ``~/.cache/sparsenb``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -73,11 +74,13 @@ def code_fingerprint(*modules: str) -> str:
     h = hashlib.sha256()
     for module in sorted(set(modules)):
         for path in _module_paths(module):
-            h.update(_normalised_source(path).encode())
+            stat = path.stat()
+            h.update(_normalised_source(path, stat.st_mtime_ns, stat.st_size).encode())
     return h.hexdigest()[:16]
 
 
-def _normalised_source(path: Path) -> str:
+@functools.lru_cache(maxsize=256)
+def _normalised_source(path: Path, mtime_ns: int, size: int) -> str:
     """The module's syntax tree without docstrings, comments and positions, as text."""
     import ast
 

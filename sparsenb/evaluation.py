@@ -1,26 +1,21 @@
-"""Measuring models: accuracy with confidence intervals, attacks run in batches
-and checked, and sweeps whose finished cells are stored atomically and not
-recomputed.
+"""Measuring models: predictions, accuracy with Wilson intervals, attacks run in
+batches and checked, and the per-image measurements behind Table VI and
+Figs. 9-10 (I-FGSM sweeps, ReLU switch flips).
+
+Storing and resuming results is :mod:`sparsenb.experiments`' job; the
+functions here compute and return plain data.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from . import checks
-from .attacks import check_adversarial, ifgsm, two_class_logits
-from .cache import atomic_write_json, cache_dir
-from .models import flip_share, switch_states
-
-#: The modules whose source decides what an attack run computes; their hash
-#: keys stored results (:func:`code_fingerprint`).
-COMPUTING_MODULES = ("attacks", "basis", "evaluation", "frontend", "models")
+from .attacks import check_adversarial, ifgsm, iterative_locally_linear, two_class_logits
+from .frontend import support_overlap
+from .switches import flip_share, switch_states
 
 __all__ = [
     "predict",
@@ -31,21 +26,26 @@ __all__ = [
     "run_attack",
     "attack_outcomes",
     "switch_flips",
+    "one_step_flips",
     "ifgsm_sweep",
-    "support_overlap",
-    "code_fingerprint",
-    "ResultStore",
 ]
 
 
 @torch.no_grad()
 def predict(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted classes ``(B,)``; binary models (one logit) predict 1 where it is positive."""
+    checks.images(x, "x")
+    checks.integer(batch_size, "batch_size", 1)
+    if len(x) == 0:
+        return torch.zeros(0, dtype=torch.int64, device=x.device)
     return torch.cat([two_class_logits(model(b)).argmax(1) for b in x.split(batch_size)])
 
 
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
     """Share of ``x`` classified as ``y``."""
+    checks.labels(y, "y", n=len(x))
+    if len(x) == 0:
+        raise checks.ArgumentError("x", "must hold at least one image to measure an accuracy")
     return float((predict(model, x, batch_size) == y).double().mean())
 
 
@@ -130,7 +130,7 @@ def attack_outcomes(
     check_adversarial(x_adv, x, eps)
     out = {"correct": (predict(model, x_adv) == y).int().tolist()}
     if frontend is not None:
-        out["overlap"] = support_overlap(frontend, x, x_adv).tolist()
+        out["overlap"] = support_overlap(x, x_adv, frontend.K, frontend.transform).tolist()
     if distances:
         e = (x_adv - x).flatten(1)
         out["linf"] = e.abs().max(1).values.tolist()
@@ -208,58 +208,11 @@ def ifgsm_sweep(
     return out
 
 
-def support_overlap(frontend, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-    r""":math:`|\mathcal{S}_K(x) \cap \mathcal{S}_K(x + e)|` per image, summed over channels."""
-    return (frontend.support(x) & frontend.support(x_adv)).flatten(1).sum(1)
+def one_step_flips(model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, batch_size: int = 500) -> dict:
+    """Switch flips caused by one step of size ``step`` of the iterative locally linear attack (Fig. 9).
 
-
-def code_fingerprint(modules: tuple[str, ...] = COMPUTING_MODULES) -> str:
-    """A short hash of the source of these ``sparsenb`` modules.
-
-    Part of a :class:`ResultStore`'s settings, so that results computed by
-    older code are not reused once an attack, the front end or a model changes.
+    The step is checked to stay within ``step`` of ``x``; returns :func:`switch_flips`.
     """
-    h = hashlib.sha256()
-    for module in modules:
-        path = Path(__file__).parent / f"{module}.py"
-        if not path.is_file():
-            raise ValueError(f"modules: sparsenb has no module {module!r}")
-        h.update(module.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-class ResultStore:
-    """A JSON file of finished results, one entry per key, rewritten atomically after each.
-
-    ``store.get_or_compute(key, fn)`` returns the stored value for ``key`` or
-    computes ``fn()``, stores it and returns it; a run that is interrupted
-    resumes where it stopped. Values must be JSON-serialisable.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
-
-    @classmethod
-    def for_run(cls, name: str, settings: dict) -> "ResultStore":
-        """A store in ``<cache>/results/`` named after ``name`` and a hash of ``settings``."""
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        return cls(cache_dir() / "results" / f"{name}-{digest}.json")
-
-    @staticmethod
-    def _key(key) -> str:
-        return key if isinstance(key, str) else json.dumps(key, sort_keys=True, default=str)
-
-    def __contains__(self, key) -> bool:
-        return self._key(key) in self.data
-
-    def __getitem__(self, key):
-        return self.data[self._key(key)]
-
-    def get_or_compute(self, key, fn: Callable):
-        k = self._key(key)
-        if k not in self.data:
-            self.data[k] = fn()
-            atomic_write_json(self.path, self.data)
-        return self.data[k]
+    x1 = run_attack(iterative_locally_linear, x, y, batch_size, model=model, eps=eps, step=step, steps=1)
+    check_adversarial(x1, x, step)
+    return switch_flips(model, x, x1, batch_size)

@@ -1,0 +1,473 @@
+r"""Experiments as data: attack grids declared once, run in batches, stored per image.
+
+An attack grid is *victims* × *attacks* × *gradient treatments* × :math:`\epsilon`.
+A victim is a classifier and, if defended, its front end; each cell picks how
+gradients pass the front end (``bpda``, ``projection``, ``iterated``) for
+the attacks that take gradients. :func:`run` attacks every cell in batches
+(with progress), checks every adversarial image in the
+:math:`\epsilon`-ball and the [0, 1] box, and stores *per-image* outcomes
+under a key derived from what computed them: the victim's weights and front
+end, the attack and its settings, :math:`\epsilon`, the images, and the code
+(:func:`~sparsenb.cache.code_fingerprint`). A killed run resumes: finished
+cells are read back, and a cell that was interrupted continues from its last
+finished batch (attacks give each image the result it gets alone, so
+batches may be regrouped).
+
+:class:`Outcomes` answers questions about the finished grid (accuracy with
+its Wilson interval, the worst case per image over any set of cells, which
+gradient hurt most), and :class:`Comparison` sets our numbers beside the
+paper's (``paper_numbers.csv``) with a verdict per row.
+
+:func:`stored` gives the same keyed, resumable storage to any other
+experiment function (a sweep, a count of switch flips): its key is derived
+from its arguments, so chapters never build keys by hand.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import attacks, checks
+from .cache import atomic_write_json, cache_dir, code_fingerprint
+from .evaluation import accuracy_interval, format_accuracy, predict
+from .frontend import GRADIENTS, SparsifyingFrontEnd, support_overlap
+from .models import defended
+from .reference import paper_number
+from .training import data_fingerprint, model_fingerprint
+
+__all__ = [
+    "RESULT_MODULES",
+    "Attack",
+    "Victim",
+    "Cell",
+    "Grid",
+    "Outcomes",
+    "Comparison",
+    "run",
+    "stored",
+    "result_key",
+    "with_gradient",
+]
+
+#: The modules whose code decides what a stored result holds (part of every result's key).
+RESULT_MODULES = ("attacks", "basis", "evaluation", "experiments", "frontend", "models", "switches")
+
+#: Attacks on a linear classifier's weights ``w`` rather than on a model's gradient.
+LINEAR_ATTACKS = ("semi_white_box", "white_box", "iterated_white_box")
+_NOT_ATTACKS = ("AttackCheckError", "check_adversarial", "two_class_logits")
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One attack of :mod:`sparsenb.attacks` with its settings: ``Attack("pgd", step=0.05, steps=20)``.
+
+    ``Attack("none")`` is no attack (the clean images), so that clean
+    accuracy is a cell like any other. ``carlini_wagner_l2`` has no
+    :math:`\\epsilon`: its cells carry ``eps=None`` and are checked in the box only.
+    """
+
+    fn: str
+    kwargs: tuple = ()
+
+    def __init__(self, fn: str, **kwargs):
+        names = ("none",) + tuple(n for n in attacks.__all__ if n not in _NOT_ATTACKS and callable(getattr(attacks, n)))
+        checks.choice(fn, "fn", names)
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "kwargs", tuple(sorted(kwargs.items())))
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the attack has an :math:`\\ell_\\infty` budget."""
+        return self.fn not in ("carlini_wagner_l2", "none")
+
+    @property
+    def uses_gradient(self) -> bool:
+        """Whether the attack differentiates the victim (so the front end's gradient treatment matters)."""
+        return self.fn not in LINEAR_ATTACKS + ("none",)
+
+    def __call__(self, victim: "Victim", model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps) -> torch.Tensor:
+        kwargs = dict(self.kwargs)
+        if self.fn == "none":
+            return x.clone()
+        fn = getattr(attacks, self.fn)
+        if self.fn in LINEAR_ATTACKS:
+            w = victim.classifier.w
+            if self.fn == "semi_white_box":
+                return fn(w, x, y, eps, **kwargs)
+            return fn(w, x, y, eps, victim.frontend, **kwargs)
+        if not self.bounded:
+            return fn(model, x, y, **kwargs)
+        return fn(model, x, y, eps, **kwargs)
+
+    def spec(self) -> dict:
+        return {"fn": self.fn, **{k: _jsonable(v) for k, v in self.kwargs}}
+
+
+@dataclass
+class Victim:
+    """A classifier, behind ``frontend`` if given (the defended model is ``frontend`` then ``classifier``)."""
+
+    classifier: nn.Module
+    frontend: SparsifyingFrontEnd | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.classifier, nn.Module):
+            raise checks.fail("classifier", "a torch.nn.Module", self.classifier)
+        if self.frontend is not None and not isinstance(self.frontend, SparsifyingFrontEnd):
+            raise checks.fail("frontend", "a SparsifyingFrontEnd or None", self.frontend)
+
+    def model(self, gradient: str | None = None) -> nn.Module:
+        """The model the attack sees: the classifier, or the front end (with ``gradient``) then the classifier."""
+        if self.frontend is None:
+            return self.classifier.eval()
+        return defended(with_gradient(self.frontend, gradient or self.frontend.gradient), self.classifier).eval()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: ``attack`` against ``victim`` (through ``gradient``) at budget ``eps``."""
+
+    victim: str
+    attack: str
+    gradient: str | None
+    eps: float | None
+
+
+class Grid:
+    """Victims × attacks × gradient treatments × :math:`\\epsilon`, declared as data.
+
+    ``gradients`` apply to victims with a front end and attacks that take
+    gradients; other cells have ``gradient=None``. ``eps`` is a list of
+    budgets (unbounded attacks get one cell with ``eps=None``). ``exclude``
+    drops cells for which it returns True (e.g. to run PGD at one
+    :math:`\\epsilon` only).
+    """
+
+    def __init__(
+        self,
+        victims: dict[str, Victim],
+        attacks: dict[str, Attack],
+        eps: Sequence[float],
+        gradients: Sequence[str] = ("bpda",),
+        exclude: Callable[[Cell], bool] | None = None,
+    ):
+        if not isinstance(victims, dict) or not victims or not all(isinstance(v, Victim) for v in victims.values()):
+            raise checks.fail("victims", "a non-empty dict of name -> Victim", victims)
+        if not isinstance(attacks, dict) or not attacks or not all(isinstance(a, Attack) for a in attacks.values()):
+            raise checks.fail("attacks", "a non-empty dict of name -> Attack", attacks)
+        if isinstance(eps, (str, bytes)) or not isinstance(eps, Sequence) or not eps:
+            raise checks.fail("eps", "a non-empty list of budgets", eps)
+        self.eps = tuple(checks.real(e, f"eps[{i}]", 0, 1) for i, e in enumerate(eps))
+        if isinstance(gradients, str) or not gradients:
+            raise checks.fail("gradients", f"a non-empty list drawn from {GRADIENTS}", gradients)
+        self.gradients = tuple(checks.choice(g, f"gradients[{i}]", GRADIENTS) for i, g in enumerate(gradients))
+        self.victims, self.attacks = dict(victims), dict(attacks)
+        self.exclude = checks.function(exclude, "exclude", optional=True)
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for v, victim in self.victims.items():
+            for a, attack in self.attacks.items():
+                grads = self.gradients if victim.frontend is not None and attack.uses_gradient else (None,)
+                budgets = self.eps if attack.bounded else (None,)
+                for g in grads:
+                    for e in budgets:
+                        cell = Cell(v, a, g, e)
+                        if self.exclude is None or not self.exclude(cell):
+                            out.append(cell)
+        return out
+
+
+# --------------------------------------------------------------------------
+# running a grid
+# --------------------------------------------------------------------------
+def run(
+    grid: Grid,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 500,
+    progress: bool = True,
+    folder: str | Path | None = None,
+) -> "Outcomes":
+    """Attack every cell of ``grid`` on ``(x, y)``; return the per-image :class:`Outcomes`.
+
+    Each cell's outcomes are ``correct`` (0/1: still classified correctly),
+    ``linf`` and ``l2`` (the perturbation's norms) and, for a defended
+    victim, ``overlap`` (:math:`|\\mathcal{S}_K(x) \\cap \\mathcal{S}_K(x + e)|`),
+    one entry per image. Finished cells are read from the store; an
+    interrupted cell resumes after its last finished batch.
+    """
+    if not isinstance(grid, Grid):
+        raise checks.fail("grid", "a Grid", grid)
+    checks.images(x, "x")
+    checks.labels(y, "y", n=len(x))
+    checks.integer(batch_size, "batch_size", 1)
+    cells = grid.cells()
+    images = data_fingerprint(x, y)
+    code = code_fingerprint(*RESULT_MODULES)
+    weights = {name: model_fingerprint(v.classifier) for name, v in grid.victims.items()}
+    results = {}
+    bar = _bar(len(cells), "attack grid", progress)
+    for cell in cells:
+        bar.set_postfix_str(f"{cell.victim} / {cell.attack} / {cell.gradient} / eps={cell.eps}", refresh=False)
+        common = {"images": images, "code": code, "weights": weights[cell.victim]}
+        results[cell] = _run_cell(grid, cell, x, y, common, batch_size, progress, folder)
+        bar.update(1)
+    bar.close()
+    return Outcomes(grid, results, len(x))
+
+
+def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
+    victim, attack = grid.victims[cell.victim], grid.attacks[cell.attack]
+    model = victim.model(cell.gradient)
+    key = {
+        "kind": "attack cell",
+        "victim": _model_key(model, common["weights"]),
+        "attack": attack.spec(),
+        "eps": cell.eps,
+        "images": common["images"],
+        "code": common["code"],
+    }
+    path = _result_path(key, folder)
+    done = _read(path)
+    if done is not None and done.get("complete"):
+        return done["outcomes"]
+    outcomes = done["outcomes"] if done else {}
+    start = len(outcomes.get("correct", []))
+    chunks = list(range(start, len(x), batch_size))
+    for i in _bar_iter(chunks, f"{cell.attack} ({cell.gradient or 'no front end'})", progress):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        x_adv = attack(victim, model, xb, yb, cell.eps)
+        attacks.check_adversarial(x_adv, xb, cell.eps)
+        for name, values in _outcomes(victim, model, xb, yb, x_adv).items():
+            outcomes.setdefault(name, []).extend(values)
+        atomic_write_json(path, {"key": key, "complete": False, "outcomes": outcomes})
+    atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
+    return outcomes
+
+
+def _outcomes(victim: Victim, model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor) -> dict:
+    e = (x_adv - x).flatten(1)
+    out = {
+        "correct": (predict(model, x_adv) == y).int().tolist(),
+        "linf": e.abs().max(1).values.tolist() if len(x) else [],
+        "l2": e.norm(dim=1).tolist(),
+    }
+    if victim.frontend is not None:
+        fe = victim.frontend
+        out["overlap"] = support_overlap(x, x_adv, fe.K, fe.transform).tolist()
+    return out
+
+
+class Outcomes:
+    """Per-image outcomes of a grid's cells, and the questions the chapters ask of them."""
+
+    def __init__(self, grid: Grid, results: dict[Cell, dict], n: int):
+        self.grid, self.results, self.n = grid, results, n
+
+    def cell(self, victim: str, attack: str, gradient: str | None = None, eps: float | None = None) -> Cell:
+        """The one cell matching the arguments (``eps`` may be omitted when the grid has one budget)."""
+        matches = [
+            c for c in self.results
+            if c.victim == victim and c.attack == attack and c.gradient == gradient and (eps is None or c.eps == eps)
+        ]
+        if len(matches) != 1:
+            raise LookupError(f"{len(matches)} cells match victim={victim!r}, attack={attack!r}, gradient={gradient!r}, eps={eps!r}")
+        return matches[0]
+
+    def __getitem__(self, cell: Cell) -> dict:
+        return self.results[cell]
+
+    def correct(self, victim: str, attack: str, gradient: str | None = None, eps: float | None = None) -> np.ndarray:
+        """0/1 per image: still correctly classified after the attack."""
+        return np.asarray(self.results[self.cell(victim, attack, gradient, eps)]["correct"], dtype=np.int64)
+
+    def values(self, name: str, victim: str, attack: str, gradient: str | None = None, eps: float | None = None) -> np.ndarray:
+        """Another per-image outcome of a cell: ``"linf"``, ``"l2"`` or ``"overlap"``."""
+        return np.asarray(self.results[self.cell(victim, attack, gradient, eps)][name])
+
+    def accuracy(self, victim: str, attack: str, gradient: str | None = None, eps: float | None = None) -> tuple[float, float, float]:
+        """Accuracy (%) and its 95% Wilson interval ``(p, lo, hi)``."""
+        return accuracy_interval(self.correct(victim, attack, gradient, eps))
+
+    def worst_gradient(self, victim: str, attack: str, eps: float | None = None) -> str:
+        """The gradient treatment under which ``attack`` leaves the lowest accuracy (the paper reports that one)."""
+        grads = [c.gradient for c in self.results if c.victim == victim and c.attack == attack and (eps is None or c.eps == eps)]
+        return min(grads, key=lambda g: (self.correct(victim, attack, g, eps).mean(), str(g)))
+
+    def worst(self, cells: Iterable[Cell] | None = None, **match) -> np.ndarray:
+        """Per image, robust (1) only if it survived every cell given (or every cell matching ``match``)."""
+        if cells is None:
+            cells = [c for c in self.results if all(getattr(c, k) == v for k, v in match.items())]
+        cells = list(cells)
+        if not cells:
+            raise LookupError(f"no cells match {match}")
+        return np.min([self.results[c]["correct"] for c in cells], axis=0).astype(np.int64)
+
+    def frame(self):
+        """Every cell as a row: victim, attack, gradient, eps, images, accuracy % and its interval."""
+        import pandas as pd
+
+        rows = []
+        for c, res in self.results.items():
+            p, lo, hi = accuracy_interval(res["correct"]) if res["correct"] else (float("nan"),) * 3
+            rows.append({**dataclasses.asdict(c), "images": len(res["correct"]), "accuracy %": p, "lo": lo, "hi": hi})
+        return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# beside the paper
+# --------------------------------------------------------------------------
+class Comparison:
+    """Our per-image outcomes beside the paper's numbers, one row each, with a verdict.
+
+    ``add(section, row, column, correct, **paper)`` looks up the paper's
+    number with :func:`sparsenb.reference.paper_number` (``paper`` holds the
+    CSV's columns). The verdict is "agrees" when the paper's number lies in
+    our 95% Wilson interval, else "ours higher" or "ours lower".
+    """
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, section: str, row: str, column: str, correct, **paper) -> float:
+        value = paper_number(**paper)
+        p, lo, hi = accuracy_interval(correct)
+        verdict = "agrees" if lo <= value <= hi else ("ours higher" if p > value else "ours lower")
+        self.rows.append(
+            {"table": section, "row": row, "column": column, "ours": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
+             "paper": value, "ours - paper": round(p - value, 2), "verdict": verdict}
+        )
+        return value
+
+    def frame(self, disagreements_only: bool = False):
+        import pandas as pd
+
+        df = pd.DataFrame(self.rows, columns=["table", "row", "column", "ours", "95% CI", "paper", "ours - paper", "verdict"])
+        return df[df["verdict"] != "agrees"].reset_index(drop=True) if disagreements_only else df
+
+    def counts(self) -> dict[str, int]:
+        """How many rows have each verdict (and ``"compared"``: all rows)."""
+        out = {"compared": len(self.rows), "agrees": 0, "ours higher": 0, "ours lower": 0}
+        for r in self.rows:
+            out[r["verdict"]] += 1
+        return out
+
+
+# --------------------------------------------------------------------------
+# keyed storage for any experiment function
+# --------------------------------------------------------------------------
+def stored(fn: Callable, *args, folder: str | Path | None = None, **kwargs):
+    """``fn(*args, **kwargs)``, computed once and then read back from the cache.
+
+    The key is derived from ``fn``'s name, its arguments (models by their
+    weights, architecture and front-end settings; tensors by a fingerprint;
+    dataclasses by their fields; numbers, strings and lists as they are) and
+    the code of :data:`RESULT_MODULES`. ``fn`` must return JSON-able data.
+    """
+    checks.function(fn, "fn")
+    key = result_key(fn, *args, **kwargs)
+    path = _result_path(key, folder)
+    done = _read(path)
+    if done is not None and done.get("complete"):
+        return done["value"]
+    value = fn(*args, **kwargs)
+    atomic_write_json(path, {"key": key, "complete": True, "value": value})
+    return value
+
+
+def result_key(fn: Callable, *args, **kwargs) -> dict:
+    """The key :func:`stored` files ``fn(*args, **kwargs)`` under."""
+    return {
+        "kind": f"{fn.__module__}.{fn.__qualname__}",
+        "args": [_key_of(a) for a in args],
+        "kwargs": {k: _key_of(v) for k, v in sorted(kwargs.items())},
+        "code": code_fingerprint(*RESULT_MODULES),
+    }
+
+
+def _key_of(value):
+    if isinstance(value, nn.Module):
+        return _model_key(value)
+    if isinstance(value, torch.Tensor):
+        return {"tensor": data_fingerprint(value)}
+    if isinstance(value, (Attack,)):
+        return value.spec()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__, **{f.name: _key_of(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, dict):
+        return {str(k): _key_of(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_key_of(v) for v in value]
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    return _jsonable(value)
+
+
+def _model_key(model: nn.Module, weights: str | None = None) -> dict:
+    frontends = [
+        {**m.settings(), "gradient": m.gradient, "refine_steps": m.refine_steps, "refine_step": m.refine_step}
+        for m in model.modules()
+        if isinstance(m, SparsifyingFrontEnd)
+    ]
+    return {"architecture": str(model), "weights": weights or model_fingerprint(model), "frontends": frontends}
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _result_path(key: dict, folder) -> Path:
+    folder = Path(folder) if folder else cache_dir() / "results"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return folder / digest[:2] / f"{digest}.json"
+
+
+def _read(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):  # a damaged file is recomputed
+        return None
+
+
+def with_gradient(frontend: SparsifyingFrontEnd, gradient: str) -> SparsifyingFrontEnd:
+    """The same front end with another gradient treatment (a shallow copy; the original is unchanged)."""
+    checks.choice(gradient, "gradient", GRADIENTS)
+    if frontend.gradient == gradient:
+        return frontend
+    out = copy.copy(frontend)
+    out.gradient = gradient
+    return out
+
+
+def _bar(total: int, desc: str, show: bool):
+    with warnings.catch_warnings():  # no ipywidgets in a notebook kernel: plain text bars
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, disable=not show, leave=False, mininterval=5)
+
+
+def _bar_iter(items, desc: str, show: bool):
+    bar = _bar(len(items), desc, show and len(items) > 1)
+    for item in items:
+        yield item
+        bar.update(1)
+    bar.close()
