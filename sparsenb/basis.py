@@ -34,6 +34,8 @@ import numpy as np
 import pywt
 import torch
 
+from . import checks
+
 __all__ = [
     "check_wavelet",
     "check_level",
@@ -57,35 +59,28 @@ _ORTHONORMAL_FAMILIES = ("haar", "db", "sym", "coif")
 def check_wavelet(wavelet: str) -> pywt.Wavelet:
     """Return the PyWavelets wavelet named ``wavelet`` if it is orthogonal.
 
-    Raises ``ValueError`` naming ``wavelet`` for unknown names and for
-    biorthogonal or continuous wavelets, whose transforms are not orthonormal.
+    Raises :class:`~sparsenb.checks.ArgumentError` naming ``wavelet`` for
+    non-strings, unknown names and biorthogonal or continuous wavelets, whose
+    transforms are not orthonormal.
     """
     if not isinstance(wavelet, str):
-        raise TypeError(f"wavelet must be a PyWavelets name such as 'coif1', got {type(wavelet).__name__}")
+        raise checks.fail("wavelet", "a PyWavelets name such as 'coif1'", wavelet)
     if wavelet not in pywt.wavelist(kind="discrete"):
-        raise ValueError(
-            f"wavelet={wavelet!r} is not a discrete PyWavelets wavelet; "
-            "use an orthogonal one such as 'db5', 'coif1', 'sym9' or 'haar'"
+        raise checks.ArgumentError(
+            "wavelet",
+            f"must be a discrete PyWavelets wavelet, got wavelet={wavelet!r}; "
+            "use an orthogonal one such as 'db5', 'coif1', 'sym9' or 'haar'",
         )
     w = pywt.Wavelet(wavelet)
     # PyWavelets marks 'dmey' orthogonal, but its FIR approximation of the
     # Meyer wavelet gives max|Psi Psi^T - I| ~ 5e-3: not a basis to project on.
     if not w.orthogonal or w.short_family_name not in _ORTHONORMAL_FAMILIES:
-        raise ValueError(
-            f"wavelet={wavelet!r} does not give an orthonormal basis; "
-            "use an orthogonal family: haar, dbN, symN or coifN"
+        raise checks.ArgumentError(
+            "wavelet",
+            f"must be an orthogonal wavelet (haar, dbN, symN or coifN): wavelet={wavelet!r} "
+            "does not give an orthonormal basis",
         )
     return w
-
-
-def check_shape(shape) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple (H, W) of positive ints, got {shape!r}") from None
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape must be a tuple (H, W) of positive ints, got {shape!r}")
-    return shape
 
 
 def check_level(level: int, shape: tuple[int, int]) -> int:
@@ -96,18 +91,26 @@ def check_level(level: int, shape: tuple[int, int]) -> int:
     coefficients than pixels. (Levels beyond ``pywt.dwt_max_level`` are fine:
     the filters wrap around, which periodization handles exactly.)
     """
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
-        raise TypeError(f"level must be an int >= 1, got {level!r}")
-    level = int(level)
-    if level < 1:
-        raise ValueError(f"level must be >= 1, got {level}")
+    shape = checks.size2d(shape, "shape")
+    level = checks.integer(level, "level", 1)
     for side in shape:
         if side % (2**level):
-            raise ValueError(
-                f"level={level} is too deep for image size {tuple(shape)}: each side must be "
-                f"divisible by 2**level = {2**level} for an orthonormal periodized transform"
+            raise checks.ArgumentError(
+                "level",
+                f"must fit the image size {shape}: level={level} is too deep, each side must be "
+                f"divisible by 2**level = {2**level} for an orthonormal periodized transform",
             )
     return level
+
+
+def _check_basis(basis, name: str = "basis") -> torch.Tensor:
+    """A finite, square, floating matrix ``(N, N)`` (rows are basis functions)."""
+    checks.tensor(basis, name, floating=True)
+    if basis.dim() != 2 or basis.shape[0] != basis.shape[1] or basis.shape[0] < 1:
+        raise checks.ArgumentError(name, f"must be a square matrix (N, N) with rows psi_k, got shape {tuple(basis.shape)}")
+    if not bool(torch.isfinite(basis).all()):
+        raise checks.ArgumentError(name, "contains NaN or infinite values")
+    return basis
 
 
 # --------------------------------------------------------------------------
@@ -149,7 +152,7 @@ def wavelet_basis(wavelet: str = "coif1", shape=(28, 28), level: int = 1) -> tor
     Results are cached; the returned tensor is a fresh copy.
     """
     check_wavelet(wavelet)
-    shape = check_shape(shape)
+    shape = checks.size2d(shape, "shape")
     level = check_level(level, shape)
     return torch.from_numpy(_wavelet_basis_np(wavelet, shape, level).copy())
 
@@ -171,19 +174,19 @@ def dct_basis(shape=(28, 28)) -> torch.Tensor:
     Its basis functions are spread over the whole image, so their l1 norms
     grow like sqrt(N): the paper's example of a poor basis for the white box.
     """
-    H, W = check_shape(shape)
+    H, W = checks.size2d(shape, "shape")
     return torch.from_numpy(np.kron(_dct_matrix(H), _dct_matrix(W)))
 
 
 def pixel_basis(shape=(28, 28)) -> torch.Tensor:
     """The standard (pixel) basis: the identity, ``||psi_k||_1 = 1``."""
-    H, W = check_shape(shape)
+    H, W = checks.size2d(shape, "shape")
     return torch.eye(H * W, dtype=torch.float64)
 
 
 def l1_norms(basis: torch.Tensor) -> torch.Tensor:
     r""":math:`\|\psi_k\|_1` for every row of ``basis``."""
-    return basis.abs().sum(dim=1)
+    return _check_basis(basis).abs().abs().sum(dim=1)
 
 
 def gamma(basis: torch.Tensor) -> float:
@@ -202,7 +205,7 @@ def band_labels(shape=(28, 28), level: int = 1) -> list[str]:
     ``"A{L}"`` for the approximation band, ``"H{l}"``, ``"V{l}"``, ``"D{l}"``
     for the detail bands at level ``l`` (1 = finest).
     """
-    H, W = check_shape(shape)
+    H, W = checks.size2d(shape, "shape")
     level = check_level(level, (H, W))
     h, w = H >> level, W >> level
     labels = [f"A{level}"] * (h * w)
@@ -266,7 +269,7 @@ class WaveletTransform:
     def __init__(self, wavelet: str = "coif1", shape=(28, 28), level: int = 1):
         check_wavelet(wavelet)
         self.wavelet = wavelet
-        self.shape = check_shape(shape)
+        self.shape = checks.size2d(shape, "shape")
         self.level = check_level(level, self.shape)
         self.N = self.shape[0] * self.shape[1]
         self._cache: dict = {}
@@ -293,8 +296,7 @@ class WaveletTransform:
     # not care about the order, and skipping the two permutations saves time.
     def analysis_pyramid(self, x: torch.Tensor) -> torch.Tensor:
         """Coefficients of ``x`` ``(..., H, W)`` in the Mallat layout ``(..., H, W)``."""
-        if tuple(x.shape[-2:]) != self.shape:
-            raise ValueError(f"x must end in the image size {self.shape}, got shape {tuple(x.shape)}")
+        _check_images(x, "x", self.shape)
         mats, _, _ = self._operators(x.device, x.dtype)
         y = x
         for lev, (A_h, _, _, A_wT) in enumerate(mats):
@@ -305,8 +307,7 @@ class WaveletTransform:
 
     def synthesis_pyramid(self, y: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`analysis_pyramid`."""
-        if tuple(y.shape[-2:]) != self.shape:
-            raise ValueError(f"y must end in the image size {self.shape}, got shape {tuple(y.shape)}")
+        _check_images(y, "y", self.shape)
         mats, _, _ = self._operators(y.device, y.dtype)
         for lev in range(len(mats) - 1, -1, -1):
             _, A_hT, A_w, _ = mats[lev]
@@ -317,11 +318,13 @@ class WaveletTransform:
 
     def to_pyramid(self, c: torch.Tensor) -> torch.Tensor:
         """Coefficients ``(..., N)`` in basis order -> Mallat layout ``(..., H, W)``."""
+        _check_coefficients(c, self.N)
         _, _, inverse_order = self._operators(c.device, c.dtype)
         return c[..., inverse_order].unflatten(-1, self.shape)
 
     def from_pyramid(self, y: torch.Tensor) -> torch.Tensor:
         """Mallat layout ``(..., H, W)`` -> coefficients ``(..., N)`` in basis order."""
+        _check_images(y, "y", self.shape)
         _, order, _ = self._operators(y.device, y.dtype)
         return y.flatten(-2)[..., order]
 
@@ -331,14 +334,26 @@ class WaveletTransform:
 
     def synthesis(self, c: torch.Tensor) -> torch.Tensor:
         """Images ``Psi.T @ c`` from coefficients ``(..., N)`` in basis order."""
-        if c.shape[-1] != self.N:
-            raise ValueError(f"c must have {self.N} coefficients in its last dimension, got shape {tuple(c.shape)}")
+        _check_coefficients(c, self.N)
         return self.synthesis_pyramid(self.to_pyramid(c))
 
     def dense(self) -> torch.Tensor:
         """The same operator as a dense float64 ``(N, N)`` matrix (rows psi_k)."""
         eye = torch.eye(self.N, dtype=torch.float64).reshape(self.N, *self.shape)
         return self.analysis(eye).T.contiguous()
+
+
+def _check_images(x, name: str, shape) -> None:
+    """A float tensor ``(..., H, W)`` of the transform's image size (O(1): no scan of the values)."""
+    checks.tensor(x, name, floating=True)
+    if x.dim() < 2 or tuple(x.shape[-2:]) != shape:
+        raise checks.ArgumentError(name, f"must end in the image size {shape}, got shape {tuple(x.shape)}")
+
+
+def _check_coefficients(c, N: int) -> None:
+    checks.tensor(c, "c", floating=True)
+    if c.dim() < 1 or c.shape[-1] != N:
+        raise checks.ArgumentError("c", f"must have {N} coefficients in its last dimension, got shape {tuple(c.shape)}")
 
 
 def _replace_corner(y: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
@@ -356,10 +371,15 @@ class DenseTransform:
     """
 
     def __init__(self, basis: torch.Tensor, shape=(28, 28)):
-        self.shape = check_shape(shape)
+        self.shape = checks.size2d(shape, "shape")
         self.N = self.shape[0] * self.shape[1]
+        _check_basis(basis)
         if basis.shape != (self.N, self.N):
-            raise ValueError(f"basis must be ({self.N}, {self.N}) for shape {self.shape}, got {tuple(basis.shape)}")
+            raise checks.ArgumentError("basis", f"must be ({self.N}, {self.N}) for shape {self.shape}, got {tuple(basis.shape)}")
+        b = basis.detach().to(torch.float64)
+        tol = 1e-6 if basis.dtype == torch.float64 else 1e-4
+        if float((b @ b.T - torch.eye(self.N, dtype=torch.float64)).abs().max()) > tol:
+            raise checks.ArgumentError("basis", f"must be orthonormal (Psi Psi^T = I to {tol:g}); its rows are not")
         self.basis = basis
         self._cache: dict = {}
 
@@ -370,11 +390,11 @@ class DenseTransform:
         return self._cache[key]
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.shape:
-            raise ValueError(f"x must end in the image size {self.shape}, got shape {tuple(x.shape)}")
+        _check_images(x, "x", self.shape)
         return x.flatten(-2) @ self._psi(x.device, x.dtype).T
 
     def synthesis(self, c: torch.Tensor) -> torch.Tensor:
+        _check_coefficients(c, self.N)
         return (c @ self._psi(c.device, c.dtype)).unflatten(-1, self.shape)
 
     def dense(self) -> torch.Tensor:

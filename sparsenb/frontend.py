@@ -21,21 +21,21 @@ image and per channel, over all bands pooled.
 
 All functions work on batches ``(B, C, H, W)`` (any leading dimensions for
 the functional forms), on the device and dtype of their input. ``K`` may be
-an int or one int per channel.
+an int or one int per channel. Arguments are checked by :mod:`sparsenb.checks`
+(one :class:`~sparsenb.checks.ArgumentError` naming the argument).
 """
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import nn
 
+from . import checks
 from .basis import WaveletTransform
 
 __all__ = [
     "sparsity_level",
-    "check_images",
     "H_K",
     "S_K",
     "P_K",
@@ -51,7 +51,7 @@ _CPU_CHUNK = 1024  # images per block when the front end runs without autograd o
 
 
 # --------------------------------------------------------------------------
-# checks
+# sparsity level and argument checks
 # --------------------------------------------------------------------------
 def sparsity_level(rho: float, N: int) -> int:
     r""":math:`K = \lfloor \rho N \rfloor`, checking :math:`\rho \in (0, 1]` and K >= 1.
@@ -60,50 +60,35 @@ def sparsity_level(rho: float, N: int) -> int:
     K = k despite rounding (27/784 * 784 = 26.999...); for every other rho
     this is the released code's ``int(rho * N)``.
     """
-    if isinstance(rho, bool) or not isinstance(rho, numbers.Real):
-        raise TypeError(f"rho must be a number in (0, 1], got {rho!r}")
-    rho = float(rho)
-    if not (math.isfinite(rho) and 0.0 < rho <= 1.0):
-        raise ValueError(f"rho must lie in (0, 1], got {rho}")
+    rho = checks.real(rho, "rho", 0.0, 1.0, low_open=True)
+    N = checks.integer(N, "N", 1)
     K = math.floor(rho * N + 1e-9)
     if K < 1:
-        raise ValueError(f"rho={rho} keeps no coefficient of N={N}: K = floor(rho*N) = 0; use rho >= {1 / N:.3g}")
+        raise checks.ArgumentError(
+            "rho", f"must keep a coefficient: rho={rho} gives K = floor(rho*N) = 0 for N={N}; use rho >= {1 / N:.3g}"
+        )
     return K
 
 
-def check_images(x, name: str = "x", channels: int | None = None, image_size=None, box: bool = True) -> torch.Tensor:
-    """Check a batch of images ``(B, C, H, W)``: floating dtype, finite, in [0, 1].
+def _check_K(K, N: int, channels: int | None):
+    """``K`` as an int in [1, N], or a tuple of one per channel where ``channels`` is known."""
+    if channels is None or not isinstance(K, (list, tuple)):
+        return checks.integer(K, "K", 1, N)
+    return checks.per_channel(K, "K", channels, lambda k, name: checks.integer(k, name, 1, N))
 
-    Raises one ``TypeError``/``ValueError`` naming ``name`` on the first
-    problem found. ``box=False`` skips the [0, 1] check (for perturbations).
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"{name} must be a float32 or float64 tensor, got dtype {x.dtype}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} must have {channels} channel(s), got shape {tuple(x.shape)}")
-    if image_size is not None and tuple(x.shape[-2:]) != tuple(image_size):
-        raise ValueError(f"{name} must be images of size {tuple(image_size)}, got shape {tuple(x.shape)}")
-    # one reduction (one device sync) in the common case, diagnosis only on failure
-    v = x.detach()
-    ok = ((v >= 0) & (v <= 1)).all() if box else torch.isfinite(v).all()
-    if not bool(ok):
-        if not bool(torch.isfinite(v).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        raise ValueError(f"{name} must lie in [0, 1], got values in [{float(v.min()):.4g}, {float(v.max()):.4g}]")
+
+def _check_transform(transform):
+    if not all(hasattr(transform, a) for a in ("analysis", "synthesis", "N", "shape")):
+        raise checks.fail("transform", "a WaveletTransform or DenseTransform", transform)
+    return transform
+
+
+def _check_signals(x, name: str, shape) -> torch.Tensor:
+    """A float tensor ``(..., *shape)`` (O(1): no scan of the values)."""
+    checks.tensor(x, name, floating=True)
+    if x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape) :]) != tuple(shape):
+        raise checks.ArgumentError(name, f"must have shape (..., {', '.join(map(str, shape))}), got shape {tuple(x.shape)}")
     return x
-
-
-def _per_channel(K, C: int) -> tuple[int, ...]:
-    if isinstance(K, int):
-        return (K,) * C
-    K = tuple(int(k) for k in K)
-    if len(K) != C:
-        raise ValueError(f"K must be an int or one int per channel ({C}), got {K}")
-    return K
 
 
 # --------------------------------------------------------------------------
@@ -111,15 +96,10 @@ def _per_channel(K, C: int) -> tuple[int, ...]:
 # --------------------------------------------------------------------------
 def _topk_mask(c: torch.Tensor, K) -> torch.Tensor:
     """Boolean mask of the K largest |c| along the last dim (K per channel, dim -2)."""
-    N = c.shape[-1]
     if isinstance(K, int):
-        if not 1 <= K <= N:
-            raise ValueError(f"K must lie in [1, {N}], got {K}")
         idx = torch.topk(c.abs(), K, dim=-1, sorted=False).indices
         return torch.zeros_like(c, dtype=torch.bool).scatter_(-1, idx, True)
-    Ks = _per_channel(K, c.shape[-2])
-    if not all(1 <= k <= N for k in Ks):
-        raise ValueError(f"K must lie in [1, {N}] per channel, got {Ks}")
+    Ks = tuple(K)  # one per channel (dim -2), checked by the callers
     if len(set(Ks)) == 1:
         return _topk_mask(c, Ks[0])
     # one top-k for the largest K, then keep the first K_c ranks of channel c
@@ -132,12 +112,25 @@ def _topk_mask(c: torch.Tensor, K) -> torch.Tensor:
 
 
 def H_K(c: torch.Tensor, K) -> torch.Tensor:
-    r""":math:`\mathcal{H}_K`: keep the K largest-magnitude coefficients, zero the rest."""
+    r""":math:`\mathcal{H}_K`: keep the K largest-magnitude coefficients, zero the rest.
+
+    ``c`` is ``(..., N)``; ``K`` an int, or one per channel (dim -2) as a tuple.
+    """
+    checks.tensor(c, "c", floating=True)
+    if c.dim() == 0 or c.shape[-1] < 1:
+        raise checks.ArgumentError("c", f"must have shape (..., N) with N >= 1, got shape {tuple(c.shape)}")
+    K = _check_K(K, c.shape[-1], c.shape[-2] if c.dim() >= 2 else None)
     return c * _topk_mask(c.detach(), K)
 
 
 def S_K(x: torch.Tensor, K, transform) -> torch.Tensor:
-    r""":math:`\mathcal{S}_K(x)` as a boolean mask ``(..., N)`` over the coefficients."""
+    r""":math:`\mathcal{S}_K(x)` as a boolean mask ``(..., N)`` over the coefficients.
+
+    ``x`` is ``(..., H, W)``; ``K`` an int, or one per channel (dim -3 of ``x``) as a tuple.
+    """
+    _check_transform(transform)
+    _check_signals(x, "x", transform.shape)
+    K = _check_K(K, transform.N, x.shape[-len(transform.shape) - 1] if x.dim() > len(transform.shape) else None)
     with torch.no_grad():
         return _topk_mask(transform.analysis(x), K)
 
@@ -147,7 +140,11 @@ def P_K(e: torch.Tensor, x: torch.Tensor, K, transform) -> torch.Tensor:
 
     Linear in ``e``; differentiable in ``e`` (the support is that of ``x``).
     """
-    return transform.synthesis(transform.analysis(e) * S_K(x, K, transform))
+    mask = S_K(x, K, transform)
+    _check_signals(e, "e", transform.shape)
+    if e.shape != x.shape:
+        raise checks.ArgumentError("e", f"must have the shape of x {tuple(x.shape)}, got shape {tuple(e.shape)}")
+    return transform.synthesis(transform.analysis(e) * mask)
 
 
 def energy_captured(x: torch.Tensor, transform, Ks) -> torch.Tensor:
@@ -157,12 +154,19 @@ def energy_captured(x: torch.Tensor, transform, Ks) -> torch.Tensor:
     (Parseval: the basis is orthonormal). ``x`` is ``(B, H, W)`` or
     ``(B, 1, H, W)``; images of zero energy count as fully captured.
     """
+    _check_transform(transform)
+    _check_signals(x, "x", transform.shape)
+    if x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[1] != 1):
+        raise checks.ArgumentError("x", f"must have shape (B, H, W) or (B, 1, H, W), got shape {tuple(x.shape)}")
+    if isinstance(Ks, (str, bytes)) or not hasattr(Ks, "__iter__"):
+        raise checks.fail("Ks", f"a list of ints in [1, {transform.N}]", Ks)
+    Ks = [checks.integer(k, f"Ks[{i}]", 1, transform.N) for i, k in enumerate(Ks)]
+    if not Ks:
+        raise checks.fail("Ks", f"a non-empty list of ints in [1, {transform.N}]", Ks)
     c = transform.analysis(x.reshape(-1, *transform.shape))
     power = c.pow(2).sort(dim=-1, descending=True).values.cumsum(dim=-1)
     total = power[:, -1]
-    idx = torch.as_tensor([int(k) - 1 for k in Ks], device=c.device)
-    if (idx < 0).any() or (idx >= c.shape[-1]).any():
-        raise ValueError(f"Ks must lie in [1, {c.shape[-1]}], got {list(Ks)}")
+    idx = torch.as_tensor([k - 1 for k in Ks], device=c.device)
     share = power[:, idx].T / total.clamp_min(torch.finfo(power.dtype).tiny)
     return torch.where(total > 0, share, torch.ones_like(share))
 
@@ -177,11 +181,19 @@ _RGB_TO_YCBCR = torch.tensor(
 _YCBCR_OFFSET = torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64)
 
 
+def _check_colour(x, name: str, offset) -> None:
+    checks.tensor(x, name, floating=True)
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise checks.ArgumentError(name, f"must be colour images (B, 3, H, W), got shape {tuple(x.shape)}")
+    checks.flag(offset, "offset")
+
+
 def rgb_to_ycbcr(x: torch.Tensor, offset: bool = True) -> torch.Tensor:
     """RGB ``(B, 3, H, W)`` in [0, 1] -> YCbCr (BT.601 full range, JPEG).
 
     ``offset=False`` applies the linear part only (for perturbations).
     """
+    _check_colour(x, "x", offset)
     m = _RGB_TO_YCBCR.to(x.device, x.dtype)
     z = torch.einsum("ij,bjhw->bihw", m, x)
     return z + _YCBCR_OFFSET.to(x.device, x.dtype)[:, None, None] if offset else z
@@ -189,6 +201,7 @@ def rgb_to_ycbcr(x: torch.Tensor, offset: bool = True) -> torch.Tensor:
 
 def ycbcr_to_rgb(z: torch.Tensor, offset: bool = True) -> torch.Tensor:
     """Inverse of :func:`rgb_to_ycbcr` (with the same ``offset``)."""
+    _check_colour(z, "z", offset)
     if offset:
         z = z - _YCBCR_OFFSET.to(z.device, z.dtype)[:, None, None]
     m_inv = torch.linalg.inv(_RGB_TO_YCBCR).to(z.device, z.dtype)
@@ -276,34 +289,19 @@ class SparsifyingFrontEnd(nn.Module):
         refine_step: float = 0.01,
     ):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
-        self.transform = WaveletTransform(wavelet, image_size, level)
-        self.image_size = self.transform.shape
-        self.channels = channels
-        N = self.transform.N
-        if isinstance(rho, (tuple, list)):
-            if len(rho) != channels:
-                raise ValueError(f"rho must be one number or one per channel ({channels}), got {tuple(rho)}")
-            self.rho = tuple(float(r) for r in rho)
-        else:
-            self.rho = (rho,) * channels
-        self.K = tuple(sparsity_level(r, N) for r in self.rho)
-        if gradient not in GRADIENTS:
-            raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
-        self.gradient = gradient
-        self.clip = bool(clip)
-        if color not in ("rgb", "ycbcr"):
-            raise ValueError(f"color must be 'rgb' or 'ycbcr', got {color!r}")
+        self.channels = checks.integer(channels, "channels", 1)
+        self.gradient = checks.choice(gradient, "gradient", GRADIENTS)
+        self.clip = checks.flag(clip, "clip")
+        self.color = checks.choice(color, "color", ("rgb", "ycbcr"))
         if color == "ycbcr" and channels != 3:
-            raise ValueError(f"color='ycbcr' needs channels=3, got channels={channels}")
-        self.color = color
-        if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
-            raise ValueError(f"refine_steps must be an int >= 0, got {refine_steps!r}")
-        if not refine_step > 0:
-            raise ValueError(f"refine_step must be > 0, got {refine_step!r}")
-        self.refine_steps = refine_steps
-        self.refine_step = float(refine_step)
+            raise checks.ArgumentError("color", f"must be 'rgb' unless channels=3 ('ycbcr' needs 3), got channels={channels}")
+        self.refine_steps = checks.integer(refine_steps, "refine_steps", 0)
+        self.refine_step = checks.real(refine_step, "refine_step", 0.0, 1.0, low_open=True)
+        rho = checks.per_channel(rho, "rho", self.channels, lambda r, name: checks.real(r, name, 0.0, 1.0, low_open=True))
+        self.transform = WaveletTransform(wavelet, checks.size2d(image_size, "image_size"), level)
+        self.image_size = self.transform.shape
+        self.rho = rho
+        self.K = tuple(sparsity_level(r, self.transform.N) for r in rho)
 
     def settings(self) -> dict:
         """What defines the front end's output (for cache keys and captions)."""
@@ -338,11 +336,13 @@ class SparsifyingFrontEnd(nn.Module):
     def _from_working(self, z, offset: bool = True):
         return ycbcr_to_rgb(z, offset) if self.color == "ycbcr" else z
 
-    def check(self, x, name: str = "x") -> torch.Tensor:
-        return check_images(x, name, self.channels, self.image_size)
+    def check(self, x, name: str = "x", box: bool = True, scan: bool = True) -> torch.Tensor:
+        """Check images for this front end (channels, size; values as :func:`sparsenb.checks.images`)."""
+        return checks.images(x, name, self.channels, self.image_size, box=box, scan=scan)
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         r"""Coefficients :math:`\Psi x` per channel, shape ``(B, C, N)`` (YCbCr if set)."""
+        self.check(x, scan=False)
         return self.transform.analysis(self._to_working(x))
 
     def support(self, x: torch.Tensor) -> torch.Tensor:
@@ -352,6 +352,9 @@ class SparsifyingFrontEnd(nn.Module):
 
     def project(self, e: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\mathcal{P}_K(e, x)` in pixel space (through YCbCr if set; never clipped)."""
+        self.check(e, "e", scan=False)
+        if e.shape != x.shape:
+            raise checks.ArgumentError("e", f"must have the shape of x {tuple(x.shape)}, got shape {tuple(e.shape)}")
         c = self.transform.analysis(self._to_working(e, offset=False)) * self.support(x)
         return self._from_working(self.transform.synthesis(c), offset=False)
 
@@ -376,6 +379,10 @@ class SparsifyingFrontEnd(nn.Module):
 
     def iterated_gradient(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Backward of ``gradient="iterated"`` (see the class docstring)."""
+        self.check(x, scan=False)
+        self.check(grad, "grad", scan=False)
+        if grad.shape != x.shape:
+            raise checks.ArgumentError("grad", f"must have the shape of x {tuple(x.shape)}, got shape {tuple(grad.shape)}")
         x = x.detach()
 
         def vjp(mask):

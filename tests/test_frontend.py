@@ -8,6 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sparsenb import checks
 from sparsenb.basis import WaveletTransform, wavelet_basis
 from sparsenb.frontend import (
     GRADIENTS,
@@ -16,7 +17,6 @@ from sparsenb.frontend import (
     S_K,
     SparsifyingFrontEnd,
     _CPU_CHUNK,
-    check_images,
     rgb_to_ycbcr,
     sparsity_level,
     ycbcr_to_rgb,
@@ -542,9 +542,6 @@ def test_bad_input_raises_one_clear_error_naming_x(case):
         assert "[0, 1]" in str(info.value)
 
 
-# check_images formats float(x.min()) of a requires_grad tensor in its message, which makes
-# PyTorch warn "Converting a tensor with requires_grad=True to a scalar"; harmless, so filtered here
-@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad:UserWarning")
 def test_bad_input_with_requires_grad_also_checked():
     fe = SparsifyingFrontEnd(0.035, gradient="projection")
     x = (torch.rand(1, 1, 28, 28) + 1).requires_grad_(True)
@@ -555,12 +552,12 @@ def test_bad_input_with_requires_grad_also_checked():
 def test_check_images_custom_name_and_box():
     e = torch.randn(2, 1, 28, 28)
     with pytest.raises(ValueError, match="^delta"):
-        check_images(e, name="delta")
-    assert check_images(e, name="delta", box=False) is e
+        checks.images(e, name="delta")
+    assert checks.images(e, name="delta", box=False) is e
     bad = e.clone()
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="^delta contains NaN"):
-        check_images(bad, name="delta", box=False)
+        checks.images(bad, name="delta", box=False)
 
 
 @pytest.mark.parametrize(
