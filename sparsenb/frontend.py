@@ -39,6 +39,7 @@ __all__ = [
     "H_K",
     "S_K",
     "P_K",
+    "support_overlap",
     "energy_captured",
     "rgb_to_ycbcr",
     "ycbcr_to_rgb",
@@ -145,6 +146,41 @@ def P_K(e: torch.Tensor, x: torch.Tensor, K, transform) -> torch.Tensor:
     if e.shape != x.shape:
         raise checks.ArgumentError("e", f"must have the shape of x {tuple(x.shape)}, got shape {tuple(e.shape)}")
     return transform.synthesis(transform.analysis(e) * mask)
+
+
+def support_overlap(x: torch.Tensor, x_adv: torch.Tensor, K, transform) -> torch.Tensor:
+    r""":math:`|\mathcal{S}_K(x) \cap \mathcal{S}_K(x_\mathrm{adv})|` per input, an int64 tensor ``(B,)``.
+
+    ``K`` coefficients survive a perturbation exactly when the overlap is
+    ``K`` (Prop. 1: the support did not move). ``x`` and ``x_adv`` are
+    images ``(B, C, H, W)``, where the overlap is summed over channels and
+    ``K`` may be one int per channel (a front end's ``K``), or 1-D signals
+    ``(B, N)`` for a 1-D transform (:mod:`sparsenb.theory.bases1d`).
+    ``x_adv`` need not lie in [0, 1].
+    """
+    from . import checks
+
+    if not all(hasattr(transform, a) for a in ("analysis", "N", "shape")):
+        raise checks.fail("transform", "a transform with analysis, N and shape", transform)
+    for name, v in (("x", x), ("x_adv", x_adv)):
+        if not isinstance(v, torch.Tensor) or v.dtype not in (torch.float32, torch.float64):
+            raise checks.fail(name, "a float32 or float64 tensor", v)
+        if v.dim() == 4:
+            checks.images(v, name, size=tuple(transform.shape), box=False)
+        elif v.dim() != 2 or tuple(transform.shape) != (v.shape[1],):
+            raise checks.ArgumentError(
+                name, f"must be images (B, C, *{tuple(transform.shape)}) or signals (B, {transform.N}), got shape {tuple(v.shape)}"
+            )
+        elif not bool(torch.isfinite(v).all()):
+            raise checks.ArgumentError(name, "contains NaN or infinite values")
+    if x_adv.shape != x.shape:
+        raise checks.ArgumentError("x_adv", f"must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+
+    def in_range(k, name):
+        return checks.integer(k, name, 1, transform.N)
+
+    K = checks.per_channel(K, "K", x.shape[1], in_range) if x.dim() == 4 else in_range(K, "K")
+    return (S_K(x, K, transform) & S_K(x_adv, K, transform)).flatten(1).sum(1)
 
 
 def energy_captured(x: torch.Tensor, transform, Ks) -> torch.Tensor:
