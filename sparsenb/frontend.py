@@ -158,28 +158,19 @@ def support_overlap(x: torch.Tensor, x_adv: torch.Tensor, K, transform) -> torch
     ``(B, N)`` for a 1-D transform (:mod:`sparsenb.theory.bases1d`).
     ``x_adv`` need not lie in [0, 1].
     """
-    from . import checks
-
-    if not all(hasattr(transform, a) for a in ("analysis", "N", "shape")):
-        raise checks.fail("transform", "a transform with analysis, N and shape", transform)
+    _check_transform(transform)
     for name, v in (("x", x), ("x_adv", x_adv)):
-        if not isinstance(v, torch.Tensor) or v.dtype not in (torch.float32, torch.float64):
-            raise checks.fail(name, "a float32 or float64 tensor", v)
-        if v.dim() == 4:
+        if isinstance(v, torch.Tensor) and v.dim() == 4:
             checks.images(v, name, size=tuple(transform.shape), box=False)
-        elif v.dim() != 2 or tuple(transform.shape) != (v.shape[1],):
-            raise checks.ArgumentError(
-                name, f"must be images (B, C, *{tuple(transform.shape)}) or signals (B, {transform.N}), got shape {tuple(v.shape)}"
-            )
-        elif not bool(torch.isfinite(v).all()):
-            raise checks.ArgumentError(name, "contains NaN or infinite values")
+        else:
+            _check_signals(v, name, transform.shape)
+            if v.dim() != 2:
+                raise checks.ArgumentError(name, f"must be images (B, C, H, W) or signals (B, N), got shape {tuple(v.shape)}")
+            if not bool(torch.isfinite(v).all()):
+                raise checks.ArgumentError(name, "contains NaN or infinite values")
     if x_adv.shape != x.shape:
         raise checks.ArgumentError("x_adv", f"must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
-
-    def in_range(k, name):
-        return checks.integer(k, name, 1, transform.N)
-
-    K = checks.per_channel(K, "K", x.shape[1], in_range) if x.dim() == 4 else in_range(K, "K")
+    K = _check_K(K, transform.N, x.shape[1] if x.dim() == 4 else None)
     return (S_K(x, K, transform) & S_K(x_adv, K, transform)).flatten(1).sum(1)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["LinearClassifier", "TwoLayerNet", "NielsenCNN", "TwoLayerConfig", "CNNConfig", "switch_states", "flip_share", "defended"]
+__all__ = ["LinearClassifier", "TwoLayerNet", "NielsenCNN", "TwoLayerConfig", "CNNConfig", "defended"]
 
 
 class LinearClassifier(nn.Module):
@@ -110,30 +110,6 @@ class NielsenCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)["logits"]
-
-
-def switch_states(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The ReLU switches of a :class:`NielsenCNN`, or of a defended one on its front end's output.
-
-    ``model`` is a CNN or :func:`defended` ``(front end, CNN)``; the switches
-    are those of the CNN for the input it actually sees.
-    """
-    if isinstance(model, nn.Sequential) and len(model) == 2 and hasattr(model[1], "relu_states"):
-        return model[1].relu_states(model[0](x))
-    if not hasattr(model, "relu_states"):
-        raise TypeError(f"model must have relu_states (a NielsenCNN, or one behind a front end), got {type(model).__name__}")
-    return model.relu_states(x)
-
-
-def flip_share(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]):
-    """Per image, the % of all ReLU switches that differ between two states, and the % per layer.
-
-    ``a`` and ``b`` are :meth:`NielsenCNN.relu_states` of two inputs.
-    """
-    per_layer = {k: (a[k] != b[k]).double().mean(1) for k in a}
-    units = {k: a[k].shape[1] for k in a}
-    total = sum(per_layer[k] * units[k] for k in a) / sum(units.values())
-    return 100 * total, {k: 100 * v for k, v in per_layer.items()}
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from sparsenb import attacks, data, evaluation, training
-from sparsenb.frontend import SparsifyingFrontEnd
-from sparsenb.models import NielsenCNN, defended, flip_share, switch_states
+from sparsenb.frontend import SparsifyingFrontEnd, support_overlap
+from sparsenb.models import NielsenCNN, defended
+from sparsenb.switches import flip_share
 
 EPS = 0.1
 
@@ -65,7 +66,8 @@ def test_attack_outcomes_report_support_overlap_with_a_front_end(digits):
     model = defended(fe, _net())
     out = evaluation.attack_outcomes(attacks.fgsm, model, x, y, EPS, frontend=fe)
     x_adv = attacks.fgsm(model, x, y, EPS)
-    assert out["overlap"] == evaluation.support_overlap(fe, x, x_adv).tolist()
+    assert out["overlap"] == (fe.support(x) & fe.support(x_adv)).flatten(1).sum(1).tolist()
+    assert out["overlap"] == support_overlap(x, x_adv, fe.K, fe.transform).tolist()
     assert all(0 <= k <= fe.K[0] for k in out["overlap"])
     assert len(out["correct"]) == len(x)
 
@@ -103,17 +105,6 @@ def test_model_fingerprint_follows_the_weights():
 def cnn():
     torch.manual_seed(0)
     return NielsenCNN().eval()
-
-
-def test_switch_states_see_what_the_cnn_sees(cnn, digits):
-    x, _ = digits
-    fe = SparsifyingFrontEnd(0.035, "coif1")
-    for k, v in switch_states(defended(fe, cnn), x).items():
-        assert torch.equal(v, cnn.relu_states(fe(x))[k])
-    for k, v in switch_states(cnn, x).items():
-        assert torch.equal(v, cnn.relu_states(x)[k])
-    with pytest.raises(TypeError, match="model"):
-        switch_states(nn.Linear(784, 10), x)
 
 
 def test_switch_flips_count_what_flip_share_counts(cnn, digits):

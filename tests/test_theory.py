@@ -15,7 +15,8 @@ from torch import nn
 
 from sparsenb import theory as T
 from sparsenb.basis import DenseTransform, WaveletTransform, dct_basis, gamma, l1_norms, pixel_basis, wavelet_basis
-from sparsenb.frontend import P_K, S_K
+from sparsenb.checks import ArgumentError
+from sparsenb.frontend import P_K, S_K, support_overlap
 
 
 def dense_1d(transform) -> np.ndarray:
@@ -80,9 +81,19 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="bias"):
         T.random_two_layer(16, 4, bias="zero")
     with pytest.raises(TypeError, match="net"):
-        T.locally_linear(nn.Sequential(nn.Linear(4, 2, dtype=torch.float64), nn.Tanh()), torch.zeros(1, 4))
-    with pytest.raises(ValueError, match="t must"):
-        T.fgsm_direction(T.relu_mlp([4, 3, 2]), torch.zeros(2, 4), [0, 5])
+        T.equivalent_linear(nn.Sequential(nn.Linear(4, 2, dtype=torch.float64), nn.Tanh()), torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="^t "):
+        T.fgsm_direction(T.relu_mlp([4, 3, 2]), torch.zeros(2, 4), torch.tensor([0, 5]))
+    with pytest.raises(ValueError, match="^t "):
+        T.fgsm_direction(T.relu_mlp([4, 3, 2]), torch.zeros(2, 4), [0, 1])  # labels are an int64 tensor
+    with pytest.raises(ValueError, match="^eps "):
+        T.worst_pair_perturbation(torch.zeros(1, 2, 4), torch.zeros(1, 2), torch.tensor([0]), float("inf"))
+    with pytest.raises(ValueError, match="^n_draws "):
+        T.linear_sweep(["dct"], [(16, 2)], n_draws=1.5)
+    # every check raises the package's one exception type, naming the argument
+    for bad in (lambda: T.weight_model("cauchy"), lambda: T.delta_0(torch.ones(3), eps=-1.0), lambda: T.make_rng(-1)):
+        with pytest.raises(ArgumentError):
+            bad()
 
 
 def test_make_rng_is_keyed_and_reproducible():
@@ -368,13 +379,46 @@ def test_prop1_condition_guarantees_the_support_for_sparse_images(shape, wavelet
             es = torch.from_numpy(eps * rng.choice([-1.0, 1.0], shape))
             for pert in (e, es):
                 if cond:
-                    assert int(T.support_overlap(x, pert, K, t)) == K
+                    assert int(support_overlap(x[None, None], (x + pert)[None, None], K, t)[0]) == K
         for kind in T.PROP1_KINDS:
             e = T.prop1_perturbation(kind, x[None], K, t, eps, seed=i)
             assert float(e.abs().max()) == pytest.approx(eps)
             if cond:
-                assert int(T.support_overlap(x[None], e, K, t)[0]) == K
+                assert int(support_overlap(x[None, None], x[None, None] + e[:, None], K, t)[0]) == K
     assert met == 15
+
+
+def test_support_overlap_counts_the_shared_support():
+    rng = np.random.default_rng(4)
+    # 1-D signals (B, N): brute force with sets of indices
+    t = T.transform_1d("coif1:1", 64)
+    x = torch.from_numpy(rng.standard_normal((5, 64)))
+    x_adv = x + 0.3 * torch.from_numpy(rng.standard_normal((5, 64)))
+    got = support_overlap(x, x_adv, 10, t)
+    for i in range(5):
+        top = lambda v: set(np.argsort(-np.abs(t.analysis(v[None]).numpy()[0]))[:10])  # noqa: E731
+        assert int(got[i]) == len(top(x[i]) & top(x_adv[i]))
+    assert 0 < int(got.min()) and int(got.max()) <= 10 and int(got.min()) < 10  # moved for some, not all gone
+    assert support_overlap(x, x, 10, t).tolist() == [10] * 5
+    # images with one K per channel: the channels' overlaps add up
+    w = WaveletTransform("haar", (8, 8), 1)
+    xi = torch.from_numpy(rng.random((3, 2, 8, 8)))
+    xa = xi + 0.2 * torch.from_numpy(rng.standard_normal((3, 2, 8, 8)))  # need not stay in [0, 1]
+    both = support_overlap(xi, xa, (5, 9), w)
+    per = [support_overlap(xi[:, c : c + 1], xa[:, c : c + 1], k, w) for c, k in enumerate((5, 9))]
+    assert torch.equal(both, per[0] + per[1])
+    assert support_overlap(xi, xi, (5, 9), w).tolist() == [14] * 3
+    # bad arguments name themselves
+    with pytest.raises(ArgumentError, match="^x_adv "):
+        support_overlap(x, x_adv[:2], 10, t)
+    with pytest.raises(ArgumentError, match="^K"):
+        support_overlap(x, x_adv, 65, t)
+    with pytest.raises(ArgumentError, match=r"^K"):
+        support_overlap(xi, xa, (5, 9, 2), w)
+    with pytest.raises(ArgumentError, match="^x "):
+        support_overlap(x[:, :32], x_adv[:, :32], 4, t)
+    with pytest.raises(ArgumentError, match="^x_adv "):
+        support_overlap(xi, xa * float("nan"), 5, w)
 
 
 def test_prop1_gap_condition_holds_on_real_images_and_the_papers_can_fail(mnist_test):
@@ -393,16 +437,16 @@ def test_prop1_gap_condition_holds_on_real_images_and_the_papers_can_fail(mnist_
 # ---------------------------------------------------------------------------
 # Sec. V: networks
 # ---------------------------------------------------------------------------
-def test_locally_linear_matches_autograd_and_the_two_layer_formula():
+def test_equivalent_linear_matches_autograd_and_the_two_layer_formula():
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.random((12, 20)))
     net = T.relu_mlp([20, 16, 8, 5], seed=1)
-    W, b = T.locally_linear(net, x)
+    W, b = T.equivalent_linear(net, x)
     torch.testing.assert_close(W, T.logits_jacobian(net, x), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(torch.einsum("bln,bn->bl", W, x) - b, net(x).detach(), rtol=1e-12, atol=1e-12)
     two = T.random_two_layer(20, 32, "laplace", bias="unit", seed=2)
     w_eq, b_eq = T.two_layer_w_eq(two, x)  # sum_i s_i w0[i] w_i, sum_i s_i w0[i] b_i
-    W2, b2 = T.locally_linear(two, x)
+    W2, b2 = T.equivalent_linear(two, x)
     torch.testing.assert_close(W2[:, 0], w_eq, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(b2[:, 0], b_eq, rtol=1e-12, atol=1e-12)
 
@@ -436,9 +480,9 @@ def test_multiclass_fgsm_direction_matches_the_locally_linear_expression():
     net = T.relu_mlp([12, 10, 10, 4], seed=6, logit_scale=5.0)
     t = torch.from_numpy(rng.integers(0, 4, 25))
     auto = T.fgsm_direction(net, x, t)
-    W, _ = T.locally_linear(net, x)
+    W, _ = T.equivalent_linear(net, x)
     logits = net(x).detach()
-    formula, g = T.fgsm_direction_locally_linear(W, logits, t, return_gradient=True)
+    formula, g = T.fgsm_direction_from_w_eq(W, logits, t, return_gradient=True)
     assert torch.equal(auto, formula)
     # the expression, term by term: w^t (p_t - 1) + sum_{k != t} w^k p_k
     p = torch.softmax(logits, 1)
@@ -452,7 +496,7 @@ def test_multiclass_fgsm_direction_matches_the_locally_linear_expression():
     torch.testing.assert_close(grad, g, rtol=1e-12, atol=1e-14)
 
 
-def test_locally_linear_attack_is_first_order_optimal():
+def test_worst_pair_perturbation_is_first_order_optimal():
     x = torch.from_numpy(np.random.default_rng(8).random((30, 16)))
     net = T.relu_mlp([16, 12, 5], seed=9, logit_scale=4.0)
     df = T.fgsm_comparison(net, x, 0.05)

@@ -1,59 +1,36 @@
-"""Small private helpers shared by the theory modules: array conversion, shapes, progress bars."""
-from __future__ import annotations
+"""Small private helpers shared by the theory modules: float64 conversion, signal shapes, progress bars.
 
-import math
+The theory works in float64 throughout (exact identities are tested to
+1e-12); inputs may be tensors or NumPy arrays.
+"""
+from __future__ import annotations
 
 import numpy as np
 import torch
 from tqdm import tqdm  # plain bars: tqdm.auto warns inside kernels without ipywidgets
 
-
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
-
-
-def _check_K(K, N: int, name: str = "K") -> int:
-    K = _check_int(K, name)
-    if K > N:
-        raise ValueError(f"{name} must lie in [1, N={N}], got {K}")
-    return K
-
-
-def _check_K_for(transform, K) -> int:
-    return _check_K(K, transform.N)
-
+from .. import checks
 
 
 def _torch(x, name: str) -> torch.Tensor:
+    """``x`` as a float64 tensor (from a tensor or a NumPy array)."""
     if isinstance(x, torch.Tensor):
         return x.to(torch.float64)
     if isinstance(x, np.ndarray):
         return torch.from_numpy(np.asarray(x, dtype=np.float64))
-    raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    raise checks.fail(name, "a torch.Tensor or numpy array", x)
 
 
 def _numpy(x, name: str, N: int | None = None) -> np.ndarray:
+    """``x`` as a float64 NumPy array, its last dimension checked to be ``N`` if given."""
     if isinstance(x, torch.Tensor):
         arr = x.detach().cpu().to(torch.float64).numpy()
     elif isinstance(x, np.ndarray):
         arr = np.asarray(x, dtype=np.float64)
     else:
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+        raise checks.fail(name, "a torch.Tensor or numpy array", x)
     if N is not None and (arr.ndim == 0 or arr.shape[-1] != N):
-        raise ValueError(f"{name} must end in the signal length N={N}, got shape {arr.shape}")
+        raise checks.ArgumentError(name, f"must end in the signal length N={N}, got shape {arr.shape}")
     return arr
 
 
@@ -65,7 +42,5 @@ def _flat(v: torch.Tensor, transform) -> torch.Tensor:
     return v.reshape(*v.shape[: v.dim() - nd], -1)
 
 
-
 def _progress(iterable, progress: bool, **kw):
     return tqdm(iterable, disable=not progress, leave=False, **kw)
-

@@ -27,8 +27,9 @@ import pywt
 import scipy.fft
 import torch
 
+from .. import checks
 from ..basis import check_wavelet
-from ._common import _check_int, _check_K, _flat, _numpy
+from ._common import _flat, _numpy
 from .weights import make_rng
 
 __all__ = [
@@ -41,11 +42,6 @@ __all__ = [
     "psi_norm_table",
     "sparse_signal",
 ]
-
-def _check_length(N) -> int:
-    N = _check_int(N, "N", minimum=2)
-    return N
-
 
 class Wavelet1D:
     r"""Orthonormal periodized 1-D wavelet transform of length ``N``.
@@ -65,15 +61,16 @@ class Wavelet1D:
     def __init__(self, wavelet: str = "coif1", N: int = 1024, level=1):
         check_wavelet(wavelet)
         self.wavelet = wavelet
-        self.N = _check_length(N)
+        self.N = checks.integer(N, "N", 2)
         if level == "full":
             if self.N & (self.N - 1):
-                raise ValueError(f"level='full' needs N to be a power of two, got N={self.N}")
+                raise checks.ArgumentError("level", f"='full' needs N to be a power of two, got N={self.N}")
             level = self.N.bit_length() - 1
-        level = _check_int(level, "level")
+        level = checks.integer(level, "level", 1)
         if self.N % (2**level):
-            raise ValueError(
-                f"level={level} is too deep for N={self.N}: N must be divisible by 2**level = {2**level} "
+            raise checks.ArgumentError(
+                "level",
+                f"={level} is too deep for N={self.N}: N must be divisible by 2**level = {2**level} "
                 "for an orthonormal periodized transform"
             )
         self.level = level
@@ -130,7 +127,7 @@ class DCT1D:
     """
 
     def __init__(self, N: int = 1024):
-        self.N = _check_length(N)
+        self.N = checks.integer(N, "N", 2)
         self.shape = (self.N,)
 
     def __repr__(self) -> str:
@@ -152,7 +149,7 @@ class DCT1D:
 def transform_1d(spec: str, N: int):
     """A 1-D transform from a short spec: ``"dct"``, ``"coif1"`` (level 1), ``"coif1:3"`` or ``"coif1:full"``."""
     if not isinstance(spec, str) or not spec:
-        raise TypeError(f"spec must be a string such as 'dct', 'coif1:1' or 'haar:full', got {spec!r}")
+        raise checks.ArgumentError("spec", f"must be a string such as 'dct', 'coif1:1' or 'haar:full', got {spec!r}")
     if spec == "dct":
         return DCT1D(N)
     name, _, level = spec.partition(":")
@@ -162,7 +159,7 @@ def transform_1d(spec: str, N: int):
         try:
             level = int(level)
         except ValueError:
-            raise ValueError(f"spec={spec!r}: the level after ':' must be an int or 'full'") from None
+            raise checks.ArgumentError("spec", f"={spec!r}: the level after ':' must be an int or 'full'") from None
     return Wavelet1D(name, N, level)
 
 
@@ -176,8 +173,8 @@ def basis_functions(transform, indices, batch: int = 256) -> torch.Tensor:
     N = transform.N
     idx = torch.as_tensor(np.asarray(indices, dtype=np.int64).ravel())
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= N):
-        raise ValueError(f"indices must lie in [0, N={N}), got range [{int(idx.min())}, {int(idx.max())}]")
-    batch = _check_int(batch, "batch")
+        raise checks.ArgumentError("indices", f"must lie in [0, N={N}), got range [{int(idx.min())}, {int(idx.max())}]")
+    batch = checks.integer(batch, "batch", 1)
     rows = []
     for chunk in idx.split(batch):
         unit = torch.zeros(len(chunk), N, dtype=torch.float64)
@@ -229,7 +226,7 @@ def sparse_signal(transform, K: int, rng, magnitude: float = 1.0) -> tuple[torch
     ``support`` the sorted indices.
     """
     rng = make_rng(rng)
-    K = _check_K(K, transform.N)
+    K = checks.integer(K, "K", 1, transform.N)
     support = np.sort(rng.choice(transform.N, size=K, replace=False))
     c = torch.zeros(transform.N, dtype=torch.float64)
     c[torch.from_numpy(support)] = torch.from_numpy(

@@ -21,7 +21,8 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 
-from ._common import _check_int, _numpy, _progress, _torch
+from .. import checks
+from ._common import _numpy, _progress, _torch
 from .bases1d import DCT1D, Wavelet1D, basis_functions
 from .weights import WeightModel, make_rng, weight_model
 
@@ -40,10 +41,10 @@ __all__ = [
 def _prepare_coefficients(a, name: str = "a") -> np.ndarray:
     arr = _numpy(np.asarray(a, dtype=np.float64) if isinstance(a, (list, tuple)) else a, name).ravel()
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite")
+        raise checks.ArgumentError(name, "must be finite")
     arr = np.abs(arr[arr != 0])  # the laws are symmetric: signs do not matter
     if arr.size == 0:
-        raise ValueError(f"{name} must have at least one nonzero entry")
+        raise checks.ArgumentError(name, "must have at least one nonzero entry")
     return arr / np.linalg.norm(arr)
 
 
@@ -139,7 +140,7 @@ def qq_points(samples) -> tuple[np.ndarray, np.ndarray]:
 def standardized_projections(a, dist: str, n: int, rng) -> np.ndarray:
     r"""``n`` Monte Carlo samples of :math:`a^Tw/(\sigma\|a\|_2)`, :math:`w` i.i.d. ``dist`` (for Q-Q plots)."""
     model = weight_model(dist)
-    n = _check_int(n, "n")
+    n = checks.integer(n, "n", 1)
     a = _prepare_coefficients(a)
     rng = make_rng(rng)
     out = np.empty(n)
@@ -163,7 +164,7 @@ def lemma2_vector(case: str, N: int, wavelet: str = "coif1", level: int = 1) -> 
     function of the full-depth decomposition (spread over the whole signal).
     """
     if case not in LEMMA2_CASES:
-        raise ValueError(f"case must be one of {LEMMA2_CASES}, got {case!r}")
+        raise checks.ArgumentError("case", f"must be one of {LEMMA2_CASES}, got {case!r}")
     if case == "dct":
         t, k, label = DCT1D(N), 1, "DCT, k = 1"
     elif case == "fixed":
@@ -207,15 +208,15 @@ def normalized_digits(images: torch.Tensor, side: int) -> torch.Tensor:
     Lemma 3's and Thm 3's Assumption 1 (:math:`\|x\|_2 = 1`); returns
     ``(B, side*side)`` float64, so :math:`N = \mathrm{side}^2`.
     """
-    side = _check_int(side, "side", 2)
+    side = checks.integer(side, "side", 2)
     x = _torch(images, "images")
     if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(f"images must be (B, 1, H, W), got shape {tuple(x.shape)}")
+        raise checks.ArgumentError("images", f"must be (B, 1, H, W), got shape {tuple(x.shape)}")
     y = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False).clamp_min(0.0)
     y = y.flatten(1)
     norms = y.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):
-        raise ValueError("images holds an all-zero image, which cannot be normalized")
+        raise checks.ArgumentError("images", "holds an all-zero image, which cannot be normalized")
     return y / norms
 
 

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..frontend import P_K, S_K
-from ._common import _check_K_for, _check_positive, _flat, _torch
+from .. import checks
+from ..frontend import S_K
+from ._common import _flat, _torch
 from .bases1d import basis_functions, psi_norms
 from .weights import weight_model
 
@@ -50,10 +51,20 @@ def delta_0(w, eps: float = 1.0, transform=None) -> torch.Tensor:
 
     ``w`` is ``(..., N)``, or ``(..., *transform.shape)`` if ``transform`` is given.
     """
-    eps = _check_positive(eps, "eps")
+    eps = checks.real(eps, "eps", 0, low_open=True)
     w = _torch(w, "w")
     w = _flat(w, transform) if transform is not None else w
     return eps * w.abs().sum(-1)
+
+
+def _project(w: torch.Tensor, x: torch.Tensor, K: int, transform) -> torch.Tensor:
+    r""":math:`\mathcal{P}_K(w, x)` for a batch of classifiers ``w`` ``(B, *shape)`` and one signal ``x`` (or one per row).
+
+    :func:`sparsenb.frontend.P_K` written out so that the mask
+    :math:`\mathcal{S}_K(x)` is computed once and broadcast over the batch
+    (the tests check the two against each other).
+    """
+    return transform.synthesis(transform.analysis(w) * S_K(x, K, transform))
 
 
 def z_k(w, x, K: int, transform) -> torch.Tensor:
@@ -62,22 +73,22 @@ def z_k(w, x, K: int, transform) -> torch.Tensor:
     The semi-white box distortion is :math:`\Delta_\mathrm{SW} = \epsilon|Z_K|`
     (App. A, proof of Thm 1). ``w`` ``(B, *shape)``, ``x`` ``(*shape)`` or ``(B, *shape)``.
     """
-    K = _check_K_for(transform, K)
+    K = checks.integer(K, "K", 1, transform.N)
     w = _torch(w, "w")
-    p = P_K(w, _torch(x, "x"), K, transform)
+    p = _project(w, _torch(x, "x"), K, transform)
     return (torch.sign(_flat(w, transform)) * _flat(p, transform)).sum(-1)
 
 
 def delta_sw(w, x, K: int, transform, eps: float = 1.0) -> torch.Tensor:
     r"""Semi-white box distortion, Eq. (4): :math:`\Delta_\mathrm{SW} = \epsilon|\mathrm{sgn}(w)^T\mathcal{P}_K(w, x)|`."""
-    return _check_positive(eps, "eps") * z_k(w, x, K, transform).abs()
+    return checks.real(eps, "eps", 0, low_open=True) * z_k(w, x, K, transform).abs()
 
 
 def delta_w(w, x, K: int, transform, eps: float = 1.0) -> torch.Tensor:
     r"""White box distortion (Sec. IV-A): :math:`\Delta_\mathrm{W} = \epsilon\|\mathcal{P}_K(w, x)\|_1`."""
-    eps = _check_positive(eps, "eps")
-    K = _check_K_for(transform, K)
-    return eps * _flat(P_K(_torch(w, "w"), _torch(x, "x"), K, transform), transform).abs().sum(-1)
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    K = checks.integer(K, "K", 1, transform.N)
+    return eps * _flat(_project(_torch(w, "w"), _torch(x, "x"), K, transform), transform).abs().sum(-1)
 
 
 def white_box_perturbation(w, x, K: int, transform, eps: float = 1.0) -> torch.Tensor:
@@ -85,9 +96,9 @@ def white_box_perturbation(w, x, K: int, transform, eps: float = 1.0) -> torch.T
 
     It attains :math:`|e^T \mathcal{P}_K(w, x)| = \Delta_\mathrm{W}` (Hölder).
     """
-    eps = _check_positive(eps, "eps")
-    K = _check_K_for(transform, K)
-    return eps * torch.sign(P_K(_torch(w, "w"), _torch(x, "x"), K, transform))
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    K = checks.integer(K, "K", 1, transform.N)
+    return eps * torch.sign(_project(_torch(w, "w"), _torch(x, "x"), K, transform))
 
 
 def _support_l1(x: torch.Tensor, K: int, transform) -> torch.Tensor:
@@ -105,8 +116,8 @@ def lemma1_bound(w, x, K: int, transform, eps: float = 1.0, l1=None) -> torch.Te
     ``l1`` is an optional ``(N,)`` tensor of :math:`\|\psi_k\|_1` (only its
     entries on the support are read); by default they are computed.
     """
-    eps = _check_positive(eps, "eps")
-    K = _check_K_for(transform, K)
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    K = checks.integer(K, "K", 1, transform.N)
     w, x = _torch(w, "w"), _torch(x, "x")
     if l1 is None:
         l1 = _support_l1(x, K, transform)
@@ -121,8 +132,8 @@ def linear_distortions(w, x, K: int, transform, eps: float = 1.0, l1=None) -> di
     ``delta_w`` and ``lemma1_bound``, each of shape ``(B,)``, computing
     :math:`\mathcal{P}_K(w, x)` once.
     """
-    eps = _check_positive(eps, "eps")
-    K = _check_K_for(transform, K)
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    K = checks.integer(K, "K", 1, transform.N)
     w, x = _torch(w, "w"), _torch(x, "x")
     if l1 is None:
         l1 = _support_l1(x, K, transform)
@@ -173,7 +184,7 @@ def z_k_moments(transform, support, dist: str = "gaussian", batch: int = 256) ->
     support = np.asarray(support, dtype=np.int64).ravel()
     K = len(support)
     if K == 0:
-        raise ValueError("support must hold at least one index")
+        raise checks.ArgumentError("support", "must hold at least one index")
     energy = torch.zeros(transform.N, dtype=torch.float64)  # sum_k psi_k[m]^2
     for chunk in np.array_split(support, max(1, math.ceil(K / batch))):
         energy += basis_functions(transform, chunk, batch).pow(2).sum(0)
@@ -184,9 +195,9 @@ def z_k_moments(transform, support, dist: str = "gaussian", batch: int = 256) ->
 
 def chebyshev_bound(K, delta: float, dist: str = "gaussian") -> np.ndarray:
     r"""Eq. (6): :math:`\Pr(|Z_K/K - \mu| \le \delta) \ge 1 - (\sigma^2+\mu^2)/(K\delta^2)`, clipped at 0."""
-    delta = _check_positive(delta, "delta")
+    delta = checks.real(delta, "delta", 0, low_open=True)
     model = weight_model(dist)
     K = np.asarray(K, dtype=np.float64)
     if np.any(K < 1):
-        raise ValueError(f"K must be >= 1, got {K}")
+        raise checks.ArgumentError("K", f"must be >= 1, got {K}")
     return np.maximum(0.0, 1.0 - (model.sigma2 + model.mu**2) / (K * delta**2))

@@ -20,8 +20,10 @@ import scipy.special
 import scipy.stats
 import torch
 
+from .. import checks
 from ..basis import l1_norms
-from ._common import _check_int, _check_K, _check_positive, _progress, _torch
+from ..evaluation import wilson_interval
+from ._common import _progress, _torch
 from .bases1d import psi_norms, sparse_signal, transform_1d
 from .linear import linear_distortions, z_k_moments
 from .weights import make_rng, weight_model
@@ -37,11 +39,11 @@ def prop2_paths(dists, Ns, n_paths: int, eps: float = 1.0, seed: int = 0, progre
     per ``(dist, path, N)`` with ``delta_0_over_N``, the limit ``eps_mu`` and
     their difference ``deviation``.
     """
-    eps = _check_positive(eps, "eps")
-    n_paths = _check_int(n_paths, "n_paths")
-    Ns = sorted({_check_int(n, "Ns") for n in Ns})
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    n_paths = checks.integer(n_paths, "n_paths", 1)
+    Ns = sorted({checks.integer(n, "Ns", 1) for n in Ns})
     if not Ns:
-        raise ValueError("Ns must hold at least one length")
+        raise checks.ArgumentError("Ns", "must hold at least one length")
     frames = []
     for dist in _progress(list(dists), progress, desc="Prop. 2"):
         model = weight_model(dist)
@@ -116,15 +118,15 @@ def linear_sweep(
     z_var_bound`` (exact, :func:`z_k_moments`), and the largest and mean
     :math:`\|\psi_k\|_1` and largest :math:`\|\psi_k\|_\infty` over the support.
     """
-    n_draws = _check_int(n_draws, "n_draws")
-    eps = _check_positive(eps, "eps")
+    n_draws = checks.integer(n_draws, "n_draws", 1)
+    eps = checks.real(eps, "eps", 0, low_open=True)
     model = weight_model(dist)
-    NK = [(_check_int(N, "N", 2), _check_int(K, "K")) for N, K in NK]
+    NK = [(checks.integer(N, "N", 2), checks.integer(K, "K", 1)) for N, K in NK]
     draws, cases = [], []
     jobs = [(spec, N, K) for N, K in NK for spec in bases]
     for spec, N, K in _progress(jobs, progress, desc="linear sweep"):
         transform = transform_1d(spec, N)
-        K = _check_K(K, N)
+        K = checks.integer(K, "K", 1, N)
         x, support = sparse_signal(transform, K, make_rng(seed, "x", spec, N, K))
         l1_s, linf_s = psi_norms(transform, support)
         l1 = torch.zeros(N, dtype=torch.float64)
@@ -162,14 +164,6 @@ def linear_sweep(
     return LinearSweep(pd.concat(draws, ignore_index=True), pd.DataFrame(cases))
 
 
-def _wilson(k: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    z = scipy.stats.norm.ppf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 def thm1_table(sweep: LinearSweep, delta: float, level: float = 0.95) -> pd.DataFrame:
     r"""Thm 1 per ``(basis, N, K)``: the Monte Carlo against Lemma 4 and Eq. (6).
 
@@ -182,7 +176,7 @@ def thm1_table(sweep: LinearSweep, delta: float, level: float = 0.95) -> pd.Data
     the Gaussian approximation ``normal`` :math:`2\Phi(\delta K/\sqrt{\mathrm{var}}) - 1`
     with the exact variance.
     """
-    delta = _check_positive(delta, "delta")
+    delta = checks.real(delta, "delta", 0, low_open=True)
     d, cases = sweep.draws, sweep.cases.set_index(["basis", "N", "K"])
     rows = []
     for (basis, N, K), part in d.groupby(["basis", "N", "K"], sort=True):
@@ -192,7 +186,7 @@ def thm1_table(sweep: LinearSweep, delta: float, level: float = 0.95) -> pd.Data
         var = float(np.var(z, ddof=1))
         chi = scipy.stats.chi2.ppf([0.5 + level / 2, 0.5 - level / 2], n - 1)
         k = int(np.sum(np.abs(z / K - case["mu"]) <= delta))
-        lo, hi = _wilson(np.array(k), np.array(n), level)
+        lo, hi = wilson_interval(k, n, z=float(scipy.stats.norm.ppf(0.5 + level / 2)))
         cheb = 1.0 - (case["sigma2"] + case["mu"] ** 2) / (K * delta**2)
         rows.append(
             {
@@ -251,10 +245,10 @@ def image_white_box(
     x = _torch(images, "images")
     if x.dim() == 4:
         if x.shape[1] != 1:
-            raise ValueError(f"images must have one channel, got shape {tuple(x.shape)}")
+            raise checks.ArgumentError("images", f"must have one channel, got shape {tuple(x.shape)}")
         x = x[:, 0]
     if x.dim() != 3:
-        raise ValueError(f"images must be (B, 1, H, W) or (B, H, W), got shape {tuple(images.shape)}")
+        raise checks.ArgumentError("images", f"must be (B, 1, H, W) or (B, H, W), got shape {tuple(images.shape)}")
     B, H, W = x.shape
     model = weight_model(dist)
     w = torch.from_numpy(model.sample((B, H, W), make_rng(seed, "image-w", dist)))
@@ -262,7 +256,7 @@ def image_white_box(
     for label, transform in _progress(list(transforms.items()), progress, desc="bases"):
         l1 = l1_norms(transform.dense())
         for K in Ks:
-            out = linear_distortions(w, x, _check_K(K, H * W), transform, eps, l1)
+            out = linear_distortions(w, x, checks.integer(K, "K", 1, H * W), transform, eps, l1)
             frame = _with_ratios(pd.DataFrame({k: v.numpy() for k, v in out.items()}), int(K), eps)
             frame.insert(0, "image", np.arange(B))
             frame.insert(0, "K", int(K))

@@ -20,36 +20,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import _check_positive, _torch
-from .networks import locally_linear
+from .. import checks
+from ._common import _torch
+from .networks import equivalent_linear
 
-__all__ = ["fgsm_direction", "fgsm_direction_locally_linear", "locally_linear_attack", "fgsm_comparison"]
-
-def _check_labels(t, B: int, L: int) -> torch.Tensor:
-    t = torch.as_tensor(t, dtype=torch.int64).reshape(-1)
-    if t.shape != (B,) or bool(((t < 0) | (t >= L)).any()):
-        raise ValueError(f"t must hold {B} class indices in [0, {L}), got {t.tolist()[:8]}...")
-    return t
-
+__all__ = ["fgsm_direction", "fgsm_direction_from_w_eq", "worst_pair_perturbation", "fgsm_comparison"]
 
 def fgsm_direction(net: nn.Sequential, x, t) -> torch.Tensor:
     r""":math:`\mathrm{sgn}(\nabla_x J)` for the cross-entropy :math:`J = -\log p_t`, by autograd."""
     x = _torch(x, "x").detach().requires_grad_(True)
     logits = net(x)
-    t = _check_labels(t, len(x), logits.shape[1])
+    t = checks.labels(t, "t", len(x), logits.shape[1])
     (g,) = torch.autograd.grad(F.cross_entropy(logits, t, reduction="sum"), x)
     return torch.sign(g)
 
 
-def fgsm_direction_locally_linear(W_eq: torch.Tensor, logits: torch.Tensor, t, return_gradient: bool = False):
+def fgsm_direction_from_w_eq(W_eq: torch.Tensor, logits: torch.Tensor, t, return_gradient: bool = False):
     r"""Sec. V-E: :math:`\mathrm{sgn}\big(w_\mathrm{eq}^{\{t\}}(p_t - 1) + \sum_{k\ne t} w_\mathrm{eq}^{\{k\}}p_k\big)`.
 
-    ``W_eq`` ``(B, L, N)`` from :func:`locally_linear`, ``logits`` ``(B, L)``
+    ``W_eq`` ``(B, L, N)`` from :func:`~sparsenb.theory.networks.equivalent_linear`, ``logits`` ``(B, L)``
     (:math:`p = \mathrm{softmax}(y)`), ``t`` the true labels. With
     ``return_gradient`` also returns the vector inside the sign.
     """
     B, L, _ = W_eq.shape
-    t = _check_labels(t, B, L)
+    t = checks.labels(t, "t", B, L)
     p = torch.softmax(logits.to(torch.float64), dim=1)
     rows = torch.arange(B)
     w_t = W_eq[rows, t]  # (B, N)
@@ -58,17 +52,19 @@ def fgsm_direction_locally_linear(W_eq: torch.Tensor, logits: torch.Tensor, t, r
     return (torch.sign(g), g) if return_gradient else torch.sign(g)
 
 
-def locally_linear_attack(W_eq: torch.Tensor, logits: torch.Tensor, t, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def worst_pair_perturbation(W_eq: torch.Tensor, logits: torch.Tensor, t, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The (one-step, semi-white box) locally linear attack of Sec. V-E.
 
     For each wrong class :math:`i`, the first-order margin after the attack
     :math:`\epsilon\,\mathrm{sgn}(w_\mathrm{eq}^{\{i\}} - w_\mathrm{eq}^{\{t\}})`
     is :math:`y_i - y_t + \epsilon\|w_\mathrm{eq}^{\{i\}} - w_\mathrm{eq}^{\{t\}}\|_1`;
     the attack spends its budget on the worst-case pair. Returns ``(e, i*)``.
+    It is the perturbation of :func:`sparsenb.attacks.locally_linear` (one
+    step, no clipping to the image box) computed from :math:`W_\mathrm{eq}`.
     """
-    eps = _check_positive(eps, "eps")
+    eps = checks.real(eps, "eps", 0, low_open=True)
     B, L, _ = W_eq.shape
-    t = _check_labels(t, B, L)
+    t = checks.labels(t, "t", B, L)
     rows = torch.arange(B)
     diff = W_eq - W_eq[rows, t][:, None]
     gain = logits - logits[rows, t][:, None] + eps * diff.abs().sum(-1)
@@ -90,15 +86,15 @@ def fgsm_comparison(net: nn.Sequential, x, eps: float, t=None) -> pd.DataFrame:
     true margins after each attack (``margin_fgsm``, ``margin_ll``; > 0 means
     the label changed); ``gain_ratio`` = ``gain_fgsm / gain_ll`` (at most 1).
     """
-    eps = _check_positive(eps, "eps")
+    eps = checks.real(eps, "eps", 0, low_open=True)
     x = _torch(x, "x")
-    W_eq, b_eq = locally_linear(net, x)
+    W_eq, b_eq = equivalent_linear(net, x)
     with torch.no_grad():
         logits = net(x)
     B, L, _ = W_eq.shape
-    t = logits.argmax(1) if t is None else _check_labels(t, B, L)
+    t = logits.argmax(1) if t is None else checks.labels(t, "t", B, L)
     rows = torch.arange(B)
-    sign_ll, g_ll = fgsm_direction_locally_linear(W_eq, logits, t, return_gradient=True)
+    sign_ll, g_ll = fgsm_direction_from_w_eq(W_eq, logits, t, return_gradient=True)
     xr = x.detach().clone().requires_grad_(True)
     (g_auto,) = torch.autograd.grad(F.cross_entropy(net(xr), t, reduction="sum"), xr)
     nonzero = g_auto.abs() > 1e-12 * g_auto.abs().amax(1, keepdim=True)
@@ -121,7 +117,7 @@ def fgsm_comparison(net: nn.Sequential, x, eps: float, t=None) -> pd.DataFrame:
     base[rows, t] = -math.inf
     base = base.amax(1)
     e_f = eps * sign_ll
-    e_ll, _ = locally_linear_attack(W_eq, logits, t, eps)
+    e_ll, _ = worst_pair_perturbation(W_eq, logits, t, eps)
     p = torch.softmax(logits, 1)
     return pd.DataFrame(
         {

@@ -7,7 +7,7 @@ Each ReLU unit is :math:`a_i = s_i(x)(w_i^Tx - b_i)` with a switch
 * Random networks: :func:`relu_mlp` (any widths) and :func:`random_two_layer`
   (Fig. 3, meeting or violating Assumption 2), :func:`two_layer_parts`.
 * Theorem 3: :func:`switch_statistics`, :func:`thm3_prediction`, :func:`thm3_sweep`.
-* The locally linear model: :func:`locally_linear` (any ReLU MLP),
+* The locally linear model: :func:`equivalent_linear` (any ReLU MLP),
   :func:`two_layer_w_eq` (the paper's two-layer formula), :func:`logits_jacobian`
   (the same by autograd).
 * Eq. (5): :func:`eq5_split`, :func:`eq5_sweep`.
@@ -23,7 +23,9 @@ import scipy.special
 import torch
 from torch import nn
 
-from ._common import _check_int, _check_positive, _progress, _torch
+from .. import checks
+from ..switches import flip_share, switch_states
+from ._common import _progress, _torch
 from .gaussianity import normalized_digits
 from .weights import make_rng, weight_model
 
@@ -34,8 +36,7 @@ __all__ = [
     "switch_statistics",
     "thm3_prediction",
     "thm3_sweep",
-    "relu_switches",
-    "locally_linear",
+        "equivalent_linear",
     "two_layer_w_eq",
     "logits_jacobian",
     "eq5_split",
@@ -45,7 +46,7 @@ __all__ = [
 def _layers(net) -> list:
     layers = list(net) if isinstance(net, nn.Sequential) else None
     if not layers or not all(isinstance(m, (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity)) for m in layers):
-        raise TypeError("net must be an nn.Sequential of nn.Linear and nn.ReLU layers (nn.Flatten allowed)")
+        raise checks.ArgumentError("net", "must be an nn.Sequential of nn.Linear and nn.ReLU layers (nn.Flatten allowed)")
     return layers
 
 
@@ -55,10 +56,10 @@ def relu_mlp(sizes: Sequence[int], seed: int = 0, logit_scale: float = 1.0) -> n
     Weights and biases are :math:`U(-1/\\sqrt{\\text{fan-in}}, 1/\\sqrt{\\text{fan-in}})`
     (PyTorch's default for ``nn.Linear``), the last layer times ``logit_scale``.
     """
-    sizes = [_check_int(s, "sizes") for s in sizes]
+    sizes = [checks.integer(s, "sizes", 1) for s in sizes]
     if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least an input and an output size, got {sizes}")
-    logit_scale = _check_positive(logit_scale, "logit_scale")
+        raise checks.ArgumentError("sizes", f"must list at least an input and an output size, got {sizes}")
+    logit_scale = checks.real(logit_scale, "logit_scale", 0, low_open=True)
     rng = make_rng(seed, "relu_mlp", *sizes)
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -92,10 +93,10 @@ def random_two_layer(
     Returned as ``nn.Sequential(Linear(N, M), ReLU(), Linear(M, 1, bias=False))``
     in float64 (torch's bias is :math:`-b`).
     """
-    N, M = _check_int(N, "N"), _check_int(M, "M")
-    delta, C = _check_positive(delta, "delta"), _check_positive(C, "C")
+    N, M = checks.integer(N, "N", 1), checks.integer(M, "M", 1)
+    delta, C = checks.real(delta, "delta", 0, low_open=True), checks.real(C, "C", 0, low_open=True)
     if bias not in ("scaled", "unit"):
-        raise ValueError(f"bias must be 'scaled' or 'unit', got {bias!r}")
+        raise checks.ArgumentError("bias", f"must be 'scaled' or 'unit', got {bias!r}")
     model = weight_model(dist)
     rng = make_rng(seed, "two_layer", N, M, dist, bias)
     W = model.sample((M, N), rng)
@@ -116,10 +117,10 @@ def two_layer_parts(net: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor, tor
     """``(W, b, w0)`` of a two-layer network in the paper's sign convention (:math:`a = \\mathrm{ReLU}(Wx - b)`)."""
     layers = _layers(net)
     if len(layers) != 3 or not isinstance(layers[1], nn.ReLU) or layers[2].out_features != 1:
-        raise ValueError("net must be Linear(N, M), ReLU(), Linear(M, 1) (see random_two_layer)")
+        raise checks.ArgumentError("net", "must be Linear(N, M), ReLU(), Linear(M, 1) (see random_two_layer)")
     b2 = layers[2].bias
     if b2 is not None and bool((b2 != 0).any()):
-        raise ValueError("net's output layer must have no bias, as in Fig. 3")
+        raise checks.ArgumentError("net", "must have no bias in its output layer, as in Fig. 3")
     return layers[0].weight.detach(), -layers[0].bias.detach(), layers[2].weight.detach()[0]
 
 
@@ -132,18 +133,19 @@ def switch_statistics(net: nn.Sequential, x, e, delta: float) -> dict[str, torch
     * ``worst_case``: share with :math:`|w_i^Tx - b_i| \le \delta\|w_i\|_1`,
       outside :math:`S` for *some* :math:`\|e\|_\infty \le \delta` (the proof's bound).
 
-    ``flipped <= outside_S <= worst_case`` neuron by neuron.
+    ``flipped <= outside_S <= worst_case`` neuron by neuron (``flipped`` is
+    read off the network's own switches, :func:`sparsenb.switches.switch_states`).
     """
-    delta = _check_positive(delta, "delta")
+    delta = checks.real(delta, "delta", 0, low_open=True)
     W, b, _ = two_layer_parts(net)
     x, e = _torch(x, "x"), _torch(e, "e")
-    z = x @ W.T - b
-    ze = e @ W.T
-    flipped = (z > 0) != (z + ze > 0)
+    z = x @ W.T - b  # w_i^T x - b_i
+    ze = e @ W.T  # w_i^T e
     outside = z.abs() <= ze.abs()
     worst = z.abs() <= delta * W.abs().sum(1)
+    flipped, _ = flip_share(switch_states(net, x), switch_states(net, x + e))
     return {
-        "flipped": flipped.double().mean(-1),
+        "flipped": flipped / 100,
         "outside_S": outside.double().mean(-1),
         "worst_case": worst.double().mean(-1),
     }
@@ -157,14 +159,14 @@ def thm3_prediction(N, delta: float, C: float, bias: str, dist: str = "gaussian"
     ``"unit"`` biases give :math:`2\Phi(\delta\mu N/\sqrt2) - 1 \to 1`.
     """
     model = weight_model(dist)
-    delta, C = _check_positive(delta, "delta"), _check_positive(C, "C")
+    delta, C = checks.real(delta, "delta", 0, low_open=True), checks.real(C, "C", 0, low_open=True)
     L1 = model.mu * np.asarray(N, dtype=np.float64)
     Phi = scipy.special.ndtr
     if bias == "scaled":
         return Phi((2 * delta + C) * L1) - Phi(C * L1)
     if bias == "unit":
         return 2 * Phi(delta * L1 / math.sqrt(2.0)) - 1
-    raise ValueError(f"bias must be 'scaled' or 'unit', got {bias!r}")
+    raise checks.ArgumentError("bias", f"must be 'scaled' or 'unit', got {bias!r}")
 
 
 def thm3_sweep(
@@ -188,7 +190,7 @@ def thm3_sweep(
     One row per ``(bias, side, network, kind, image)`` with the shares of
     :func:`switch_statistics`.
     """
-    n_networks = _check_int(n_networks, "n_networks")
+    n_networks = checks.integer(n_networks, "n_networks", 1)
     frames = []
     jobs = [(bias, int(side), k) for bias in biases for side in sides for k in range(n_networks)]
     digits = {}
@@ -216,37 +218,29 @@ def thm3_sweep(
     return pd.concat(frames, ignore_index=True)
 
 
-def relu_switches(net: nn.Sequential, x) -> list[torch.Tensor]:
-    """The switches :math:`s(x) \\in \\{0, 1\\}` of every ReLU layer, as boolean tensors ``(B, width)``."""
-    h = _torch(x, "x")
-    out = []
-    with torch.no_grad():
-        for layer in _layers(net):
-            if isinstance(layer, nn.ReLU):
-                out.append(h > 0)
-            h = layer(h)
-    return out
-
-
-def locally_linear(net: nn.Sequential, x, switches=None) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The exact locally linear model of a ReLU MLP: :math:`y(x) = W_\mathrm{eq}(x)x - b_\mathrm{eq}(x)`.
+def equivalent_linear(net: nn.Sequential, x, switches=None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The equivalent linear model of a ReLU MLP at ``x``: :math:`y(x) = W_\mathrm{eq}(x)x - b_\mathrm{eq}(x)`.
 
     Returns ``W_eq`` ``(B, L, N)`` (row :math:`i` is :math:`w_\mathrm{eq}^{\{i\}}`)
     and ``b_eq`` ``(B, L)``, composing the layers with each ReLU replaced by
-    its switch (Sec. V-A). ``switches`` (from :func:`relu_switches`) fixes the
-    pattern, e.g. that of :math:`x + e`; by default it is the pattern of ``x``.
+    its switch (Sec. V-A). ``switches`` (:func:`sparsenb.switches.switch_states`
+    of the net) fixes the pattern, e.g. that of :math:`x + e`; by default it
+    is the pattern of ``x``.
     The matrix is composed from the output backwards, so memory stays
     ``B x L x width`` rather than ``B x width x N``.
     """
     x = _torch(x, "x")
     if x.dim() != 2:
-        raise ValueError(f"x must be (B, N), got shape {tuple(x.shape)}")
+        raise checks.ArgumentError("x", f"must be (B, N), got shape {tuple(x.shape)}")
     ops = [m for m in _layers(net) if isinstance(m, (nn.Linear, nn.ReLU))]
     if switches is None:
-        switches = relu_switches(net, x)
+        switches = switch_states(net, x)
+    if not isinstance(switches, dict):
+        raise checks.fail("switches", "a dict of switch states (sparsenb.switches.switch_states)", switches)
+    switches = list(switches.values())
     n_relu = sum(isinstance(m, nn.ReLU) for m in ops)
     if len(switches) != n_relu:
-        raise ValueError(f"switches must hold one mask per ReLU ({n_relu}), got {len(switches)}")
+        raise checks.ArgumentError("switches", f"must hold one mask per ReLU ({n_relu}), got {len(switches)}")
     B, N = x.shape
     with torch.no_grad():
         # offsets, forward: h = A x + a
@@ -258,7 +252,7 @@ def locally_linear(net: nn.Sequential, x, switches=None) -> tuple[torch.Tensor, 
             else:
                 s = switches[j].to(torch.float64)
                 if s.shape != a.shape:
-                    raise ValueError(f"switches[{j}] must have shape {tuple(a.shape)}, got {tuple(s.shape)}")
+                    raise checks.ArgumentError(f"switches[{j}]", f"must have shape {tuple(a.shape)}, got {tuple(s.shape)}")
                 a = a * s
                 j += 1
         # matrix, backward from the output
@@ -309,15 +303,15 @@ def eq5_split(net: nn.Sequential, x, e) -> dict[str, torch.Tensor]:
     """
     x, e = _torch(x, "x"), _torch(e, "e")
     if x.shape != e.shape:
-        raise ValueError(f"e must have the shape of x {tuple(x.shape)}, got {tuple(e.shape)}")
-    s, s_bar = relu_switches(net, x), relu_switches(net, x + e)
-    W, b = locally_linear(net, x, s)
-    W_bar, b_bar = locally_linear(net, x + e, s_bar)
+        raise checks.ArgumentError("e", f"must have the shape of x {tuple(x.shape)}, got {tuple(e.shape)}")
+    s, s_bar = switch_states(net, x), switch_states(net, x + e)
+    W, b = equivalent_linear(net, x, s)
+    W_bar, b_bar = equivalent_linear(net, x + e, s_bar)
     with torch.no_grad():
         delta = net(x + e) - net(x)
     linear = torch.einsum("bln,bn->bl", W_bar, e)
     switching = torch.einsum("bln,bn->bl", W_bar - W, x) - (b_bar - b)
-    flips = torch.cat([(u != v) for u, v in zip(s, s_bar)], dim=1).double().mean(1) if s else torch.zeros(len(x))
+    flips = flip_share(s, s_bar)[0] / 100 if s else torch.zeros(len(x), dtype=torch.float64)
     return {"delta": delta, "linear": linear, "switching": switching, "residual": delta - linear - switching, "flipped": flips}
 
 
@@ -329,15 +323,15 @@ def eq5_sweep(net: nn.Sequential, x, epsilons: Sequence[float], seed: int = 0, p
     ``switching_share`` :math:`= |\text{switching}|/(|\text{linear}| + |\text{switching}|)`.
     """
     x = _torch(x, "x")
-    W, _ = locally_linear(net, x)
+    W, _ = equivalent_linear(net, x)
     if W.shape[1] != 1:
-        raise ValueError(f"net must have a single output, got {W.shape[1]}")
+        raise checks.ArgumentError("net", f"must have a single output, got {W.shape[1]}")
     signs = torch.from_numpy(make_rng(seed, "eq5").choice([-1.0, 1.0], size=tuple(x.shape)))
     frames = []
     for kind in _progress(["attack", "random sign"], progress, desc="Eq. (5)"):
         direction = torch.sign(W[:, 0]) if kind == "attack" else signs
         for eps in epsilons:
-            out = eq5_split(net, x, _check_positive(eps, "epsilons") * direction)
+            out = eq5_split(net, x, checks.real(eps, "epsilons", 0, low_open=True) * direction)
             frames.append(
                 pd.DataFrame(
                     {

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import checks
 from ..frontend import P_K, S_K
-from ._common import _check_K_for, _check_positive, _progress, _torch
+from ._common import _progress, _torch
 from .weights import make_rng
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "coefficient_gap",
     "snr_condition",
     "gap_condition",
-    "support_overlap",
     "PROP1_KINDS",
     "prop1_perturbation",
     "prop1_sweep",
@@ -37,7 +37,7 @@ __all__ = [
 
 def smallest_kept(x, K: int, transform) -> torch.Tensor:
     r""":math:`\lambda`: magnitude of the smallest nonzero entry of :math:`\mathcal{H}_K(\Psi x)`."""
-    K = _check_K_for(transform, K)
+    K = checks.integer(K, "K", 1, transform.N)
     c = transform.analysis(_torch(x, "x"))
     return torch.topk(c.abs(), K, dim=-1).values.amin(-1)
 
@@ -49,7 +49,7 @@ def coefficient_gap(x, K: int, transform) -> torch.Tensor:
     (:math:`\lambda_{K+1} = 0`); for an approximately sparse one it is what
     protects the support (see :func:`gap_condition`). With ``K = N`` it is :math:`\lambda`.
     """
-    K = _check_K_for(transform, K)
+    K = checks.integer(K, "K", 1, transform.N)
     c = transform.analysis(_torch(x, "x")).abs()
     top = torch.topk(c, min(K + 1, transform.N), dim=-1).values
     return top[..., K - 1] - (top[..., K] if K < transform.N else 0.0)
@@ -63,8 +63,8 @@ def snr_condition(x, K: int, transform, eps: float, gamma: float) -> torch.Tenso
     proof bounds the coefficients outside the support by :math:`|\psi_j^Te|`
     alone. For approximately sparse data use :func:`gap_condition`.
     """
-    eps = _check_positive(eps, "eps")
-    gamma = _check_positive(gamma, "gamma")
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    gamma = checks.real(gamma, "gamma", 0, low_open=True)
     return smallest_kept(x, K, transform) / eps > gamma
 
 
@@ -77,18 +77,9 @@ def gap_condition(x, K: int, transform, eps: float, gamma: float) -> torch.Tenso
     :math:`j \notin`. It reduces to :func:`snr_condition` for exactly
     :math:`K`-sparse :math:`x`.
     """
-    eps = _check_positive(eps, "eps")
-    gamma = _check_positive(gamma, "gamma")
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    gamma = checks.real(gamma, "gamma", 0, low_open=True)
     return coefficient_gap(x, K, transform) / eps > gamma
-
-
-def support_overlap(x, e, K: int, transform) -> torch.Tensor:
-    r""":math:`|\mathcal{S}_K(x) \cap \mathcal{S}_K(x + e)|` per signal (``K`` means the support did not move)."""
-    K = _check_K_for(transform, K)
-    x, e = _torch(x, "x"), _torch(e, "e")
-    if x.shape != e.shape:
-        raise ValueError(f"e must have the shape of x {tuple(x.shape)}, got {tuple(e.shape)}")
-    return (S_K(x, K, transform) & S_K(x + e, K, transform)).sum(-1)
 
 
 PROP1_KINDS = ("random sign", "white box", "support")
@@ -109,11 +100,11 @@ def prop1_perturbation(kind: str, x, K: int, transform, eps: float, seed: int = 
     The same ``seed`` gives the same signs (and classifiers) for every
     transform, so that bases are compared on equal terms.
     """
-    eps = _check_positive(eps, "eps")
-    K = _check_K_for(transform, K)
+    eps = checks.real(eps, "eps", 0, low_open=True)
+    K = checks.integer(K, "K", 1, transform.N)
     x = _torch(x, "x")
     if kind not in PROP1_KINDS:
-        raise ValueError(f"kind must be one of {PROP1_KINDS}, got {kind!r}")
+        raise checks.ArgumentError("kind", f"must be one of {PROP1_KINDS}, got {kind!r}")
     rng = make_rng(seed, "prop1", kind)
     if kind == "random sign":
         return eps * torch.from_numpy(rng.choice([-1.0, 1.0], size=tuple(x.shape)))
@@ -156,10 +147,10 @@ def prop1_sweep(
         t = transforms[label]
         if (label, kind) not in directions:  # jobs are ordered by (label, kind): keep one direction at a time
             directions = {(label, kind): prop1_perturbation(kind, x, K, t, 1.0, seed)}
-        e = _check_positive(eps, "epsilons") * directions[label, kind]
-        # support_overlap(x, e, K, t), with S_K(x) computed once per basis
+        e = checks.real(eps, "epsilons", 0, low_open=True) * directions[label, kind]
+        # sparsenb.frontend.support_overlap(x, x + e, K, t), with S_K(x) computed once per basis
         overlap = (support_x[label] & S_K(x + e, K, t)).sum(-1).reshape(len(x)).numpy()
-        gamma = _check_positive(gammas[label], "gammas")
+        gamma = checks.real(gammas[label], "gammas", 0, low_open=True)
         condition = (lam[label] / eps > gamma).numpy()
         gap_ok = (gap[label] / eps > gamma).numpy()
         frames.append(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ._common import _check_int
+from .. import checks
 from .weights import make_rng
 
 __all__ = ["summarize", "rms_deviation", "PowerLawFit", "fit_power_law", "power_law_fits", "plot_band"]
@@ -29,10 +29,9 @@ def summarize(df: pd.DataFrame, by, value: str, level: float = 0.95) -> pd.DataF
     mean at ``level``), ``q_low, q_high`` (the central ``level`` share of the
     draws), ``median``.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    level = checks.real(level, "level", 0, 1, low_open=True, high_open=True)
     if value not in df:
-        raise KeyError(f"value {value!r} is not a column of df ({list(df.columns)})")
+        raise checks.fail("value", f"a column of df {list(df.columns)}", value)
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
     g = df.groupby(by, sort=True)[value]
@@ -106,12 +105,11 @@ def fit_power_law(x, y, level: float = 0.95, n_boot: int = 2000, statistic="mean
     """
     x = np.asarray(x, dtype=np.float64).ravel()
     if len(x) < 2 or np.any(x <= 0):
-        raise ValueError(f"x must hold at least two positive values, got {x}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+        raise checks.ArgumentError("x", f"must hold at least two positive values, got {x}")
+    level = checks.real(level, "level", 0, 1, low_open=True, high_open=True)
     stat = _STATISTICS.get(statistic, statistic) if isinstance(statistic, str) else statistic
     if not callable(stat):
-        raise ValueError(f"statistic must be 'mean', 'median' or a callable, got {statistic!r}")
+        raise checks.ArgumentError("statistic", f"must be 'mean', 'median' or a callable, got {statistic!r}")
     lx = np.log(x)
     X = np.stack([np.ones_like(lx), lx], 1)
     ragged = not np.isscalar(y) and len(y) == len(x) and all(np.ndim(v) == 1 for v in y)
@@ -121,13 +119,13 @@ def fit_power_law(x, y, level: float = 0.95, n_boot: int = 2000, statistic="mean
     else:
         point = np.asarray(y, dtype=np.float64).ravel()
         if point.shape != x.shape:
-            raise ValueError(f"y must hold one value per x ({len(x)}) or one array of draws per x")
+            raise checks.ArgumentError("y", f"must hold one value per x ({len(x)}) or one array of draws per x")
     if np.any(~np.isfinite(point)) or np.any(point <= 0):
         raise ValueError(f"the fitted values must be positive and finite, got {point}")
     coef, *_ = np.linalg.lstsq(X, np.log(point), rcond=None)
     alpha = 1 - level
     if ragged:
-        n_boot = _check_int(n_boot, "n_boot")
+        n_boot = checks.integer(n_boot, "n_boot", 1)
         rng = make_rng(seed, "bootstrap")
         boot = np.empty((n_boot, len(x)))
         for j, r in enumerate(rows):
@@ -200,7 +198,7 @@ def power_law_fits(
 def plot_band(ax, summary: pd.DataFrame, x: str, label=None, band: str = "ci", color=None, marker="o", **kw):
     """Plot a :func:`summarize` table: the mean as a line, ``band`` ("ci" or "quantile") shaded."""
     if band not in ("ci", "quantile"):
-        raise ValueError(f"band must be 'ci' or 'quantile', got {band!r}")
+        raise checks.ArgumentError("band", f"must be 'ci' or 'quantile', got {band!r}")
     s = summary.sort_values(x)
     (line,) = ax.plot(s[x], s["mean"], marker=marker, ms=3.5, label=label, color=color, **kw)
     lo, hi = ("ci_low", "ci_high") if band == "ci" else ("q_low", "q_high")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special
 
+from .. import checks
+
 __all__ = ["make_rng", "WeightModel", "WEIGHT_MODELS", "weight_model", "sample_weights"]
 
 _SQRT3 = math.sqrt(3.0)
@@ -40,9 +42,7 @@ def make_rng(seed, *keys) -> np.random.Generator:
     """
     if isinstance(seed, np.random.Generator) and not keys:
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
-        raise TypeError(f"seed must be an int >= 0, got {seed!r}")
-    entropy = [int(seed)] + [zlib.crc32(str(k).encode()) for k in keys]
+    entropy = [checks.seed(seed)] + [zlib.crc32(str(k).encode()) for k in keys]
     return np.random.default_rng(entropy)
 
 
@@ -113,7 +113,7 @@ def weight_model(dist: str) -> WeightModel:
     if isinstance(dist, WeightModel):
         return dist
     if dist not in WEIGHT_MODELS:
-        raise ValueError(f"dist must be one of {sorted(WEIGHT_MODELS)}, got {dist!r}")
+        raise checks.fail("dist", f"one of {sorted(WEIGHT_MODELS)}", dist)
     return WEIGHT_MODELS[dist]
 
 
