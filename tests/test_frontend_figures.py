@@ -1,4 +1,4 @@
-"""sparsenb.figures draws what it is given: the right panels, titles from the data, no hidden state."""
+"""sparsenb.frontend_figures draws what it is given: the right panels, titles from the data, no hidden state."""
 from __future__ import annotations
 
 import matplotlib
@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from sparsenb import figures  # noqa: E402
+from sparsenb import frontend_figures  # noqa: E402
 from sparsenb.frontend import sparsity_level  # noqa: E402
 
 
@@ -21,7 +21,7 @@ def _digit(seed=0):
 
 def test_frontend_at_work_panels_and_K():
     rhos = [0.01, 0.035]
-    fig = figures.frontend_at_work(_digit(), rhos)
+    fig = frontend_figures.frontend_at_work(_digit(), rhos)
     titles = [ax.get_title() for ax in fig.axes]
     assert len(fig.axes) == 2 * (len(rhos) + 1)
     for r in rhos:
@@ -34,7 +34,7 @@ def test_frontend_at_work_panels_and_K():
 
 def test_digits_and_projections_titles():
     images = torch.rand(3, 1, 28, 28, dtype=torch.float64)
-    fig = figures.digits_and_projections(images, 2 * images - 0.5, ["a", "b", "c"], ("in", "out"))
+    fig = frontend_figures.digits_and_projections(images, 2 * images - 0.5, ["a", "b", "c"], ("in", "out"))
     assert [ax.get_title() for ax in fig.axes[3:]] == ["a", "b", "c"]
     shown = fig.axes[3].get_images()[0].get_array()
     assert float(shown.min()) >= 0 and float(shown.max()) <= 1  # projections clipped for display
@@ -42,7 +42,7 @@ def test_digits_and_projections_titles():
 
 
 def test_basis_functions_titles_carry_l1_norms():
-    fig = figures.basis_functions(["haar"], ["A1", "D1"])
+    fig = frontend_figures.basis_functions(["haar"], ["A1", "D1"])
     assert [ax.get_title() for ax in fig.axes] == [r"haar A1: $\|\psi_k\|_1$ = 2.00", r"haar D1: $\|\psi_k\|_1$ = 2.00"]
     plt.close(fig)
 
@@ -50,7 +50,7 @@ def test_basis_functions_titles_carry_l1_norms():
 def test_energy_curves_one_line_per_basis():
     rho = [0.01, 0.02, 0.05]
     mean = pd.DataFrame({"a": [0.1, 0.2, 0.3], "b": [0.2, 0.3, 0.4]}, index=rho)
-    fig = figures.energy_curves(mean, 0 * mean, marks=[0.02], n_images=5)
+    fig = frontend_figures.energy_curves(mean, 0 * mean, marks=[0.02], n_images=5)
     ax = fig.axes[0]
     lines = [line for line in ax.get_lines() if line.get_label() in ("a", "b")]
     assert len(lines) == 2 and np.allclose(lines[0].get_xdata(), [1, 2, 5])
