@@ -125,15 +125,19 @@ def _network_inputs(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _linear_inputs(w, x, y, frontend=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Check the linear attacks' ``w``, ``x``, ``y`` (0/1) and ``frontend``; return ``w`` as an image, ``x``, ``y``."""
-    if frontend is not None and not isinstance(frontend, SparsifyingFrontEnd):
+def _frontend(frontend) -> SparsifyingFrontEnd:
+    if not isinstance(frontend, SparsifyingFrontEnd):
         raise checks.fail("frontend", "a SparsifyingFrontEnd", frontend)
+    return frontend
+
+
+def _linear_inputs(w, x, y, frontend=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the linear attacks' ``w``, ``x`` (for ``frontend`` if given) and ``y`` (0/1); return ``w`` as an image, ``x``, ``y``."""
     size = None if frontend is None else frontend.image_size
     x = checks.images(x, "x", None if frontend is None else frontend.channels, size).detach()
     y = checks.labels(y, "y", len(x), classes=2, device=x.device)
     checks.tensor(w, "w", floating=True)
-    if w.numel() != x[0].numel():
+    if w.numel() != math.prod(x.shape[1:]):
         raise checks.ArgumentError(
             "w", f"must hold one weight per pixel, as an image {tuple(x.shape[1:])}, got shape {tuple(w.shape)}"
         )
@@ -212,7 +216,7 @@ def white_box(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float, fro
     moves by :math:`\epsilon\|\mathcal{P}_K(w, x)\|_1` (Sec. IV-A).
     """
     eps = _eps(eps)
-    w, x, y = _linear_inputs(w, x, y, frontend)
+    w, x, y = _linear_inputs(w, x, y, _frontend(frontend))
     if eps == 0 or not len(x):
         return x.clone()
     d = torch.sign(frontend.project(w.expand_as(x), x))
@@ -230,7 +234,7 @@ def iterated_white_box(
     with :math:`x + e` kept in [0, 1] at every step.
     """
     eps, step, steps = _eps(eps), _step(step), _steps(steps)
-    w, x, y = _linear_inputs(w, x, y, frontend)
+    w, x, y = _linear_inputs(w, x, y, _frontend(frontend))
     if eps == 0 or steps == 0 or not len(x):
         return x.clone()
     s = _against_true_class(y, x.dtype)

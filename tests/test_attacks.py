@@ -426,3 +426,212 @@ def test_numpy_scalars_are_accepted_like_python_numbers(name, digits):
         kw.update(seed=0, restarts=np.int64(1))
     got = _call(name, net, x, y, **kw)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# bad input, as a new user would try it: one ArgumentError naming the argument
+# --------------------------------------------------------------------------
+from sparsenb.checks import ArgumentError, GradientError  # noqa: E402
+
+LINEAR = ["semi_white_box", "white_box", "iterated_white_box"]
+EVERY = NETWORK_ATTACKS + ["carlini_wagner_l2"] + LINEAR
+
+
+def _fe():
+    return SparsifyingFrontEnd(0.035, "coif1")
+
+
+def _attack(name, model, x, y, /, **override):
+    """Call attack ``name`` with small valid arguments, ``override`` replacing any of them."""
+    if name == "carlini_wagner_l2":
+        kw = dict(model=model, x=x, y=y, binary_search_steps=1, max_iterations=3)
+    elif name in LINEAR:
+        kw = dict(w=torch.linspace(-1, 1, 784, dtype=torch.float64).reshape(1, 28, 28), x=x, y=y, eps=EPS)
+        if name != "semi_white_box":
+            kw["frontend"] = _fe()
+        if name == "iterated_white_box":
+            kw.update(step=STEP, steps=2)
+    else:
+        kw = dict(model=model, x=x, y=y, eps=EPS)
+        if name in ITERATIVE:
+            kw.update(step=STEP, steps=2)
+    kw.update(override)
+    return getattr(attacks, name)(**kw)
+
+
+def _binary_labels(y):
+    return (y % 2).to(y.dtype)
+
+
+def _bad_argument(name, override, argument, digits):
+    x, y = digits
+    if name in LINEAR:
+        y = _binary_labels(y)
+    with pytest.raises(ArgumentError) as info:
+        _attack(name, _mlp(), x, y, **override)
+    err = info.value
+    assert isinstance(err, TypeError) and isinstance(err, ValueError)
+    assert err.argument == argument, str(err)
+    assert str(err).startswith(argument + " "), str(err)
+
+
+BAD_EVERYWHERE = [
+    ({"x": (255 * torch.rand(2, 1, 28, 28)).to(torch.uint8)}, "x"),
+    ({"x": np.zeros((5, 1, 28, 28))}, "x"),
+    ({"x": None}, "x"),
+    ({"x": torch.full((5, 1, 28, 28), math.nan, dtype=torch.float64)}, "x"),
+    ({"x": torch.rand(5, 28, 28, dtype=torch.float64)}, "x"),
+    ({"y": torch.zeros(3, dtype=torch.int64)}, "y"),
+    ({"y": torch.zeros(5)}, "y"),
+    ({"y": [0, 1, 0, 1, 0]}, "y"),
+    ({"y": None}, "y"),
+    ({"y": torch.zeros(5, 1, dtype=torch.int64)}, "y"),
+    ({"y": torch.full((5,), -100)}, "y"),
+    ({"y": torch.tensor([0, 1, 10, 1, 0])}, "y"),
+    ({"y": torch.zeros(5, dtype=torch.int64, device="meta")}, "y"),
+]
+BAD_EPS = [
+    ({"eps": v}, "eps") for v in (-0.1, 1.5, "0.1", None, True, math.nan, math.inf, torch.tensor(0.1), [0.1])
+]
+BAD_ITERATIVE = (
+    [({"step": v}, "step") for v in (0.0, -0.01, math.inf, math.nan, 2.0, True, "0.01", None)]
+    + [({"steps": v}, "steps") for v in (-1, 2.5, 2.0, True, "2", None, math.inf)]
+)
+BAD_NETWORK = [({"model": v}, "model") for v in (None, 3, "cnn")] + [
+    ({"model": lambda x: (x.flatten(1)[:, :10],)}, "model"),  # a tuple, not logits
+    ({"model": lambda x: x.flatten(1)[:1, :10].expand(2, 10)}, "model"),  # wrong batch size
+    ({"model": lambda x: torch.zeros(len(x), 10, dtype=torch.int64)}, "model"),  # not floating
+    ({"model": lambda x: x}, "model"),  # images, not logits
+]
+BAD_LINEAR = [
+    ({"w": None}, "w"),
+    ({"w": np.ones((1, 28, 28))}, "w"),
+    ({"w": torch.ones(1, 27, 28, dtype=torch.float64)}, "w"),
+    ({"w": torch.ones(1, 28, 28, dtype=torch.int64)}, "w"),
+    ({"w": torch.full((1, 28, 28), math.nan)}, "w"),
+    ({"y": torch.tensor([0, 1, 2, 1, 0])}, "y"),  # linear attacks take 0/1 labels only
+    ({"y": torch.tensor([5, 9, 5, 9, 5])}, "y"),
+]
+BAD_PER_ATTACK = [
+    ("pgd", {"seed": v}, "seed") for v in (1.5, None, -1, "0", True, 2**63)
+] + [("pgd", {"restarts": v}, "restarts") for v in (0, 1.5, True, None)] + [
+    ("mifgsm", {"decay": v}, "decay") for v in (-1.0, math.nan, math.inf, True, None)
+] + [("ifgsm", {"callback": v}, "callback") for v in (3, "print")] + [
+    ("carlini_wagner_l2", {"confidence": v}, "confidence") for v in (-1.0, math.inf, True, None)
+] + [("carlini_wagner_l2", {"learning_rate": v}, "learning_rate") for v in (0.0, -1.0, math.nan, "0.1")] + [
+    ("carlini_wagner_l2", {"initial_const": v}, "initial_const") for v in (0.0, math.inf, None)
+] + [("carlini_wagner_l2", {"binary_search_steps": v}, "binary_search_steps") for v in (-1, 1.5, True)] + [
+    ("carlini_wagner_l2", {"max_iterations": v}, "max_iterations") for v in (-1, 1.5, math.inf)
+] + [("carlini_wagner_l2", {"abort_early": v}, "abort_early") for v in (1, "yes", None)] + [
+    (n, {"frontend": v}, "frontend") for n in ("white_box", "iterated_white_box") for v in (None, "coif1", nn.Identity())
+] + [
+    (n, {"x": torch.rand(5, 3, 28, 28, dtype=torch.float64)}, "x") for n in ("white_box", "iterated_white_box")
+]
+
+
+@pytest.mark.parametrize(
+    "name, override, argument",
+    [(n, o, a) for n in EVERY for o, a in BAD_EVERYWHERE]
+    + [(n, o, a) for n in NETWORK_ATTACKS + LINEAR for o, a in BAD_EPS]
+    + [(n, o, a) for n in ITERATIVE + ["iterated_white_box"] for o, a in BAD_ITERATIVE]
+    + [(n, o, a) for n in NETWORK_ATTACKS + ["carlini_wagner_l2"] for o, a in BAD_NETWORK]
+    + [(n, o, a) for n in LINEAR for o, a in BAD_LINEAR]
+    + BAD_PER_ATTACK,
+)
+def test_bad_input_raises_one_argument_error_naming_it(name, override, argument, digits):
+    _bad_argument(name, override, argument, digits)
+
+
+@pytest.mark.parametrize("name", NETWORK_ATTACKS + ["carlini_wagner_l2"])
+@pytest.mark.parametrize("labels", [[5, 9, 5, 9, 5], [0, 1, 2, 1, 0], [-1, 0, 1, 0, 1]])
+def test_binary_models_take_labels_0_and_1_only(name, labels, digits):
+    x, _ = digits
+    torch.manual_seed(5)
+    net = models.TwoLayerNet(hidden=10).double().eval()
+    with pytest.raises(ArgumentError, match=r"^y must hold class labels in \[0, 1\]"):
+        _attack(name, net, x, torch.tensor(labels))
+    _attack(name, net, x, torch.tensor([0, 1, 1, 0, 1]))  # 0/1 labels are fine
+
+
+@pytest.mark.parametrize("name", EVERY)
+def test_empty_batch_returns_an_empty_batch(name, digits):
+    x, y = digits
+    model = _model(_mlp(), "bpda")
+    for dtype in (torch.float32, torch.float64):
+        x0 = x[:0].to(dtype)
+        out = _attack(name, model.to(dtype), x0, y[:0])
+        assert out.shape == (0, 1, 28, 28) and out.dtype == dtype
+    model.double()
+    assert attacks.check_adversarial(x[:0], x[:0], EPS).shape == (0, 1, 28, 28)
+    assert attacks.check_adversarial(x[:0], x[:0], None).shape == (0, 1, 28, 28)
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_linear_attacks_eps_zero_and_no_mutation(name, digits):
+    x, y = digits
+    y = _binary_labels(y)
+    x0, y0 = x.clone(), y.clone()
+    assert torch.equal(_attack(name, None, x, y, eps=0.0), x)
+    out = _attack(name, None, x, y)
+    assert torch.equal(x, x0) and torch.equal(y, y0)
+    _assert_in_ball_and_box(out, x, EPS)
+    # a flattened w or one that requires grad (a model's weight) gives the same attack
+    w = torch.linspace(-1, 1, 784, dtype=torch.float64)
+    assert torch.equal(_attack(name, None, x, y, w=w.clone().requires_grad_(True)), out)
+
+
+@pytest.mark.parametrize("mode", ["none", "projection"])
+@pytest.mark.parametrize("name", NETWORK_ATTACKS + ["carlini_wagner_l2"])
+def test_inputs_that_require_grad_and_no_grad_left_on_the_model(name, mode, digits):
+    x, y = digits
+    net = _mlp(seed=6)
+    model = _model(net, mode)
+    xr = x.clone().requires_grad_(True)
+    expected = _attack(name, model, x, y)
+    out = _attack(name, model, xr, y)
+    assert torch.equal(out, expected)
+    assert not out.requires_grad and out.grad_fn is None
+    assert xr.grad is None and torch.equal(xr.detach(), x)
+    assert all(p.grad is None for p in model.parameters()), "the attack left .grad on the model's parameters"
+
+
+class _NaNGradient(nn.Module):
+    """The identity with a NaN input gradient, as a model with sqrt(0) or log(0) inside has."""
+
+    def forward(self, x):
+        return x + 0 * torch.sqrt(x - x)  # forward exact; backward 0 * inf = NaN
+
+
+@pytest.mark.parametrize("name", NETWORK_ATTACKS + ["carlini_wagner_l2"])
+def test_nan_gradient_raises_instead_of_a_zero_step(name, digits):
+    x, y = digits
+    broken = nn.Sequential(_NaNGradient(), _mlp()).eval()
+    with pytest.raises(GradientError, match=r"^model .*NaN") as info:
+        _attack(name, broken, x, y)
+    assert isinstance(info.value, FloatingPointError) and isinstance(info.value, ValueError)
+    # eps = 0 takes no gradient, so nothing to complain about
+    if name != "carlini_wagner_l2":
+        assert torch.equal(_attack(name, broken, x, y, eps=0.0), x)
+
+
+def test_check_adversarial_bad_arguments(digits):
+    x, _ = digits
+    with pytest.raises(ArgumentError, match="^x_adv "):
+        attacks.check_adversarial(x.numpy(), x, EPS)
+    with pytest.raises(ArgumentError, match="^x "):
+        attacks.check_adversarial(x, None, EPS)
+    for eps in (-1.0, math.nan, "0.1", True):
+        with pytest.raises(ArgumentError, match="^eps "):
+            attacks.check_adversarial(x, x, eps)
+
+
+def test_two_class_logits_checks_its_input():
+    assert two_class_logits_ok()
+    for bad in (None, torch.zeros(2, 3, 4), torch.zeros(2, dtype=torch.int64), np.zeros(2)):
+        with pytest.raises(ArgumentError, match="^z "):
+            attacks.two_class_logits(bad)
+
+
+def two_class_logits_ok():
+    z = torch.tensor([0.5, -1.0])
+    return torch.equal(attacks.two_class_logits(z), torch.tensor([[0.0, 0.5], [0.0, -1.0]]))
