@@ -325,9 +325,10 @@ def test_paper_numbers_are_glued(path):
 # 5. labels and cross-references
 # --------------------------------------------------------------------------
 _LABEL_PATTERNS = (
-    re.compile(r"^\$\$\s*\(([\w:.-]+)\)\s*$", re.M),  # equation: $$ (label) closing a block
-    re.compile(r"^\(([\w:.-]+)\)=\s*$", re.M),  # target before a heading or block
-    re.compile(r"^:(?:name|label):\s*([\w:.-]+)\s*$", re.M),  # directive option
+    # equation: `$$ (label)` closing a block, or `$$ x = 1 $$ (label)` on one line, indented in lists too
+    re.compile(r"^[ \t]*(?:\$\$.*)?\$\$[ \t]*\(([\w:.-]+)\)[ \t]*$", re.M),
+    re.compile(r"^[ \t]*\(([\w:.-]+)\)=[ \t]*$", re.M),  # target before a heading or block
+    re.compile(r"^[ \t]*:(?:name|label):[ \t]*([\w:.-]+)[ \t]*$", re.M),  # directive option
 )
 _REF = re.compile(r"\{(eq|ref|numref)\}`([^`]+)`")
 
@@ -357,6 +358,8 @@ def book_labels() -> frozenset[str]:
 def test_label_rules():
     text = "$$\nx = 1\n$$ (eq-x)\n\n(thm-1)=\n## Theorem 1\n\n:name: fig-a\nsee {eq}`eq-x`, {numref}`Figure %s <fig-a>`"
     assert labels(text) == {"eq-x", "thm-1", "fig-a"}
+    assert labels("- item\n\n  $$\n  y = 2\n  $$ (eq-y)\n\n$$ z = 3 $$ (eq-z)\n") == {"eq-y", "eq-z"}
+    assert labels("$$\nx = (a)\n$$\n") == set()
     assert references(text) == [("eq", "eq-x"), ("numref", "fig-a")]
 
 
@@ -373,7 +376,7 @@ def test_labels_and_cross_references(path):
 @chapter_params()
 def test_displayed_equations_are_labelled_and_cited(path):
     markdown = "\n\n".join(c.source for c in _cells(path, "markdown"))
-    if not re.search(r"^\$\$", markdown, re.M):
+    if not re.search(r"^[ \t]*\$\$", markdown, re.M):
         pytest.skip(f"{path.name} displays no equation")
     equations = set(_LABEL_PATTERNS[0].findall(markdown))
     cited = {t for role, t in references(markdown) if role == "eq"}
