@@ -193,8 +193,9 @@ def fit(
         model = model_config.build().to(device)  # drawn on the CPU, then moved: the same init everywhere
         gen = torch.Generator().manual_seed(config.seed)  # batch order
         opt = _optimizer(model, config)
-        step = _resume(checkpoint, model, opt, gen)
         graph = model if frontend is None else defended(frontend.to(device), model)
+        _check_classes(graph, x, y, device)
+        step = _resume(checkpoint, model, opt, gen)
         bar = _progress(total, step, progress, type(model).__name__)
         while step < total:
             perm = torch.randperm(n, generator=gen)
@@ -206,9 +207,9 @@ def fit(
                 if augment is not None:
                     xb = augment(xb)
                 if adversary is not None:
-                    model.eval()
+                    graph.eval()  # the model the adversary sees (front end included) is in eval mode
                     xb = adversary(graph, xb, yb).detach()
-                model.train()
+                graph.train()
                 for group in opt.param_groups:
                     group["lr"] = _learning_rate(config, step / per_epoch)
                 with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=config.amp and device.type == "cuda"):
@@ -223,7 +224,8 @@ def fit(
             if checkpoint is not None and step < total:
                 _save_state(checkpoint, model, opt, gen, step, device)
         bar.close()
-    return model.eval()
+    graph.eval()
+    return model
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -284,8 +286,19 @@ def _resume(path, model, opt, gen) -> int:
     return int(state["step"])
 
 
+def _check_classes(graph: nn.Module, x: torch.Tensor, y: torch.Tensor, device) -> None:
+    """Labels in [0, classes) of the model's logits (0/1 for one logit), before any training step."""
+    with torch.no_grad():
+        z = graph.eval()(x[:1].to(device, torch.float32))
+    checks.labels(y, "y", classes=z.shape[1] if z.dim() == 2 else 2)
+
+
 def _check_fit(model_config, x, y, config, frontend, augment, adversary, device):
-    if not callable(getattr(model_config, "build", None)) or not dataclasses.is_dataclass(model_config):
+    if (
+        not callable(getattr(model_config, "build", None))
+        or not dataclasses.is_dataclass(model_config)
+        or isinstance(model_config, type)
+    ):
         raise checks.fail("model_config", "a model config with build(), e.g. sparsenb.models.CNNConfig()", model_config)
     if not isinstance(config, TrainConfig):
         raise checks.fail("config", "a TrainConfig", config)
@@ -445,7 +458,7 @@ def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(
         return LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
     svm = train_linear_svm(sparsify_dataset(x, frontend), y, config)
     buf = io.BytesIO()
-    torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b), "key": json.dumps(key, sort_keys=True)}, buf)
+    torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b.detach()), "key": json.dumps(key, sort_keys=True)}, buf)
     atomic_write_bytes(path, buf.getvalue())
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
     return svm
