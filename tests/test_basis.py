@@ -435,3 +435,59 @@ def test_dmey_rejected():
         check_wavelet("dmey")
     with pytest.raises(ValueError, match="wavelet"):
         wavelet_basis("dmey", (28, 28), 1)
+
+
+# --------------------------------------------------------------------------
+# bad input, as a new user would try it: one ArgumentError naming the argument
+# --------------------------------------------------------------------------
+from sparsenb.checks import ArgumentError  # noqa: E402
+
+_T = WaveletTransform("haar", (8, 8), 1)
+_D = DenseTransform(pixel_basis((4, 4)), (4, 4))
+_X = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+BAD_SHAPES = [(28.5, 28), (28.0, 28), "28", None, (28,), (0, 28), 28.0, (True, 28), np.array([8, 8])]
+BAD = (
+    [(lambda v=v: wavelet_basis("haar", v, 1), "shape") for v in BAD_SHAPES]
+    + [(lambda v=v: dct_basis(v), "shape") for v in BAD_SHAPES]
+    + [(lambda v=v: pixel_basis(v), "shape") for v in BAD_SHAPES]
+    + [(lambda v=v: band_labels(v, 1), "shape") for v in BAD_SHAPES]
+    + [(lambda v=v: WaveletTransform("haar", v, 1), "shape") for v in BAD_SHAPES]
+    + [(lambda v=v: DenseTransform(torch.eye(64, dtype=torch.float64), v), "shape") for v in BAD_SHAPES]
+    + [(lambda v=v: check_level(v, (8, 8)), "level") for v in (0, 1.5, True, None, "1", 4)]
+    + [(lambda v=v: check_wavelet(v), "wavelet") for v in (None, 3, "bior2.2", "dmey", "")]
+    + [(lambda v=v: l1_norms(v), "basis") for v in (None, np.eye(3), torch.eye(3, dtype=torch.int64), torch.ones(2, 3), torch.full((2, 2), np.nan))]
+    + [(lambda v=v: gamma(v), "basis") for v in (None, torch.ones(3), torch.zeros(0, 0))]
+    + [(lambda v=v: DenseTransform(v, (2, 2)), "basis") for v in (None, torch.ones(4, 4, dtype=torch.float64), torch.eye(4, dtype=torch.int64), torch.eye(3))]
+    + [(lambda v=v: _T.analysis(v), "x") for v in (None, _X.numpy(), _X.long(), torch.rand(2, 1, 8, 9), torch.rand(8))]
+    + [(lambda v=v: _T.analysis_pyramid(v), "x") for v in (None, torch.rand(8, 7))]
+    + [(lambda v=v: _T.synthesis_pyramid(v), "y") for v in (None, torch.rand(8, 7))]
+    + [(lambda v=v: _T.from_pyramid(v), "y") for v in (None, torch.rand(8, 7))]
+    + [(lambda v=v: _T.synthesis(v), "c") for v in (None, torch.rand(2, 63), torch.ones(64, dtype=torch.int64), torch.tensor(1.0))]
+    + [(lambda v=v: _T.to_pyramid(v), "c") for v in (None, torch.rand(2, 63))]
+    + [(lambda v=v: _D.analysis(v), "x") for v in (None, torch.rand(1, 5, 5))]
+    + [(lambda v=v: _D.synthesis(v), "c") for v in (None, torch.rand(1, 15))]
+)
+
+
+@pytest.mark.parametrize("case", range(len(BAD)))
+def test_bad_input_raises_one_argument_error_naming_it(case):
+    call, argument = BAD[case]
+    with pytest.raises(ArgumentError) as info:
+        call()
+    err = info.value
+    assert isinstance(err, TypeError) and isinstance(err, ValueError)
+    assert err.argument.split("[")[0] == argument, str(err)
+    assert str(err).startswith(err.argument + " "), str(err)
+
+
+def test_shapes_as_lists_sizes_and_numpy_ints_are_accepted():
+    assert WaveletTransform("haar", [8, 8], 1).shape == (8, 8)
+    assert WaveletTransform("haar", 8, np.int64(1)).shape == (8, 8)
+    assert torch.equal(dct_basis((np.int64(4), 4)), dct_basis((4, 4)))
+    assert band_labels(torch.Size([4, 4]), 1)[0] == "A1"
+
+
+def test_dense_transform_accepts_float32_bases():
+    D = DenseTransform(dct_basis((4, 4)).float(), (4, 4))
+    x = torch.rand(3, 1, 4, 4)
+    assert torch.allclose(D.synthesis(D.analysis(x)), x, atol=1e-5)

@@ -294,3 +294,95 @@ def test_atomic_write_bytes_and_text(tmp_path):
 
 def test_module_exports():
     assert set(data.__all__) >= {"load_mnist", "digit_pair", "subset", "data_root", "DataNotFoundError"}
+
+
+# --------------------------------------------------------------------------
+# bad input, as a new user would try it: one ArgumentError naming the argument,
+# and a failed call creates nothing
+# --------------------------------------------------------------------------
+from sparsenb.checks import ArgumentError  # noqa: E402
+
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
+
+
+@pytest.mark.parametrize("root", ["missing", "missing/deeper"])
+def test_missing_root_creates_nothing(tmp_path, offline, root):
+    before = _tree(tmp_path)
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist("test", root=tmp_path / root)
+    msg = str(info.value)
+    assert all(f in msg for f in MNIST_FILES) and str(tmp_path / root / "MNIST" / "raw") in msg
+    assert _tree(tmp_path) == before, "a failed load_mnist created files or folders"
+
+
+def test_existing_empty_root_stays_empty(tmp_path, offline):
+    with pytest.raises(DataNotFoundError):
+        load_mnist("train", root=tmp_path)
+    assert _tree(tmp_path) == []
+
+
+def test_a_download_is_moved_into_place(tmp_path, mnist_root, monkeypatch):
+    """The download goes to a temporary folder; on success the four files land in <root>/MNIST/raw."""
+    import torchvision
+
+    def fake_download(self):
+        os.makedirs(self.raw_folder, exist_ok=True)
+        for f in MNIST_FILES:
+            (Path(self.raw_folder) / f).symlink_to(mnist_root / "MNIST" / "raw" / f)
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", fake_download)
+    x, y = load_mnist("test", root=tmp_path / "new")
+    assert x.shape == (10000, 1, 28, 28) and y[:3].tolist() == [7, 2, 1]
+    assert _tree(tmp_path / "new") == ["MNIST", "MNIST/raw"] + [f"MNIST/raw/{f}" for f in sorted(MNIST_FILES)]
+
+
+def test_root_that_is_a_file(tmp_path, offline):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ArgumentError, match="^root "):
+        load_mnist("test", root=f)
+    assert _tree(tmp_path) == ["file"]
+
+
+_X = torch.zeros(6, 1, 2, 2)
+_Y = torch.tensor([3, 7, 1, 3, 7, 7])
+BAD = (
+    [(lambda v=v: load_mnist(v, root="unused"), "split") for v in ("val", "Test", "", None, 0, ["test"])]
+    + [(lambda v=v: load_mnist("test", root="unused", dtype=v), "dtype") for v in (torch.float16, torch.uint8, "float32", float, None)]
+    + [(lambda v=v: load_mnist("test", root=v), "root") for v in (3, b"data", "", ["data"])]
+    + [(lambda v=v: data_root(v), "root") for v in (3, 1.5, "", object())]
+    + [(lambda v=v: digit_pair(_X, _Y, negative=v), "negative") for v in (10, -1, 3.0, "3", True, None)]
+    + [(lambda v=v: digit_pair(_X, _Y, positive=v), "positive") for v in (10, 7.5, None)]
+    + [(lambda: digit_pair(_X, _Y, negative=7, positive=7), "negative and positive")]
+    + [(lambda v=v: digit_pair(_X, v), "y") for v in (None, _Y.double(), _Y.numpy(), _Y[None])]
+    + [(lambda v=v: digit_pair(v, _Y), "x") for v in (None, _X[:5], _X.numpy())]
+    + [(lambda v=v: subset(_X, _Y, v), "n") for v in (0, -1, 7, True, 2.0, "5")]
+    + [(lambda v=v: subset(_X, _Y, 2, seed=v), "seed") for v in (1.5, None, -1, "0", True)]
+    + [(lambda v=v: subset(v, _Y, 2), "x") for v in (None, _X[:5], _X.numpy())]
+    + [(lambda v=v: subset(_X, v, 2), "y") for v in (None, torch.tensor(1), [1, 2, 3, 4, 5, 6])]
+    + [(lambda v=v: data.pooled_split(_X, _Y, _X, _Y, test_fraction=v), "test_fraction") for v in (0, 1, 1.5, -0.1, True, None, "0.25", float("nan"))]
+    + [(lambda v=v: data.pooled_split(_X, _Y, _X, _Y, seed=v), "seed") for v in (1.5, None)]
+    + [(lambda: data.pooled_split(_X, _Y, _X[:5], _Y), "x_b"), (lambda: data.pooled_split(_X, _Y.double(), _X, _Y), "y_a")]
+    + [(lambda: data.pooled_split(_X, _Y, torch.zeros(6, 1, 3, 3), _Y), "x_b"), (lambda: data.pooled_split(None, _Y, _X, _Y), "x_a")]
+)
+
+
+@pytest.mark.parametrize("case", range(len(BAD)))
+def test_bad_input_raises_one_argument_error_naming_it(case, tmp_path, monkeypatch, offline):
+    monkeypatch.chdir(tmp_path)  # root="unused" would be relative to here: nothing may appear
+    call, argument = BAD[case]
+    with pytest.raises(ArgumentError) as info:
+        call()
+    err = info.value
+    assert isinstance(err, TypeError) and isinstance(err, ValueError)
+    assert err.argument == argument, str(err)
+    assert str(err).startswith(argument + " "), str(err)
+    assert _tree(tmp_path) == []
+
+
+def test_pooled_split_valid():
+    xtr, ytr, xte, yte = data.pooled_split(_X, _Y, _X, _Y, test_fraction=0.5, seed=1)
+    assert len(xtr) + len(xte) == 12 and len(ytr) == len(xtr) and len(yte) == len(xte)
+    assert sorted(torch.cat([ytr, yte]).tolist()) == sorted(_Y.tolist() * 2)

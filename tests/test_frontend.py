@@ -17,6 +17,7 @@ from sparsenb.frontend import (
     S_K,
     SparsifyingFrontEnd,
     _CPU_CHUNK,
+    energy_captured,
     rgb_to_ycbcr,
     sparsity_level,
     ycbcr_to_rgb,
@@ -611,3 +612,100 @@ def test_property_projection_idempotent_and_K_sparse(seed, rho, wavelet, level, 
 def test_sparsity_level_rho_written_as_k_over_N():
     """floor(rho N) must not lose one to rounding when rho = k/N exactly (27/784*784 = 26.999...)."""
     assert all(sparsity_level(k / 784, 784) == k for k in range(1, 785))
+
+
+# --------------------------------------------------------------------------
+# bad input, as a new user would try it: one ArgumentError naming the argument
+# --------------------------------------------------------------------------
+def _names_argument(call, argument):
+    with pytest.raises(checks.ArgumentError) as info:
+        call()
+    err = info.value
+    assert isinstance(err, TypeError) and isinstance(err, ValueError)
+    assert err.argument.split("[")[0] == argument, str(err)
+    assert str(err).startswith(err.argument + " "), str(err)
+
+
+BAD_CONSTRUCTOR = (
+    [(dict(rho=v), "rho") for v in (True, "0.035", None, (True,), ("0.1",), [None], 0, 1.5, math.nan, math.inf, torch.tensor(0.035))]
+    + [(dict(rho=(0.035, True, 0.01), channels=3), "rho"), (dict(rho=(0.035, "0.01", 0.01), channels=3), "rho")]
+    + [(dict(rho=0.035, channels=3, color="ycbcr", image_size=(28, 28)), None)]  # valid: a control
+    + [(dict(rho=0.035, wavelet=v), "wavelet") for v in (None, 3, "bior2.2", "foo", "")]
+    + [(dict(rho=0.035, level=v), "level") for v in (0, 1.5, True, "1", None, 5)]
+    + [(dict(rho=0.035, image_size=v), "image_size") for v in ((28.5, 28), (28.0, 28), "28", None, (28,), (0, 28), 28.0)]
+    + [(dict(rho=0.035, image_size=(27, 28)), "level")]
+    + [(dict(rho=0.035, channels=v), "channels") for v in (0, -1, 1.5, True, None, "1")]
+    + [(dict(rho=0.035, gradient=v), "gradient") for v in ("BPDA", None, 1, "exact")]
+    + [(dict(rho=0.035, clip=v), "clip") for v in (1, 0, "yes", None, object(), "False")]
+    + [(dict(rho=0.035, color=v), "color") for v in ("RGB", None, "hsv", 3)]
+    + [(dict(rho=0.035, refine_steps=v), "refine_steps") for v in (-1, 1.5, True, None, "20")]
+    + [(dict(rho=0.035, refine_step=v), "refine_step") for v in (0, 0.0, -0.01, math.inf, math.nan, True, 2.0, None, "0.01")]
+)
+
+
+@pytest.mark.parametrize("kwargs, argument", BAD_CONSTRUCTOR)
+def test_constructor_bad_input_names_the_argument(kwargs, argument):
+    if argument is None:
+        assert SparsifyingFrontEnd(**kwargs).K == (27, 27, 27)
+        return
+    _names_argument(lambda: SparsifyingFrontEnd(**kwargs), argument)
+
+
+def test_constructor_normalises_numpy_and_list_arguments():
+    import numpy as np
+
+    fe = SparsifyingFrontEnd(np.float64(0.035), level=np.int64(1), image_size=[28, 28], channels=np.int64(1), clip=np.bool_(True))
+    assert fe.K == (27,) and fe.image_size == (28, 28) and fe.clip is True and type(fe.rho[0]) is float
+
+
+T = WaveletTransform("coif1", (28, 28), 1)
+X = rand(2, 1, 28, 28, seed=3)
+C = randn(2, 1, 784, seed=4)
+BAD_FUNCTIONS = (
+    [(lambda v=v: sparsity_level(v, N), "rho") for v in (True, "0.1", None, 0.0, 2.0, math.nan)]
+    + [(lambda v=v: sparsity_level(0.1, v), "N") for v in (0, 1.5, True, None, "784")]
+    + [(lambda v=v: H_K(v, 3), "c") for v in (None, C.numpy(), C.long(), torch.tensor(1.0), torch.zeros(2, 0))]
+    + [(lambda v=v: H_K(C, v), "K") for v in (0, 785, 1.5, True, None, "3", (3, 3), [1.5])]
+    + [(lambda v=v: S_K(X, 3, v), "transform") for v in (None, "coif1", torch.eye(784))]
+    + [(lambda v=v: S_K(v, 3, T), "x") for v in (None, X.numpy(), X.long(), rand(2, 1, 32, 32), rand(28))]
+    + [(lambda v=v: S_K(X, v, T), "K") for v in (0, 785, 2.0, True, None, (3, 4))]
+    + [(lambda v=v: P_K(v, X, 3, T), "e") for v in (None, X[:1], X.long(), rand(2, 1, 28, 27))]
+    + [(lambda v=v: P_K(X, v, 3, T), "x") for v in (None, X[0, 0, 0])]
+    + [(lambda v=v: energy_captured(X, T, v), "Ks") for v in ([0], [785], [1.5], "15", 15, [], [True], None)]
+    + [(lambda v=v: energy_captured(v, T, [1]), "x") for v in (rand(2, 3, 28, 28), None, X.long())]
+    + [(lambda v=v: energy_captured(X, v, [1]), "transform") for v in (None, "coif1")]
+    + [(lambda v=v: rgb_to_ycbcr(v), "x") for v in (X, None, rand(3, 28, 28), rand(2, 3, 4, 4).long())]
+    + [(lambda v=v: ycbcr_to_rgb(v), "z") for v in (X, None)]
+    + [(lambda v=v: rgb_to_ycbcr(rand(1, 3, 2, 2), offset=v), "offset") for v in (1, "yes", None)]
+)
+
+
+@pytest.mark.parametrize("case", range(len(BAD_FUNCTIONS)))
+def test_functions_bad_input_names_the_argument(case):
+    call, argument = BAD_FUNCTIONS[case]
+    _names_argument(call, argument)
+
+
+def test_methods_bad_input_names_the_argument():
+    fe = SparsifyingFrontEnd(0.035, gradient="iterated", refine_steps=1)
+    _names_argument(lambda: fe(None), "x")
+    _names_argument(lambda: fe(X.numpy()), "x")
+    _names_argument(lambda: fe.support(rand(2, 3, 28, 28)), "x")
+    _names_argument(lambda: fe.coefficients(X.long()), "x")
+    _names_argument(lambda: fe.project(X[:1], X), "e")
+    _names_argument(lambda: fe.project(None, X), "e")
+    _names_argument(lambda: fe.project(X, rand(2, 1, 32, 32)), "e")
+    _names_argument(lambda: fe.iterated_gradient(X, X[:1]), "grad")
+    _names_argument(lambda: fe.check(X + 2, "delta"), "delta")
+    assert fe.check(X + 2, "delta", box=False) is not None
+
+
+@pytest.mark.parametrize("mode", GRADIENTS)
+def test_empty_batch(mode):
+    fe = SparsifyingFrontEnd(0.035, gradient=mode, refine_steps=1)
+    x = torch.zeros(0, 1, 28, 28, dtype=torch.float64)
+    assert fe(x).shape == x.shape and fe(x).dtype == x.dtype
+    assert fe.support(x).shape == (0, 1, 784)
+    xr = x.clone().requires_grad_(True)
+    fe(xr).sum().backward()
+    assert xr.grad.shape == x.shape
