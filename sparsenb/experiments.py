@@ -57,6 +57,7 @@ __all__ = [
     "stored",
     "result_key",
     "with_gradient",
+    "beside_paper",
 ]
 
 #: The modules whose code decides what a stored result holds (part of every result's key).
@@ -471,3 +472,63 @@ def _bar_iter(items, desc: str, show: bool):
         yield item
         bar.update(1)
     bar.close()
+
+
+def beside_paper(comparison: Comparison, section: str, entries) -> "pandas.DataFrame":  # noqa: F821
+    """A table of our accuracies (with 95% intervals) beside the paper's, rows added to ``comparison``.
+
+    ``entries`` holds ``(row, column, correct, paper)`` tuples: ``correct``
+    the per-image 0/1 outcomes, ``paper`` the columns of the paper's row in
+    ``paper_numbers.csv`` (a dict), or ``None`` where the paper has no
+    number. Each column ``c`` of the result is followed by ``"paper: c"``;
+    a cell without a paper number shows "-". A ``paper`` match naming a value
+    that appears nowhere in the CSV raises, so a typo cannot pass for a
+    missing number.
+    """
+    import pandas as pd
+
+    from .reference import paper_numbers, paper_rows
+
+    table: dict = {}
+    columns: list = []
+    for row, column, correct, paper in entries:
+        value = "-"
+        if paper is not None:
+            known = paper_numbers()
+            for k, v in paper.items():
+                if str(v) not in set(known[k]):
+                    raise checks.ArgumentError("paper", f"{k}={v!r} appears in no row of paper_numbers.csv")
+            if len(paper_rows(**paper)) == 1:
+                value = comparison.add(section, row, column, correct, **paper)
+            elif len(paper_rows(**paper)) > 1:
+                raise LookupError(f"several rows of paper_numbers.csv match {paper}")
+        table.setdefault(row, {})[column] = format_accuracy(correct)
+        table[row][f"paper: {column}"] = value
+        for c in (column, f"paper: {column}"):
+            if c not in columns:
+                columns.append(c)
+    return pd.DataFrame(table).T.reindex(columns=columns).fillna("")
+
+
+def merge(*outcomes: Outcomes) -> Outcomes:
+    """The cells of several runs on the same images as one :class:`Outcomes`.
+
+    For experiments that one :class:`Grid` cannot declare: an attack whose
+    settings depend on :math:`\\epsilon` (one grid per budget, e.g. a number
+    of steps that grows with it), or victims that face different attacks. A
+    cell found in several runs must hold the same outcomes in each (so one
+    name cannot stand for two computations). The result's ``grid`` is the
+    list of the grids merged.
+    """
+    if not outcomes or not all(isinstance(o, Outcomes) for o in outcomes):
+        raise checks.fail("outcomes", "one or more Outcomes", outcomes)
+    sizes = sorted({o.n for o in outcomes})
+    if len(sizes) > 1:
+        raise checks.ArgumentError("outcomes", f"must come from runs on the same images, got {sizes} images")
+    results: dict[Cell, dict] = {}
+    for o in outcomes:
+        for cell, result in o.results.items():
+            if cell in results and results[cell] != result:
+                raise checks.ArgumentError("outcomes", f"hold different results for one cell {cell}: name the attacks apart")
+            results[cell] = result
+    return Outcomes([o.grid for o in outcomes], results, sizes[0])

@@ -23,6 +23,8 @@ def glue(**values) -> None:
     from myst_nb import glue as _glue
 
     for name, value in values.items():
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy/torch scalars format like numbers
+            value = value.item()
         _glue(name, value, display=False)
 
 

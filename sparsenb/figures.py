@@ -1,0 +1,92 @@
+"""The book's recurring figure types, drawn from results (chapters only choose what to show).
+
+Each function takes plain arrays and returns a matplotlib figure; the
+chapter passes it to :func:`sparsenb.page.figure`, which lays it out, glues
+it and closes it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["image_rows", "histograms_by_outcome", "histograms", "band_over_steps"]
+
+
+def image_rows(rows, titles=None, true_labels=None):
+    """A grid of grey images: ``rows`` is a list of ``(label, images (n, 1, H, W), predictions or None)``.
+
+    Predictions are written above each image, green where they equal
+    ``true_labels`` and red where not; ``titles`` (one per column) go above
+    the first row.
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(rows[0][1])
+    fig, axes = plt.subplots(len(rows), n, figsize=(2.0 * n, 2.1 * len(rows)), squeeze=False)
+    for r, (label, images, pred) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(np.asarray(images[c, 0].detach().cpu()), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and titles is not None:
+                ax.set_title(titles[c], fontsize=10)
+            if pred is not None:
+                ok = true_labels is not None and int(pred[c]) == int(true_labels[c])
+                ax.set_title(f"predicted {int(pred[c])}", fontsize=10, color="tab:green" if ok else "tab:red")
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    return fig
+
+
+def histograms_by_outcome(panels: dict, bins, xlabel: str, labels=("defense holds", "defense fails")):
+    """One panel per key of ``panels`` (``title -> (values, held)``): densities of ``values`` split by ``held``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, (title, (values, held)) in zip(axes[0], panels.items()):
+        values, held = np.asarray(values), np.asarray(held, dtype=bool)
+        for mask, label, color in ((held, labels[0], "tab:blue"), (~held, labels[1], "tab:red")):
+            if mask.any():
+                ax.hist(values[mask], bins=bins, density=True, alpha=0.55, color=color, label=f"{label} ({mask.sum()})")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+    axes[0, 0].set_ylabel("density")
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def histograms(panels: dict, xlabel: str, bins: int = 30, marker=None, rows: int = 1):
+    """One density histogram per key of ``panels`` (``title -> values``), in ``rows`` rows; ``marker`` draws a dashed line."""
+    import matplotlib.pyplot as plt
+
+    cols = int(np.ceil(len(panels) / rows))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    colors = ["tab:blue", "tab:orange", "tab:purple", "tab:green"]
+    for i, (ax, (title, values)) in enumerate(zip(axes.flat, panels.items())):
+        values = np.asarray(values)
+        if len(values):
+            ax.hist(values, bins=bins, density=True, color=colors[i % len(colors)])
+        if marker is not None:
+            ax.axvline(marker, color="k", ls="--", lw=1)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel if isinstance(xlabel, str) else xlabel[i])
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density")
+    return fig
+
+
+def band_over_steps(mean, std, xlabel: str, ylabel: str, title: str, marker=None):
+    """A mean curve over steps 1..n with a one-standard-deviation band; ``marker`` draws a dotted vertical line."""
+    import matplotlib.pyplot as plt
+
+    mean, std = np.asarray(mean), np.asarray(std)
+    steps = np.arange(1, len(mean) + 1)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    ax.plot(steps, mean, color="tab:orange", lw=1)
+    ax.fill_between(steps, np.maximum(mean - std, 0), mean + std, color="tab:orange", alpha=0.25, lw=0)
+    if marker is not None and marker <= len(mean):
+        ax.axvline(marker, color="grey", ls=":", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return fig
