@@ -296,7 +296,7 @@ class WaveletTransform:
     # not care about the order, and skipping the two permutations saves time.
     def analysis_pyramid(self, x: torch.Tensor) -> torch.Tensor:
         """Coefficients of ``x`` ``(..., H, W)`` in the Mallat layout ``(..., H, W)``."""
-        _check_images(x, "x", self.shape)
+        _check_planes(x, "x", self.shape)
         mats, _, _ = self._operators(x.device, x.dtype)
         y = x
         for lev, (A_h, _, _, A_wT) in enumerate(mats):
@@ -307,7 +307,7 @@ class WaveletTransform:
 
     def synthesis_pyramid(self, y: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`analysis_pyramid`."""
-        _check_images(y, "y", self.shape)
+        _check_planes(y, "y", self.shape)
         mats, _, _ = self._operators(y.device, y.dtype)
         for lev in range(len(mats) - 1, -1, -1):
             _, A_hT, A_w, _ = mats[lev]
@@ -324,7 +324,7 @@ class WaveletTransform:
 
     def from_pyramid(self, y: torch.Tensor) -> torch.Tensor:
         """Mallat layout ``(..., H, W)`` -> coefficients ``(..., N)`` in basis order."""
-        _check_images(y, "y", self.shape)
+        _check_planes(y, "y", self.shape)
         _, order, _ = self._operators(y.device, y.dtype)
         return y.flatten(-2)[..., order]
 
@@ -343,7 +343,7 @@ class WaveletTransform:
         return self.analysis(eye).T.contiguous()
 
 
-def _check_images(x, name: str, shape) -> None:
+def _check_planes(x, name: str, shape) -> None:
     """A float tensor ``(..., H, W)`` of the transform's image size (O(1): no scan of the values)."""
     checks.tensor(x, name, floating=True)
     if x.dim() < 2 or tuple(x.shape[-2:]) != shape:
@@ -390,7 +390,7 @@ class DenseTransform:
         return self._cache[key]
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x, "x", self.shape)
+        _check_planes(x, "x", self.shape)
         return x.flatten(-2) @ self._psi(x.device, x.dtype).T
 
     def synthesis(self, c: torch.Tensor) -> torch.Tensor:
