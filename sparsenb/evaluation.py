@@ -14,7 +14,6 @@ import torch
 
 from . import checks
 from .attacks import check_adversarial, ifgsm, iterative_locally_linear, two_class_logits
-from .frontend import support_overlap
 from .switches import flip_share, switch_states
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "accuracy_interval",
     "format_accuracy",
     "run_attack",
-    "attack_outcomes",
     "switch_flips",
     "one_step_flips",
     "ifgsm_sweep",
@@ -99,51 +97,12 @@ def run_attack(attack: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: i
     return torch.cat(out)
 
 
-def attack_outcomes(
-    attack: Callable,
-    model,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float | None,
-    batch_size: int = 500,
-    frontend=None,
-    distances: bool = False,
-    progress: bool = False,
-    **kwargs,
-) -> dict[str, list]:
-    r"""Attack ``model`` on ``(x, y)`` in batches and return per-image outcomes.
-
-    Runs ``attack(model=model, x=..., y=..., eps=eps, **kwargs)`` (without
-    ``eps`` when it is ``None``, for unbounded attacks such as C&W), checks
-    that every adversarial image lies in [0, 1] and, for a number ``eps``, in
-    the :math:`\epsilon`-ball around its input
-    (:func:`sparsenb.attacks.check_adversarial`), and returns
-    ``{"correct": [0/1 per image]}``. Given the model's ``frontend``, also
-    ``"overlap"``: :math:`|\mathcal{S}_K(x) \cap \mathcal{S}_K(x + e)|` per
-    image; with ``distances``, ``"linf"`` and ``"l2"``: :math:`\|e\|_\infty`
-    and :math:`\|e\|_2` per image. Lists, so that a :class:`ResultStore` can
-    keep them.
-    """
-    if eps is not None:
-        kwargs["eps"] = eps
-    x_adv = run_attack(attack, x, y, batch_size, progress=progress, model=model, **kwargs)
-    check_adversarial(x_adv, x, eps)
-    out = {"correct": (predict(model, x_adv) == y).int().tolist()}
-    if frontend is not None:
-        out["overlap"] = support_overlap(x, x_adv, frontend.K, frontend.transform).tolist()
-    if distances:
-        e = (x_adv - x).flatten(1)
-        out["linf"] = e.abs().max(1).values.tolist()
-        out["l2"] = e.norm(dim=1).tolist()
-    return out
-
-
 @torch.no_grad()
 def switch_flips(model, x: torch.Tensor, x_adv: torch.Tensor, batch_size: int = 500) -> dict:
     """How many ReLU switches flip between ``x`` and ``x_adv`` (Fig. 9).
 
     ``model`` is a :class:`~sparsenb.models.NielsenCNN` or a defended one
-    (:func:`sparsenb.models.switch_states`). Returns ``{"total": [% of all
+    (:func:`sparsenb.switches.switch_states`). Returns ``{"total": [% of all
     units that flip, per image], "layers": {layer: mean % over images}}``.
     """
     if x_adv.shape != x.shape:
@@ -175,7 +134,7 @@ def ifgsm_sweep(
     ball and box). With ``count_flips``, also the mean and standard deviation
     over images of the % of ReLU switches that flip at each step
     (``"flips_mean"``, ``"flips_std"``, one entry per step;
-    :func:`sparsenb.models.switch_states`).
+    :func:`sparsenb.switches.switch_states`).
     """
     record_at = sorted({int(k) for k in record_at})
     if not record_at or record_at[0] < 1:
