@@ -83,6 +83,33 @@ def test_rebuild_skips_finished_chapters(smoke_build):
     assert stamp["parameters"] == params
 
 
+def _glued_values(path: Path) -> dict[str, str]:
+    """Every value a notebook glued as text (figures excluded), by name."""
+    nb = nbformat.read(path, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name and "text/plain" in o.get("data", {}) and "image/png" not in o["data"]:
+                out[name] = o["data"]["text/plain"]
+    return out
+
+
+def test_two_executions_from_empty_caches_glue_identical_numbers(tmp_path, monkeypatch):
+    """Training and attacks are seeded: the binary chapter (SVMs, two-layer nets, attack grids), executed
+    twice from empty caches, glues the same numbers (and glues some at all)."""
+    book = bk.Book(PROJECT_ROOT)
+    params = bk.chapter_parameters("smoke", "mnist_binary", book)
+    glued = []
+    for run in ("a", "b"):
+        monkeypatch.setenv("SPARSENB_CACHE", str(tmp_path / f"cache-{run}"))
+        path, _ = bk.execute_chapter(book.chapter("mnist_binary"), tmp_path / run, params, _data_dir(), progress=False)
+        glued.append(_glued_values(path))
+    assert len(glued[0]) >= 10
+    assert glued[0] == glued[1]
+    assert any((tmp_path / "cache-a" / "checkpoints").iterdir()), "the chapter trained into its own cache"
+
+
 # ---------------------------------------------------------------------------
 # failures fail
 # ---------------------------------------------------------------------------
