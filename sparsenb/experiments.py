@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import hashlib
 import json
 import warnings
@@ -63,55 +64,96 @@ __all__ = [
 #: The modules whose code decides what a stored result holds (part of every result's key).
 RESULT_MODULES = ("attacks", "basis", "evaluation", "experiments", "frontend", "models", "switches")
 
-#: Attacks on a linear classifier's weights ``w`` rather than on a model's gradient.
-LINEAR_ATTACKS = ("semi_white_box", "white_box", "iterated_white_box")
 _NOT_ATTACKS = ("AttackCheckError", "check_adversarial", "two_class_logits")
 
 
 @dataclass(frozen=True)
 class Attack:
-    """One attack of :mod:`sparsenb.attacks` with its settings: ``Attack("pgd", step=0.05, steps=20)``.
+    """One attack function with its settings: ``Attack("pgd", step=0.05, steps=20)``.
 
-    ``Attack("none")`` is no attack (the clean images), so that clean
-    accuracy is a cell like any other. ``carlini_wagner_l2`` has no
-    :math:`\\epsilon`: its cells carry ``eps=None`` and are checked in the box only.
+    ``fn`` names a function of :mod:`sparsenb.attacks` (``"pgd"``) or of
+    another ``sparsenb`` module (``"autoattack.square"``). Its signature says
+    how to call it: a first argument ``w`` marks an attack on a linear
+    classifier's weights (it gets the victim's ``w`` and front end); an
+    ``eps`` argument marks an :math:`\ell_\infty` budget (without one, as for
+    ``carlini_wagner_l2``, cells carry ``eps=None`` and are checked in the box
+    only). A function with the attribute ``uses_gradient = False`` (a
+    black-box attack) gets no gradient-treatment cells. ``Attack("none")`` is
+    no attack (the clean images), so that clean accuracy is a cell like any
+    other. The settings must be JSON-able values: they are part of the key.
     """
 
     fn: str
     kwargs: tuple = ()
 
     def __init__(self, fn: str, **kwargs):
-        names = ("none",) + tuple(n for n in attacks.__all__ if n not in _NOT_ATTACKS and callable(getattr(attacks, n)))
-        checks.choice(fn, "fn", names)
+        if fn != "none":
+            _resolve(fn)
+        for k, v in kwargs.items():
+            if not isinstance(v, (str, int, float, bool, type(None), np.integer, np.floating)):
+                raise checks.fail(k, "a number, string, bool or None (attack settings are part of the result key)", v)
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "kwargs", tuple(sorted(kwargs.items())))
 
     @property
+    def function(self):
+        return None if self.fn == "none" else _resolve(self.fn)
+
+    @property
+    def linear(self) -> bool:
+        """An attack on a linear classifier's weights ``w`` (Sec. IV)."""
+        return self.fn != "none" and next(iter(inspect.signature(self.function).parameters)) == "w"
+
+    @property
     def bounded(self) -> bool:
-        """Whether the attack has an :math:`\\ell_\\infty` budget."""
-        return self.fn not in ("carlini_wagner_l2", "none")
+        """Whether the attack has an :math:`\ell_\infty` budget."""
+        return self.fn != "none" and "eps" in inspect.signature(self.function).parameters
 
     @property
     def uses_gradient(self) -> bool:
         """Whether the attack differentiates the victim (so the front end's gradient treatment matters)."""
-        return self.fn not in LINEAR_ATTACKS + ("none",)
+        return self.fn != "none" and not self.linear and getattr(self.function, "uses_gradient", True)
+
+    @property
+    def module(self) -> str:
+        """The ``sparsenb`` module that holds the attack (its code is part of the result key)."""
+        return "attacks" if "." not in self.fn else self.fn.rsplit(".", 1)[0]
 
     def __call__(self, victim: "Victim", model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps) -> torch.Tensor:
         kwargs = dict(self.kwargs)
         if self.fn == "none":
             return x.clone()
-        fn = getattr(attacks, self.fn)
-        if self.fn in LINEAR_ATTACKS:
+        fn = self.function
+        if self.linear:
             w = victim.classifier.w
-            if self.fn == "semi_white_box":
-                return fn(w, x, y, eps, **kwargs)
-            return fn(w, x, y, eps, victim.frontend, **kwargs)
+            if "frontend" in inspect.signature(fn).parameters:
+                return fn(w, x, y, eps, victim.frontend, **kwargs)
+            return fn(w, x, y, eps, **kwargs)
         if not self.bounded:
             return fn(model, x, y, **kwargs)
         return fn(model, x, y, eps, **kwargs)
 
     def spec(self) -> dict:
         return {"fn": self.fn, **{k: _jsonable(v) for k, v in self.kwargs}}
+
+
+def _resolve(fn: str):
+    """The attack function named ``fn``: ``"pgd"`` in :mod:`sparsenb.attacks`, ``"module.function"`` elsewhere in sparsenb."""
+    import importlib
+
+    if not isinstance(fn, str) or not fn:
+        raise checks.fail("fn", "the name of an attack function, e.g. 'pgd' or 'autoattack.square'", fn)
+    module, _, name = fn.rpartition(".")
+    try:
+        mod = attacks if not module else importlib.import_module(f"sparsenb.{module}")
+    except ImportError:
+        raise checks.fail("fn", "the name of an attack function in a sparsenb module", fn) from None
+    func = getattr(mod, name, None)
+    public = getattr(mod, "__all__", ())
+    if not callable(func) or name not in public or name in _NOT_ATTACKS or isinstance(func, type):
+        names = [n for n in attacks.__all__ if n not in _NOT_ATTACKS and callable(getattr(attacks, n))]
+        raise checks.fail("fn", f"'none', one of {names}, or 'module.function' of another sparsenb module", fn)
+    return func
 
 
 @dataclass
@@ -215,7 +257,7 @@ def run(
     checks.integer(batch_size, "batch_size", 1)
     cells = grid.cells()
     images = data_fingerprint(x, y)
-    code = code_fingerprint(*RESULT_MODULES)
+    code = code_fingerprint(*RESULT_MODULES, *{a.module for a in grid.attacks.values() if a.fn != "none"})
     weights = {name: model_fingerprint(v.classifier) for name, v in grid.victims.items()}
     results = {}
     bar = _bar(len(cells), "attack grid", progress)
@@ -382,7 +424,7 @@ def stored(fn: Callable, *args, folder: str | Path | None = None, **kwargs):
     done = _read(path)
     if done is not None and done.get("complete"):
         return done["value"]
-    value = fn(*args, **kwargs)
+    value = json.loads(json.dumps(fn(*args, **kwargs)))  # what a later call reads back (tuples become lists)
     atomic_write_json(path, {"key": key, "complete": True, "value": value})
     return value
 
@@ -402,6 +444,10 @@ def _key_of(value):
         return _model_key(value)
     if isinstance(value, torch.Tensor):
         return {"tensor": data_fingerprint(value)}
+    if isinstance(value, np.ndarray):  # by content: repr() elides the middle of large arrays
+        h = hashlib.sha256(str((value.dtype.str, value.shape)).encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+        return {"array": h.hexdigest()[:16]}
     if isinstance(value, (Attack,)):
         return value.spec()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
