@@ -567,3 +567,105 @@ def test_summarize_and_power_law_fits():
     assert (s.q_low < s.ci_low).all()
     fits = T.power_law_fits(df, "N", "v", by="g", n_boot=200).set_index("g")
     assert fits.slope["a"] == pytest.approx(1.0, abs=0.02) and fits.slope["b"] == pytest.approx(0.5, abs=0.02)
+
+
+# ---------------------------------------------------------------------------
+# the chapters' sections and figures (tiny settings)
+# ---------------------------------------------------------------------------
+def test_section_numbers_are_glue_ready():
+    from sparsenb.theory import chapter_linear as CL
+
+    nums = CL.numbers(a=np.float64(0.5), n=np.int64(3), **{"slope_coif1:1": "0.50 [0.40, 0.60]"})
+    assert nums == {"a": 0.5, "n": 3.0, "slope_coif1_1": "0.50 [0.40, 0.60]"}
+    assert all(type(v) in (float, str) for v in nums.values())  # numpy scalars would not format in {glue:text}
+    assert CL.powers_of_two([2, 5]) == [4, 8, 16, 32]
+
+
+def _glue_roles(chapter: str) -> set[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "book" / f"{chapter}.md").read_text()
+    return set(re.findall(r"\{glue:text\}`(\w+)", text)) | set(re.findall(r"```\{glue:figure\} (\w+)", text))
+
+
+def _figure_names(chapter: str) -> set[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "book" / f"{chapter}.md").read_text()
+    return set(re.findall(r'figure\(figures\.\w+\(\w+\), "(\w+)"\)', text))
+
+
+def test_theory_linear_sections_give_every_number_its_prose_quotes(mnist_test):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sparsenb import data
+    from sparsenb.theory import chapter_linear as CL
+    from sparsenb.theory import figures_linear as FL
+
+    bases = ["haar:1", "coif1:1", "db5:1", "dct"]
+    prop2 = CL.prop2(["gaussian", "uniform", "laplace"], 6, 20, 0.1, 0)
+    assert prop2.numbers["prop2_N_max"] == 64.0
+    assert prop2.numbers["prop2_limit_gaussian"] == pytest.approx(0.1 * math.sqrt(2 / math.pi))
+    thm1 = CL.thm1(bases, ["coif1:1", "dct"], [6, 8], 0.05, "gaussian", 20, 0.1, 0.25, 0)
+    assert thm1.numbers["thm1_N_min"] == 64.0 and thm1.numbers["thm1_K_max"] == 12.0  # floor(0.05 * 256)
+    norms = CL.psi_norm_growth(["haar:1", "coif1:1", "db5:1", "coif1:full", "dct"], [4, 7])
+    assert norms.numbers["norm_slope_dct"] == pytest.approx(0.5, abs=1e-9)  # ||psi_0||_1 = sqrt(N), exactly
+    thm2 = CL.thm2(bases, 4, [6, 8], 8, [2, 4, 8], "gaussian", 20, 0.1, 0, rho_sweep=thm1, norms=norms)
+    lemma1 = CL.lemma1(thm2)
+    assert lemma1.numbers["lemma1_violations"] == 0.0
+    x = data.subset(*mnist_test, 6, seed=0)[0].double()
+    img = CL.images(x, ["haar", "coif1", "db5", "sym9"], [5, 15], "gaussian", 0.1, 0)
+    assert img.numbers["img_K_ref"] == 27.0
+    lemma2 = CL.lemma2([3, 6], 50, 0)
+    produced = {"eps", "rho", "cheb_delta"}  # glued by the chapter's first cell
+    for section in (prop2, thm1, norms, thm2, lemma1, img, lemma2):
+        assert all(type(v) in (float, str) for v in section.numbers.values())
+        produced |= set(section.numbers)
+    produced |= _figure_names("theory_linear")
+    assert _glue_roles("theory_linear") <= produced, sorted(_glue_roles("theory_linear") - produced)
+    for draw, section, n_axes in [
+        (FL.prop2, prop2, 2), (FL.thm1, thm1, 4), (FL.psi_norms, norms, 2), (FL.thm2, thm2, 3), (FL.images, img, 1), (FL.lemma2, lemma2, 4)
+    ]:
+        fig = draw(section)
+        assert len(fig.axes) == n_axes and all(ax.has_data() for ax in fig.axes)
+        plt.close(fig)
+
+
+def test_theory_networks_sections_give_every_number_its_prose_quotes(mnist_test):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sparsenb import data
+    from sparsenb.theory import chapter_networks as CN
+    from sparsenb.theory import figures_networks as FN
+
+    x = data.subset(*mnist_test, 12, seed=0)[0].double()
+    prop1 = CN.prop1(x, ["haar", "coif1", "db5", "sym9"], 0.035, [0.01], 0.1, 0)
+    assert prop1.numbers["p1_K"] == 27.0 and prop1.numbers["p1_gap_violations"] == 0.0  # a theorem
+    hist = CN.overlap_hist(x, prop1, 0.02, 0.1, 0)
+    assert hist.numbers["hist_K"] == 15.0
+    lemma3 = CN.lemma3(x[:3], [4, 8], 50, 0)
+    thm3 = CN.thm3(x, [16, 32], 64, 0.01, 0.002, 1, 1024, 0)
+    eq5 = CN.eq5(x, [64, 64], [0.1, 0.3], 0)
+    assert eq5.numbers["e5_residual"] < 1e-10 and eq5.numbers["e5_net"] == "784 – 64 – 64 – 1"
+    fgsm = CN.fgsm(x[:5], [8], 0.02, 20.0, 0)
+    assert fgsm.numbers["fgsm_rel_err_max"] < 1e-10
+    produced = set()
+    for section in (prop1, hist, lemma3, thm3, eq5, fgsm):
+        assert all(type(v) in (float, str) for v in section.numbers.values())
+        produced |= set(section.numbers)
+    produced |= _figure_names("theory_networks")
+    assert _glue_roles("theory_networks") <= produced, sorted(_glue_roles("theory_networks") - produced)
+    for draw, section, n_axes in [
+        (FN.prop1, prop1, 3), (FN.overlap_hist, hist, 1), (FN.lemma3, lemma3, 3), (FN.thm3, thm3, 2), (FN.eq5, eq5, 2), (FN.fgsm, fgsm, 2)
+    ]:
+        fig = draw(section)
+        assert len(fig.axes) == n_axes
+        plt.close(fig)

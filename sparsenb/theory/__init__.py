@@ -15,6 +15,12 @@ here, so ``from sparsenb import theory; theory.delta_w(...)`` works.
 :mod:`~sparsenb.theory.stats`               summaries, power-law fits, bands for plots
 ==========================================  ==========================================================
 
+The two theory chapters call one function per section of theirs
+(:mod:`~sparsenb.theory.chapter_linear`, :mod:`~sparsenb.theory.chapter_networks`:
+the section's tables and the numbers its prose quotes) and one per figure
+(:mod:`~sparsenb.theory.figures_linear`, :mod:`~sparsenb.theory.figures_networks`).
+These four are imported by name, not re-exported here.
+
 Notation follows the paper: :math:`\mathcal{S}_K`, :math:`\mathcal{P}_K`
 are :func:`sparsenb.frontend.S_K`, :func:`~sparsenb.frontend.P_K`; a
 *transform* is any object with ``analysis``/``synthesis``, ``N`` and

@@ -72,7 +72,7 @@ def lemma3(s):
         title = f"one digit, $N$ = {side * side}"
         ax.set(xlim=[-4, 4], ylim=[-5.5, 5.5], xlabel="normal quantile", ylabel=r"quantile of $w^Tx$", title=title)
         inset = ax.inset_axes([0.62, 0.05, 0.33, 0.33])
-        inset.imshow(normalized_digits(s.digit, side)[0].reshape(side, side), cmap="gray")
+        inset.imshow(normalized_digits(s.digit, side)[0].reshape(side, side).numpy(), cmap="gray")
         inset.set_xticks([])
         inset.set_yticks([])
     for d in ("laplace", "uniform"):
