@@ -3,17 +3,17 @@ r"""The paper's theory (Secs. III–V and App. A) as functions the theory chapte
 One module per section of the paper; every public name is re-exported
 here, so ``from sparsenb import theory; theory.delta_w(...)`` works.
 
-==========================================  ==========================================================
-:mod:`~sparsenb.theory.weights`             weight laws of Sec. IV-B, :func:`make_rng`
-:mod:`~sparsenb.theory.bases1d`             fast 1-D wavelet and DCT bases, :math:`\|\psi_k\|_1`, :math:`\|\psi_k\|_\infty`
-:mod:`~sparsenb.theory.linear`              Sec. IV: :math:`\Delta_0, Z_K, \Delta_\mathrm{SW}, \Delta_\mathrm{W}`, Lemma 1, Lemma 4, Eq. (6)
-:mod:`~sparsenb.theory.linear_sweeps`       Prop. 2, Thms 1–2 by Monte Carlo; the white box on images
-:mod:`~sparsenb.theory.gaussianity`         Lemmas 2 and 3: exact Kolmogorov–Smirnov distances
-:mod:`~sparsenb.theory.prop1`               Prop. 1: the high-SNR and gap conditions, support overlap
-:mod:`~sparsenb.theory.networks`            Sec. V: random ReLU networks, Thm 3, :math:`W_\mathrm{eq}`, Eq. (5)
-:mod:`~sparsenb.theory.multiclass`          Sec. V-E: multiclass FGSM through the locally linear model
-:mod:`~sparsenb.theory.stats`               summaries, power-law fits, bands for plots
-==========================================  ==========================================================
+=====================================  ================================================================================================
+:mod:`~sparsenb.theory.weights`        weight laws of Sec. IV-B, :func:`make_rng`
+:mod:`~sparsenb.theory.bases1d`        fast 1-D wavelet and DCT bases, :math:`\|\psi_k\|_1`, :math:`\|\psi_k\|_\infty`
+:mod:`~sparsenb.theory.linear`         Sec. IV: :math:`\Delta_0, Z_K, \Delta_\mathrm{SW}, \Delta_\mathrm{W}`, Lemma 1, Lemma 4, Eq. (6)
+:mod:`~sparsenb.theory.linear_sweeps`  Prop. 2, Thms 1–2 by Monte Carlo; the white box on images
+:mod:`~sparsenb.theory.gaussianity`    Lemmas 2 and 3: exact Kolmogorov–Smirnov distances
+:mod:`~sparsenb.theory.prop1`          Prop. 1: the high-SNR and gap conditions, support overlap
+:mod:`~sparsenb.theory.networks`       Sec. V: random ReLU networks, Thm 3, :math:`W_\mathrm{eq}`, Eq. (5)
+:mod:`~sparsenb.theory.multiclass`     Sec. V-E: multiclass FGSM through the locally linear model
+:mod:`~sparsenb.theory.stats`          summaries, power-law fits, bands for plots
+=====================================  ================================================================================================
 
 The two theory chapters call one function per section of theirs
 (:mod:`~sparsenb.theory.chapter_linear`, :mod:`~sparsenb.theory.chapter_networks`:

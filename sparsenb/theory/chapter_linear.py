@@ -6,15 +6,15 @@ and :mod:`sparsenb.theory.figures` draws them) and ``numbers``, the values
 the prose quotes, keyed by their glue names (``glue(**section.numbers)``).
 Basis specs such as ``"coif1:1"`` appear in glue names as ``coif1_1``.
 
-=====================  ===========================================================
-:func:`prop2`          Prop. 2: sample paths of :math:`\Delta_0/N`
-:func:`thm1`           Thm 1 with :math:`K = \lfloor\rho N\rfloor`: Lemma 4, Eq. (6)
+=======================  ======================================================================
+:func:`prop2`            Prop. 2: sample paths of :math:`\Delta_0/N`
+:func:`thm1`             Thm 1 with :math:`K = \lfloor\rho N\rfloor`: Lemma 4, Eq. (6)
 :func:`psi_norm_growth`  Thm 2's assumption: :math:`\max_k\|\psi_k\|_1` against :math:`N`
-:func:`thm2`           Thm 2: :math:`\Delta_\mathrm{W}` against :math:`N`, :math:`K` and both
-:func:`lemma1`         Lemma 1 on every draw of the sweeps
-:func:`images`         the white box on MNIST digits
-:func:`lemma2`         Lemma 2: exact KS distances and Q-Q plots
-=====================  ===========================================================
+:func:`thm2`             Thm 2: :math:`\Delta_\mathrm{W}` against :math:`N`, :math:`K` and both
+:func:`lemma1`           Lemma 1 on every draw of the sweeps
+:func:`images`           the white box on MNIST digits
+:func:`lemma2`           Lemma 2: exact KS distances and Q-Q plots
+=======================  ======================================================================
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ import torch
 
 from ..basis import DenseTransform, WaveletTransform, dct_basis, pixel_basis
 from ..frontend import sparsity_level
+from .bases1d import psi_norm_table
 from .gaussianity import LEMMA2_CASES, lemma2_sweep, lemma2_vector, qq_points, standardized_projections
 from .linear_sweeps import image_white_box, lemma1_summary, linear_sweep, prop2_paths, thm1_table
-from .bases1d import psi_norm_table
 from .stats import power_law_fits, rms_deviation, summarize
 from .weights import make_rng, weight_model
 

@@ -5,14 +5,14 @@ As in :mod:`sparsenb.theory.chapter_linear`, each function returns a
 by the chapter, drawn by :mod:`sparsenb.theory.figures_networks`) and
 ``numbers`` for the prose (``glue(**section.numbers)``).
 
-=====================  ===============================================================
-:func:`prop1`          Prop. 1 on MNIST digits: the paper's and the gap condition
-:func:`overlap_hist`   the support overlap at the paper's Fig. 8a setting
-:func:`lemma3`         Lemma 3: exact KS distances for resized digits, Q-Q samples
-:func:`thm3`           Thm 3: switch flips of random two-layer networks against :math:`N`
-:func:`eq5`            Eq. (5): the linear and switching terms on a random ReLU network
-:func:`fgsm`           Sec. V-E: FGSM against the locally linear attack
-=====================  ===============================================================
+====================  ==================================================================
+:func:`prop1`         Prop. 1 on MNIST digits: the paper's and the gap condition
+:func:`overlap_hist`  the support overlap at the paper's Fig. 8a setting
+:func:`lemma3`        Lemma 3: exact KS distances for resized digits, Q-Q samples
+:func:`thm3`          Thm 3: switch flips of random two-layer networks against :math:`N`
+:func:`eq5`           Eq. (5): the linear and switching terms on a random ReLU network
+:func:`fgsm`          Sec. V-E: FGSM against the locally linear attack
+====================  ==================================================================
 """
 from __future__ import annotations
 

@@ -5,17 +5,17 @@ A linear classifier :math:`g(x) = w^T x` under an :math:`\ell_\infty` attack
 reaches it as :math:`\mathcal{P}_K(e, x)`, so its output moves by (Eq. 3)
 :math:`\Delta = |w^T\mathcal{P}_K(e, x)| = |e^T\mathcal{P}_K(w, x)|`.
 
-================================  =====================================================================
-:func:`delta_0`                   Eq. (2), no defense: :math:`\Delta_0 = \epsilon\|w\|_1`
-:func:`z_k`                       :math:`Z_K = \mathrm{sgn}(w)^T\mathcal{P}_K(w, x)`
-:func:`delta_sw`                  Eq. (4), semi-white box: :math:`\Delta_\mathrm{SW} = \epsilon|Z_K|`
-:func:`delta_w`                   white box: :math:`\Delta_\mathrm{W} = \epsilon\|\mathcal{P}_K(w, x)\|_1`
-:func:`white_box_perturbation`    :math:`e_\mathrm{W} = \epsilon\,\mathrm{sgn}(\mathcal{P}_K(w, x))`
-:func:`lemma1_bound`              Lemma 1: :math:`\epsilon\sum_{k\in\mathcal{S}_K(x)}|\psi_k^Tw|\,\|\psi_k\|_1 \ge \Delta_\mathrm{W}`
-:func:`linear_distortions`        all of the above for a batch, :math:`\mathcal{P}_K(w, x)` computed once
-:func:`z_k_moments`               Lemma 4: :math:`E Z_K = K\mu`, the exact variance and its bound
-:func:`chebyshev_bound`           Eq. (6)
-================================  =====================================================================
+==============================  ===================================================================================================
+:func:`delta_0`                 Eq. (2), no defense: :math:`\Delta_0 = \epsilon\|w\|_1`
+:func:`z_k`                     :math:`Z_K = \mathrm{sgn}(w)^T\mathcal{P}_K(w, x)`
+:func:`delta_sw`                Eq. (4), semi-white box: :math:`\Delta_\mathrm{SW} = \epsilon|Z_K|`
+:func:`delta_w`                 white box: :math:`\Delta_\mathrm{W} = \epsilon\|\mathcal{P}_K(w, x)\|_1`
+:func:`white_box_perturbation`  :math:`e_\mathrm{W} = \epsilon\,\mathrm{sgn}(\mathcal{P}_K(w, x))`
+:func:`lemma1_bound`            Lemma 1: :math:`\epsilon\sum_{k\in\mathcal{S}_K(x)}|\psi_k^Tw|\,\|\psi_k\|_1 \ge \Delta_\mathrm{W}`
+:func:`linear_distortions`      all of the above for a batch, :math:`\mathcal{P}_K(w, x)` computed once
+:func:`z_k_moments`             Lemma 4: :math:`E Z_K = K\mu`, the exact variance and its bound
+:func:`chebyshev_bound`         Eq. (6)
+==============================  ===================================================================================================
 
 ``w`` and ``x`` are ``(..., *transform.shape)`` tensors or arrays (float64).
 """
