@@ -307,8 +307,21 @@ def _tree(path):
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
 
 
+@pytest.fixture
+def offline_after_mkdir(monkeypatch):
+    """torchvision's download as it fails without network: it creates MNIST/raw/ first, then raises."""
+    import torchvision
+
+    def no_download(self):
+        os.makedirs(self.raw_folder, exist_ok=True)
+        (Path(self.raw_folder) / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
+        raise OSError("offline")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_download)
+
+
 @pytest.mark.parametrize("root", ["missing", "missing/deeper"])
-def test_missing_root_creates_nothing(tmp_path, offline, root):
+def test_missing_root_creates_nothing(tmp_path, offline_after_mkdir, root):
     before = _tree(tmp_path)
     with pytest.raises(DataNotFoundError) as info:
         load_mnist("test", root=tmp_path / root)
@@ -317,7 +330,7 @@ def test_missing_root_creates_nothing(tmp_path, offline, root):
     assert _tree(tmp_path) == before, "a failed load_mnist created files or folders"
 
 
-def test_existing_empty_root_stays_empty(tmp_path, offline):
+def test_existing_empty_root_stays_empty(tmp_path, offline_after_mkdir):
     with pytest.raises(DataNotFoundError):
         load_mnist("train", root=tmp_path)
     assert _tree(tmp_path) == []
