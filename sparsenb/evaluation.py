@@ -53,10 +53,10 @@ def wilson_interval(successes, n, z: float = 1.96):
     Scalars give floats; arrays (numpy broadcasting) give arrays, one
     interval per entry. The one Wilson interval of the package.
     """
-    k, m = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    k, m = _numbers(successes, "successes"), _numbers(n, "n")
     if np.any(m <= 0) or not np.all(np.isfinite(m)):
         raise checks.fail("n", "positive", n)
-    if np.any(k < 0) or np.any(k > m):
+    if not np.all(np.isfinite(k)) or np.any(k < 0) or np.any(k > m):  # NaN would give a NaN interval
         raise checks.fail("successes", "in [0, n]", successes)
     p = k / m
     denom = 1 + z * z / m
@@ -68,13 +68,20 @@ def wilson_interval(successes, n, z: float = 1.96):
     return lo, hi
 
 
+def _numbers(value, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise checks.fail(name, "a number or an array of numbers", value) from None
+
+
 def accuracy_interval(correct) -> tuple[float, float, float]:
     """Accuracy in percent and its 95% Wilson interval ``(p, lo, hi)`` from per-image 0/1 outcomes."""
     outcomes = torch.as_tensor(correct).flatten()
     if outcomes.numel() == 0:
-        raise ValueError("correct must hold at least one outcome")
+        raise checks.ArgumentError("correct", "must hold at least one outcome")
     if not bool(((outcomes == 0) | (outcomes == 1)).all()):
-        raise ValueError("correct must hold 0/1 (or boolean) outcomes")
+        raise checks.ArgumentError("correct", "must hold 0/1 (or boolean) outcomes")
     k, n = int(outcomes.sum()), outcomes.numel()
     lo, hi = wilson_interval(k, n)
     return 100 * k / n, 100 * lo, 100 * hi

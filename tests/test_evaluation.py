@@ -1,4 +1,4 @@
-"""Evaluation helpers: accuracy intervals, checked attack outcomes, fingerprints."""
+"""Evaluation helpers: predictions, Wilson and accuracy intervals, checked attack outcomes, switch flips, sweeps."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenb import attacks, data, evaluation, training
+from sparsenb import attacks, checks, data, evaluation, training
 from sparsenb.frontend import SparsifyingFrontEnd, support_overlap
 from sparsenb.models import NielsenCNN, defended
 from sparsenb.switches import flip_share
@@ -22,6 +22,83 @@ def digits(mnist_test):
 def _net(seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
+
+
+@pytest.mark.parametrize(
+    "k, n, lo, hi",
+    [  # published 95% Wilson score intervals
+        (0, 10, 0.0, 0.2775),
+        (10, 10, 0.7225, 1.0),
+        (5, 10, 0.2366, 0.7634),
+        (95, 100, 0.8882, 0.9785),
+        (1, 1, 0.2065, 1.0),
+    ],
+)
+def test_wilson_interval_known_values(k, n, lo, hi):
+    got = evaluation.wilson_interval(k, n)
+    assert got == pytest.approx((lo, hi), abs=5e-5)
+    assert all(type(v) is float for v in got)
+
+
+def test_wilson_interval_vectorised_agrees_with_scalars():
+    k = np.array([[0, 3, 7], [10, 1, 5]])
+    n = np.array([10, 10, 12])  # broadcast over rows
+    lo, hi = evaluation.wilson_interval(k, n)
+    assert lo.shape == hi.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            assert (lo[i, j], hi[i, j]) == evaluation.wilson_interval(int(k[i, j]), int(n[j]))
+    assert np.all((lo <= k / n) & (k / n <= hi))
+    wide, narrow = evaluation.wilson_interval(50, 100), evaluation.wilson_interval(500, 1000)
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+    z1 = evaluation.wilson_interval(50, 100, z=1.0)
+    assert z1[1] - z1[0] < wide[1] - wide[0]
+
+
+@pytest.mark.parametrize(
+    "k, n, name",
+    [
+        (1, 0, "n"),
+        (1, -5, "n"),
+        (1, float("inf"), "n"),
+        (1, float("nan"), "n"),
+        ("a", 10, "successes"),
+        (float("nan"), 10, "successes"),
+        (-1, 10, "successes"),
+        (11, 10, "successes"),
+        (np.array([1, 11]), 10, "successes"),
+        (1, np.array([10, 0]), "n"),
+        (None, 10, "successes"),
+    ],
+)
+def test_wilson_interval_rejects_bad_input(k, n, name):
+    with pytest.raises(checks.ArgumentError) as err:
+        evaluation.wilson_interval(k, n)
+    assert err.value.argument == name
+
+
+def test_predict_and_accuracy(digits):
+    x, y = digits
+    net = _net()
+    with torch.no_grad():
+        assert torch.equal(evaluation.predict(net, x, batch_size=5), net(x).argmax(1))
+    assert evaluation.accuracy(net, x, y) == pytest.approx(float((net(x).argmax(1) == y).double().mean()))
+    empty = evaluation.predict(net, x[:0])
+    assert empty.shape == (0,) and empty.dtype == torch.int64
+    with pytest.raises(checks.ArgumentError, match="^x"):
+        evaluation.accuracy(net, x[:0], y[:0])
+    with pytest.raises(checks.ArgumentError, match="^batch_size"):
+        evaluation.predict(net, x, batch_size=0)
+    with pytest.raises(checks.ArgumentError, match="^y"):
+        evaluation.accuracy(net, x, y[:3])
+
+
+def test_predict_one_logit_is_class_one_where_positive(digits):
+    x, _ = digits
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 1), nn.Flatten(0)).eval()
+    with torch.no_grad():
+        assert evaluation.predict(net, x).tolist() == (net(x) > 0).long().tolist()
 
 
 def test_accuracy_interval_matches_wilson():
@@ -40,54 +117,15 @@ def test_accuracy_interval_accepts_lists_arrays_and_tensors(correct):
     assert evaluation.accuracy_interval(correct)[0] == pytest.approx(75.0)
 
 
-@pytest.mark.parametrize("bad", [[], [0, 2, 1], [0.5, 1.0]])
+@pytest.mark.parametrize("bad", [[], [0, 2, 1], [0.5, 1.0], [float("nan")], [-1]])
 def test_accuracy_interval_rejects_what_is_not_outcomes(bad):
-    with pytest.raises(ValueError, match="correct"):
+    with pytest.raises(checks.ArgumentError, match="^correct"):
         evaluation.accuracy_interval(bad)
 
 
 def test_format_accuracy():
     assert evaluation.format_accuracy([1, 1, 1, 0]) == "75.0 [30.1, 95.4]"
     assert evaluation.format_accuracy([1, 0], digits=2).startswith("50.00 [")
-
-
-def test_attack_outcomes_agree_with_attacking_by_hand(digits):
-    x, y = digits
-    net = _net()
-    kw = {"step": 0.02, "steps": 3}
-    out = evaluation.attack_outcomes(attacks.ifgsm, net, x, y, EPS, batch_size=5, **kw)
-    x_adv = attacks.ifgsm(net, x, y, EPS, **kw)
-    assert out == {"correct": (evaluation.predict(net, x_adv) == y).int().tolist()}
-
-
-def test_attack_outcomes_report_support_overlap_with_a_front_end(digits):
-    x, y = digits
-    fe = SparsifyingFrontEnd(0.035, "coif1")
-    model = defended(fe, _net())
-    out = evaluation.attack_outcomes(attacks.fgsm, model, x, y, EPS, frontend=fe)
-    x_adv = attacks.fgsm(model, x, y, EPS)
-    assert out["overlap"] == (fe.support(x) & fe.support(x_adv)).flatten(1).sum(1).tolist()
-    assert out["overlap"] == support_overlap(x, x_adv, fe.K, fe.transform).tolist()
-    assert all(0 <= k <= fe.K[0] for k in out["overlap"])
-    assert len(out["correct"]) == len(x)
-
-
-def test_attack_outcomes_refuse_an_attack_that_leaves_the_ball(digits):
-    x, y = digits
-
-    def too_far(model, x, y, eps):  # twice the budget, still in the box
-        return (x + 2 * eps).clamp(0, 1)
-
-    with pytest.raises(attacks.AttackCheckError, match="eps-ball"):
-        evaluation.attack_outcomes(too_far, _net(), x, y, EPS)
-
-
-def test_code_fingerprint_depends_on_the_modules():
-    a = evaluation.code_fingerprint()
-    assert a == evaluation.code_fingerprint()
-    assert a != evaluation.code_fingerprint(("attacks",))
-    with pytest.raises(ValueError, match="modules"):
-        evaluation.code_fingerprint(("no_such_module",))
 
 
 def test_model_fingerprint_follows_the_weights():
@@ -141,12 +179,18 @@ def test_ifgsm_sweep_reads_shorter_runs_off_one_long_run(cnn, digits):
         evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [0, 2])
 
 
-def test_attack_outcomes_of_an_unbounded_attack_report_distances(digits):
+def test_run_attack_in_batches_equals_one_call(digits):
     x, y = digits
     net = _net()
-    kw = {"max_iterations": 5, "binary_search_steps": 1}
-    out = evaluation.attack_outcomes(attacks.carlini_wagner_l2, net, x, y, None, distances=True, **kw)
-    e = (attacks.carlini_wagner_l2(net, x, y, **kw) - x).flatten(1)
-    assert out["linf"] == pytest.approx(e.abs().max(1).values.tolist())
-    assert out["l2"] == pytest.approx(e.norm(dim=1).tolist())
-    assert len(out["correct"]) == len(x)
+    kw = {"step": 0.02, "steps": 3}
+    batched = evaluation.run_attack(attacks.ifgsm, x, y, batch_size=5, model=net, eps=EPS, **kw)
+    assert torch.equal(batched, attacks.ifgsm(net, x, y, EPS, **kw))
+
+
+def test_one_step_flips_is_switch_flips_after_one_step(cnn, digits):
+    x, y = digits
+    x, y = x[:4], y[:4]
+    out = evaluation.one_step_flips(cnn, x, y, EPS, 0.02, batch_size=3)
+    x1 = attacks.iterative_locally_linear(cnn, x, y, EPS, 0.02, 1)
+    assert out["total"] == pytest.approx(evaluation.switch_flips(cnn, x, x1)["total"])
+    assert max(out["total"]) > 0
