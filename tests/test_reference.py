@@ -1,48 +1,116 @@
-"""The paper's numbers read at run time (sparsenb.reference): where they are looked
-up, the error when they are missing, and the rows the multiclass chapter uses."""
+"""The paper's numbers read at run time (sparsenb.reference) from paper_numbers.csv:
+one number per row, exact lookups, clear errors, and where the file is looked up."""
 from __future__ import annotations
 
+import csv
 import math
+import os
 
 import pytest
 
-from sparsenb import reference
-from sparsenb.reference import paper_results, paper_value
+from sparsenb import checks, reference
+from sparsenb.reference import paper_number, paper_numbers, paper_rows
+
+HEADER = ",".join(reference.COLUMNS) + "\n"
 
 
-def test_missing_reference_fails_clearly(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="paper_results.csv") as err:
-        paper_results(tmp_path)
+def _csv_file():
+    return reference.reference_dir() / reference.FILENAME
+
+
+def test_one_number_per_row():
+    with open(_csv_file(), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and list(rows[0]) == list(reference.COLUMNS)
+    for row in rows:
+        value = float(row["value"])  # a plain number: no "a / b" packs, no stars
+        assert math.isfinite(value), row
+        assert row["value"].strip() == row["value"] and "/" not in row["value"] and "*" not in row["value"], row
+    df = paper_numbers()
+    assert len(df) == len(rows)
+    assert df["value"].dtype.kind == "f"
+    assert tuple(df.columns) == reference.COLUMNS
+
+
+def test_rows_are_told_apart_by_their_columns():
+    """paper_number can reach every row: no two rows agree on every column but value and note."""
+    df = paper_numbers()
+    key = [c for c in reference.COLUMNS if c not in ("value", "note")]
+    assert not df.duplicated(key).any()
+
+
+@pytest.mark.parametrize(
+    "match, value",
+    [
+        (dict(artifact="Table II", defense="front end coif1", attack="PGD 100 restarts"), 61.04),
+        (dict(artifact="Table II", defense="none", attack="none"), 99.31),
+        (dict(artifact="Table II", defense="front end coif1", attack="none"), 98.97),
+        (dict(artifact="Table II", defense="none", attack="PGD 100 restarts", eps=0.2), 5.12),
+        (dict(artifact="Table I", defense="front end db5", attack="white box", eps="0.1"), 95.37),
+    ],
+)
+def test_exact_lookups(match, value):
+    assert paper_number(**match) == value
+    assert type(paper_number(**match)) is float
+
+
+def test_every_row_can_be_looked_up_by_all_its_columns():
+    df = paper_numbers()
+    for _, row in df.iterrows():
+        match = {c: row[c] for c in reference.COLUMNS if c != "value"}
+        assert paper_number(**match) == row["value"]
+
+
+def test_lookups_that_do_not_find_exactly_one_row():
+    with pytest.raises(LookupError, match="0 rows") as err:
+        paper_number(artifact="Table II", defense="front end coif1", attack="PGD 1000 restarts")
+    assert "expected exactly one" in str(err.value)
+    with pytest.raises(LookupError, match="rows") as err:
+        paper_number(artifact="Table II", defense="front end coif1")  # several: the message lists them
+    assert "PGD 100 restarts" in str(err.value)
+    assert len(paper_rows(artifact="Table II", defense="front end coif1")) > 1
+
+
+@pytest.mark.parametrize("column", ["table", "value", "Attack"])
+def test_unknown_columns_are_argument_errors(column):
+    with pytest.raises(checks.ArgumentError) as err:
+        paper_number(artifact="Table II", **{column: "x"})
+    assert err.value.argument == column
+    assert "artifact" in str(err.value)  # lists the columns there are
+
+
+def test_missing_reference_names_the_folder_and_the_variable(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError) as err:
+        paper_numbers(tmp_path)
     assert str(tmp_path) in str(err.value) and reference.REFERENCE_ENV in str(err.value)
     monkeypatch.setenv(reference.REFERENCE_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        paper_results()
+    with pytest.raises(FileNotFoundError, match="nowhere") as err:
+        paper_number(artifact="Table II")
+    assert reference.REFERENCE_ENV in str(err.value)
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_environment_variable_points_elsewhere(tmp_path, monkeypatch):
-    (tmp_path / "paper_results.csv").write_text(
-        "artifact,dataset,model,defense,attack,eps,rho,metric,value,note\n"
-        "Table X,MNIST,m,none,a,0.2,,accuracy %,1.5 / - / 3*,\n"
-    )
+    path = tmp_path / reference.FILENAME
+    path.write_text(HEADER + "Table X,MNIST,m,none,a,,0.2,,accuracy %,1.5,\nTable X,MNIST,m,none,b,,0.2,,accuracy %,7,note\n")
     monkeypatch.setenv(reference.REFERENCE_ENV, str(tmp_path))
     assert reference.reference_dir() == tmp_path.resolve()
-    values = paper_value("Table X", attack="a")
-    assert values[0] == 1.5 and math.isnan(values[1]) and values[2] == 3.0
+    assert paper_number(artifact="Table X", attack="a") == 1.5
+    assert paper_number(artifact="Table X", attack="b", gradient=None, eps=0.2) == 7.0
+    assert len(paper_numbers()) == 2
+    path.write_text(HEADER + "Table X,MNIST,m,none,a,,0.2,,accuracy %,2.5,\n")  # an edited file is read again
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert paper_number(artifact="Table X", attack="a") == 2.5
+    assert reference.reference_dir(tmp_path / "other") == (tmp_path / "other").resolve()  # an explicit root wins
 
 
-def test_multiclass_rows():
-    """Every lookup book/mnist_multiclass.md makes finds one row with the expected count of numbers."""
-    assert paper_value("Table II", defense="none", attack="none") == [99.31]
-    assert paper_value("Table II", defense="front end coif1", attack="none") == [98.97]
-    for attack in ("iterative locally linear", "iterative FGSM", "momentum iterative FGSM", "PGD 100 restarts"):
-        assert len(paper_value("Table II", defense="none", attack=attack)) == 1
-        assert len(paper_value("Table II", defense="front end coif1", attack=attack)) == 1
-    assert paper_value("Table II", defense="front end coif1", attack="PGD 100 restarts") == [61.04]
-    for attack in ("locally linear", "FGSM", "iterative locally linear", "iterative FGSM", "momentum iterative FGSM", "PGD 100 restarts"):
-        assert len(paper_value("Table V", attack=attack)) == 3
-    assert paper_value("Table V", attack="PGD 100 restarts") == [64.62, 65.48, 61.04]  # stars dropped
-    for n in (20, 100, 1000):
-        assert len(paper_value("Table VI", attack=f"iterative FGSM BPDA delta 0.01/0.05/0.1 {n} steps")) == 3
-    assert paper_value("App. B-E", attack="Carlini-Wagner L2 (conf 0)") == [0.92]
-    note = paper_results().query("artifact == 'App. B-E'")["note"].iloc[0]
-    assert "94.18% of examples lie outside" in note
+def test_a_file_lacking_columns_is_refused(tmp_path):
+    (tmp_path / reference.FILENAME).write_text("artifact,value\nTable X,1\n")
+    with pytest.raises(ValueError, match="gradient"):
+        paper_numbers(tmp_path)
+
+
+def test_paper_numbers_returns_a_copy():
+    df = paper_numbers()
+    df.loc[:, "value"] = -1.0
+    assert paper_number(artifact="Table II", defense="none", attack="none") == 99.31
