@@ -142,10 +142,10 @@ def flag(value, name: str) -> bool:
 
 
 def choice(value, name: str, options: Iterable) -> Any:
-    """One of ``options`` (same type and ``==``; strings exactly)."""
+    """One of ``options`` (same type and ``==``, so ``True`` is not ``1``; strings exactly, numpy's too)."""
     options = tuple(options)
     try:
-        ok = any(type(value) is type(o) and value == o for o in options)
+        ok = any((type(value) is type(o) or isinstance(o, str) and isinstance(value, str)) and value == o for o in options)
     except Exception:  # noqa: BLE001 - an object whose == fails is not an option
         ok = False
     if not ok:

@@ -104,6 +104,8 @@ def test_flag():
 def test_choice():
     assert checks.choice("bpda", "gradient", ("bpda", "projection")) == "bpda"
     assert checks.choice(torch.float64, "dtype", (torch.float32, torch.float64)) is torch.float64
+    assert checks.choice(np.str_("test"), "split", ("train", "test")) == "test"
+    _raises(lambda: checks.choice(True, "n", (1, 2)), "n")
     for bad in ("BPDA", None, 1, ["bpda"], "float64"):
         msg = _raises(lambda: checks.choice(bad, "gradient", ("bpda", "projection")), "gradient")
         assert "one of" in msg
