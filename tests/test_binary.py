@@ -1,15 +1,19 @@
 """Binary 3-vs-7 pieces: the linear attacks of Sec. IV/VI-A, the binary locally linear
-attack, training determinism, the pooled split and the paper's reference numbers."""
+attack, the two-layer recipe with the front end in its training graph, the SVM, the
+chapter's attack grids (one per eps, merged), the pooled split and the paper's numbers."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from sparsenb import attacks, data, evaluation, training
+from sparsenb import attacks, cache, checks, data, evaluation, training
+from sparsenb.experiments import Attack, Comparison, Grid, Victim, merge, run
 from sparsenb.frontend import SparsifyingFrontEnd
-from sparsenb.models import LinearClassifier, TwoLayerNet, defended
-from sparsenb.reference import paper_results, paper_value
+from sparsenb.models import LinearClassifier, TwoLayerConfig, TwoLayerNet, defended
+from sparsenb.reference import paper_number, paper_numbers
 
 EPS = 0.05
 
@@ -126,23 +130,58 @@ def test_binary_locally_linear_is_fgsm(pair):
 
 
 # --------------------------------------------------------------------------
-# training
+# training: the release's two-layer recipe and the SVM
 # --------------------------------------------------------------------------
+RECIPE = dataclasses.replace(training.TWO_LAYER_TRAINING, steps=30, batch_size=8, seed=3)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+
+
+def _same_weights(a, b) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_two_layer_recipe_is_the_release():
+    r = training.TWO_LAYER_TRAINING
+    assert (r.optimizer, r.lr, r.l2, r.batch_size, r.steps) == ("adam", 1e-3, 1e-3, 64, 20_000)
+    assert TwoLayerConfig().hidden == 10
+
+
 def test_two_layer_training_is_deterministic(pair):
     x, y = pair
-    cfg = training.TwoLayerConfig(steps=30, batch_size=8, seed=3)
-    a, b = training.train_two_layer(x, y, cfg), training.train_two_layer(x, y, cfg)
-    for p, q in zip(a.state_dict().values(), b.state_dict().values()):
-        assert torch.equal(p, q)
-    c = training.train_two_layer(x, y, training.TwoLayerConfig(steps=30, batch_size=8, seed=4))
+    a, b = training.fit(TwoLayerConfig(), x, y, RECIPE), training.fit(TwoLayerConfig(), x, y, RECIPE)
+    assert _same_weights(a, b)
+    c = training.fit(TwoLayerConfig(), x, y, dataclasses.replace(RECIPE, seed=4))
     assert not torch.equal(a.hidden.weight, c.hidden.weight)
+    assert not a.training
+
+
+def test_front_end_in_the_graph_gives_the_weights_of_sparsifying_beforehand(pair):
+    """The chapter's claim: the front end inside the training graph (new) and the
+    training images sparsified beforehand (the release, and this page before) give
+    the same two-layer network, weight for weight."""
+    x, y = pair
+    fe = SparsifyingFrontEnd(0.03, "coif1")
+    inside = training.fit(TwoLayerConfig(), x, y, RECIPE, frontend=fe)
+    before = training.fit(TwoLayerConfig(), training.sparsify_dataset(x, fe), y, RECIPE)
+    assert _same_weights(inside, before)
+    assert not _same_weights(inside, training.fit(TwoLayerConfig(), x, y, RECIPE))
 
 
 def test_training_works_with_grad_disabled(pair):
     x, y = pair
     with torch.no_grad():
-        net = training.train_two_layer(x, y, training.TwoLayerConfig(steps=5, batch_size=8))
+        net = training.fit(TwoLayerConfig(), x, y, dataclasses.replace(RECIPE, steps=5))
     assert not net.training
+
+
+def test_two_layer_training_rejects_labels_beyond_one_logit(pair):
+    x, y = pair
+    with pytest.raises(checks.ArgumentError, match="^y"):
+        training.fit(TwoLayerConfig(), x, y + 5, dataclasses.replace(RECIPE, steps=2))
 
 
 def test_svm_is_deterministic_and_rewritten_for_unit_interval(pair):
@@ -160,23 +199,115 @@ def test_svm_is_deterministic_and_rewritten_for_unit_interval(pair):
     np.testing.assert_allclose(ours, ref.decision_function(X), rtol=1e-4, atol=1e-4)
 
 
-def test_trained_caches_by_settings(pair, tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARSENB_CACHE", str(tmp_path))
+def test_trained_caches_the_two_layer_net_by_front_end(pair, tmp_path):
     x, y = pair
-    cfg = training.TwoLayerConfig(steps=5, batch_size=8)
+    folder = tmp_path / "checkpoints"
     fe = SparsifyingFrontEnd(0.03, "coif1")
-    a = training.trained(cfg, x, y, frontend=fe)
-    files = sorted((tmp_path / "checkpoints").glob("*.pt"))
-    assert len(files) == 1
-    b = training.trained(cfg, x, y, frontend=fe)  # loaded, not retrained
-    assert torch.equal(a.hidden.weight, b.hidden.weight)
-    training.trained(cfg, x, y, frontend=SparsifyingFrontEnd(0.02, "coif1"))
-    assert len(sorted((tmp_path / "checkpoints").glob("*.pt"))) == 2
-    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+    a = training.trained(TwoLayerConfig(), x, y, RECIPE, frontend=fe, folder=folder)
+    assert len(list(folder.glob("*.pt"))) == 1
+    b = training.trained(TwoLayerConfig(), x, y, RECIPE, frontend=fe, folder=folder)  # loaded, not retrained
+    assert _same_weights(a, b)
+    training.trained(TwoLayerConfig(), x, y, RECIPE, frontend=SparsifyingFrontEnd(0.03, "db5"), folder=folder)
+    assert len(list(folder.glob("*.pt"))) == 2
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob("*.train.pt"))
+
+
+def test_trained_svm_differs_by_front_end_and_is_reloaded(pair, tmp_path):
+    x, y = pair
+    cfg = training.SVMConfig(max_iter=2000)
+    a = training.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "db5"), folder=tmp_path)
+    b = training.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "db5"), folder=tmp_path)
+    c = training.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "coif1"), folder=tmp_path)
+    assert torch.equal(a.w, b.w) and float(a.b.detach()) == float(b.b.detach())
+    assert not torch.equal(a.w, c.w)
 
 
 # --------------------------------------------------------------------------
-# data split, evaluation, reference numbers
+# the chapter's SVM grid: one grid per eps (the iterated white box's steps grow with eps), merged
+# --------------------------------------------------------------------------
+def _iterated_steps(eps, step=0.01):
+    """The chapter's 2 * ceil(eps / step): enough steps to reach the budget, then as many to refine."""
+    return 2 * int(np.ceil(eps / step))
+
+
+def test_iterated_white_box_step_count_on_the_profiles_grids():
+    assert [_iterated_steps(e) for e in (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3)] == [
+        0, 6, 10, 16, 20, 26, 30, 40, 50, 60]
+
+
+@pytest.fixture(scope="module")
+def svm_grid_runs(pair, tmp_path_factory):
+    """The chapter's SVM grids on 40 test images, stored in a private folder."""
+    x, y = pair
+    folder = tmp_path_factory.mktemp("results")
+    svm = training.train_linear_svm(x, y, training.SVMConfig(max_iter=2000))
+    fe = SparsifyingFrontEnd(0.02, "coif1")
+    defended_svm = training.train_linear_svm(training.sparsify_dataset(x, fe), y, training.SVMConfig(max_iter=2000))
+    victims = {"coif1": Victim(defended_svm, fe)}
+    per_eps = {
+        e: {"semi-white box": Attack("semi_white_box"), "white box": Attack("white_box"),
+            "iterated white box": Attack("iterated_white_box", step=0.01, steps=_iterated_steps(e))}
+        for e in (0.05, 0.1)
+    }
+    runs = [run(Grid({"no defense": Victim(svm)}, {"semi-white box": Attack("semi_white_box")}, eps=[0.05, 0.1]), x, y,
+                progress=False, folder=folder)]
+    runs += [run(Grid(victims, per_eps[e], eps=[e]), x, y, progress=False, folder=folder) for e in per_eps]
+    return runs, fe, defended_svm, svm
+
+
+def test_merged_grid_holds_every_cell_once(svm_grid_runs):
+    runs, *_ = svm_grid_runs
+    merged = merge(*runs)
+    assert len(merged.results) == 2 + 3 * 2
+    assert merged.n == 40
+    assert sorted({c.eps for c in merged.results}) == [0.05, 0.1]
+    assert all(c.gradient is None for c in merged.results)  # linear attacks take no gradient
+    assert merge(*runs, runs[1]).results == merged.results  # the same cell twice is fine
+    assert merged.grid == [r.grid for r in runs]
+
+
+def test_merged_outcomes_are_the_attacks_outcomes(pair, svm_grid_runs):
+    """A merged cell holds, per image, what the attack itself does to the defended SVM."""
+    x, y = pair
+    runs, fe, svm, _ = svm_grid_runs
+    merged = merge(*runs)
+    x_adv = attacks.iterated_white_box(svm.w, x, y, 0.1, fe, 0.01, 20)
+    expected = (evaluation.predict(defended(fe, svm), x_adv) == y).int().numpy()
+    np.testing.assert_array_equal(merged.correct("coif1", "iterated white box", eps=0.1), expected)
+    overlap = merged.values("overlap", "coif1", "white box", eps=0.1)
+    assert overlap.shape == (40,) and overlap.min() >= 0 and overlap.max() <= fe.K[0]
+    p, lo, hi = merged.accuracy("coif1", "white box", eps=0.1)
+    assert lo <= p <= hi
+
+
+def test_merge_refuses_one_name_for_two_computations(pair, svm_grid_runs, tmp_path):
+    x, y = pair
+    runs, fe, svm, _ = svm_grid_runs
+    other = run(Grid({"coif1": Victim(svm, fe)}, {"iterated white box": Attack("iterated_white_box", step=0.01, steps=1)},
+                     eps=[0.1]), x, y, progress=False, folder=tmp_path)
+    one_step, full = (o.values("linf", "coif1", "iterated white box", eps=0.1) for o in (other, merge(*runs)))
+    assert one_step.max() <= 0.01 + 1e-6 < full.max(), "premise: different per-image outcomes"
+    with pytest.raises(checks.ArgumentError, match="^outcomes"):
+        merge(*runs, other)
+    with pytest.raises(checks.ArgumentError, match="^outcomes"):
+        merge()
+    with pytest.raises(checks.ArgumentError, match="^outcomes"):
+        merge(runs[0], run(Grid({"no defense": Victim(runs[0].grid.victims["no defense"].classifier)},
+                                {"no attack": Attack("none")}, eps=[0.0]), x[:10], y[:10], progress=False, folder=tmp_path))
+
+
+def test_undefended_white_box_is_the_semi_white_box(pair, svm_grid_runs):
+    """Without a front end P_K is the identity, so the chapter runs one attack on the undefended SVM."""
+    x, y = pair
+    *_, svm = svm_grid_runs
+    identity = SparsifyingFrontEnd(1.0, "haar", clip=False)  # K = N: every coefficient kept
+    assert identity.K[0] == 784
+    torch.testing.assert_close(attacks.white_box(svm.w, x, y, 0.1, identity), attacks.semi_white_box(svm.w, x, y, 0.1),
+                               rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# data split, intervals, the paper's numbers
 # --------------------------------------------------------------------------
 def test_pooled_split_is_stratified_and_seeded(mnist_test):
     x, y = data.digit_pair(*mnist_test)
@@ -199,20 +330,26 @@ def test_wilson_interval():
         evaluation.wilson_interval(11, 10)
 
 
-def test_result_store_resumes(tmp_path):
-    calls = []
-    store = evaluation.ResultStore(tmp_path / "r.json")
-    assert store.get_or_compute(["a", 1], lambda: calls.append(1) or 0.5) == 0.5
-    again = evaluation.ResultStore(tmp_path / "r.json")
-    assert again.get_or_compute(["a", 1], lambda: calls.append(1) or 0.7) == 0.5
-    assert calls == [1]
-
-
-def test_paper_reference_numbers():
-    df = paper_results()
-    assert {"artifact", "value"} <= set(df.columns)
-    assert paper_value("Table I", defense="front end db5", attack="white box") == [95.37]
-    table5 = paper_value("Table V", attack="momentum iterative FGSM")
-    assert table5[:2] == [74.79, 73.55] and np.isnan(table5[2])
+def test_paper_numbers_the_chapter_quotes():
+    """Each row the chapter glues or compares exists exactly once."""
+    assert paper_number(artifact="Table I", defense="front end db5", attack="white box") == 95.37
+    assert paper_number(artifact="Table I", defense="front end db5", attack="semi-white box") == 98.37
+    for attack in ("semi-white box", "white box"):
+        assert paper_number(artifact="Table I", defense="none", attack=attack) == 0.25
+    assert paper_number(artifact="text VI-A", defense="none", attack="none") == 98.64
+    assert paper_number(artifact="App. B-D", defense="none") == 99.33
+    assert paper_number(artifact="App. B-D", defense="front end db5") == 99.28
     with pytest.raises(LookupError):
-        paper_value("Table I", attack="white box")  # two rows match
+        paper_number(artifact="Table I", attack="white box")  # two rows match
+    assert set(paper_numbers().query("artifact == 'Table I'")["defense"]) == {"none", "front end db5"}
+
+
+def test_table1_verdicts():
+    """Comparison: "agrees" when the paper's number lies in our Wilson interval."""
+    comparison = Comparison()
+    near = np.r_[np.ones(954), np.zeros(46)]  # 95.4% on 1000 images
+    assert comparison.add("Table I", "white box", "db5", near, artifact="Table I", defense="front end db5", attack="white box") == 95.37
+    comparison.add("Table I", "white box", "none", near, artifact="Table I", defense="none", attack="white box")
+    comparison.add("Table I", "semi-white box", "db5", near, artifact="Table I", defense="front end db5", attack="semi-white box")
+    assert list(comparison.frame()["verdict"]) == ["agrees", "ours higher", "ours lower"]
+    assert comparison.counts() == {"compared": 3, "agrees": 1, "ours higher": 1, "ours lower": 1}
