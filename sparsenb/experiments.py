@@ -254,6 +254,8 @@ def run(
         raise checks.fail("grid", "a Grid", grid)
     checks.images(x, "x")
     checks.labels(y, "y", n=len(x))
+    if len(x) == 0:  # an empty cell would be stored as finished, with no outcomes to ask about
+        raise checks.ArgumentError("x", "must hold at least one image to attack")
     checks.integer(batch_size, "batch_size", 1)
     cells = grid.cells()
     images = data_fingerprint(x, y)

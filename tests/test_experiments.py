@@ -119,7 +119,7 @@ def test_declarations_name_their_bad_argument(net, make, name):
     assert err.value.argument == name
 
 
-def test_run_checks_its_arguments(net, digits):
+def test_run_checks_its_arguments(net, digits, tmp_path):
     x, y = digits
     grid = Grid({"v": Victim(net)}, {"a": Attack("fgsm")}, [EPS])
     for kwargs, name in [
@@ -127,12 +127,14 @@ def test_run_checks_its_arguments(net, digits):
         (dict(x=x * 2), "x"),
         (dict(y=y[:3]), "y"),
         (dict(batch_size=0), "batch_size"),
+        (dict(x=x[:0], y=y[:0]), "x"),
     ]:
         args = dict(grid=grid, x=x, y=y, progress=False)
         args.update(kwargs)
         with pytest.raises(checks.ArgumentError) as err:
             experiments.run(**args)
         assert err.value.argument == name
+    assert not _results_files(tmp_path)  # nothing stored
 
 
 # --------------------------------------------------------------------------

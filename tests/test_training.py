@@ -498,27 +498,30 @@ def svm_calls(monkeypatch):
     return calls
 
 
+SVM = training.SVMConfig(max_iter=300)  # converged or not, the same fit every time
+
+
 def test_trained_svm_fits_once_per_key(pair, fe, svm_calls, monkeypatch, tmp_path):
     x, y = pair
-    a = training.trained_svm(x, y)
-    b = training.trained_svm(x, y)
+    a = training.trained_svm(x, y, SVM)
+    b = training.trained_svm(x, y, SVM)
     assert len(svm_calls) == 1
     assert torch.equal(a.w, b.w) and float(a.b.detach()) == float(b.b.detach())
     path = next((tmp_path / "cache" / "checkpoints").glob("svm-*.pt"))
     assert set(torch.load(path, weights_only=True)) == {"w", "b", "key"}
-    training.trained_svm(x, y, training.SVMConfig(C=0.5))
-    training.trained_svm(x, y, frontend=fe)
-    training.trained_svm(x.double(), y)
+    training.trained_svm(x, y, training.SVMConfig(C=0.5, max_iter=300))
+    training.trained_svm(x, y, SVM, frontend=fe)
+    training.trained_svm(x.double(), y, SVM)
     assert len(svm_calls) == 4
     monkeypatch.setattr(training, "code_fingerprint", lambda *modules: "new code")
-    training.trained_svm(x, y)
+    training.trained_svm(x, y, SVM)
     assert len(svm_calls) == 5
 
 
 def test_trained_svm_fits_the_sparsified_images(pair, fe):
     x, y = pair
-    a = training.trained_svm(x, y, frontend=fe)
-    b = training.train_linear_svm(training.sparsify_dataset(x, fe), y)
+    a = training.trained_svm(x, y, SVM, frontend=fe)
+    b = training.train_linear_svm(training.sparsify_dataset(x, fe), y, SVM)
     assert torch.equal(a.w, b.w) and float(a.b.detach()) == float(b.b.detach())
 
 
