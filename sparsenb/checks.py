@@ -43,10 +43,14 @@ __all__ = [
 
 
 class ArgumentError(TypeError, ValueError):
-    """A bad argument: the message starts with its name; ``argument`` holds the name."""
+    """A bad argument: the message starts with its name; ``argument`` holds the name.
+
+    ``ArgumentError("eps", "must be >= 0")`` reads ``eps must be >= 0``; a
+    message starting with ``=`` is joined without a space (``level=3 is ...``).
+    """
 
     def __init__(self, argument: str, message: str):
-        super().__init__(f"{argument} {message}")
+        super().__init__(f"{argument}{'' if message.startswith('=') else ' '}{message}")
         self.argument = argument
 
 

@@ -29,6 +29,7 @@ def test_argument_error_is_both_bases_and_names_the_argument():
     err = ArgumentError("eps", "must be positive")
     assert isinstance(err, TypeError) and isinstance(err, ValueError)
     assert str(err) == "eps must be positive" and err.argument == "eps"
+    assert str(ArgumentError("level", "=3 is too deep")) == "level=3 is too deep"
     err = checks.fail("n", "an int", 1.5)
     assert str(err) == "n must be an int, got 1.5"
     assert "(bool)" in str(checks.fail("n", "an int", True))
