@@ -185,6 +185,7 @@ def fit(
     go to the model in float32).
     """
     x, y, device = _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
+    checks.path(checkpoint, "checkpoint", optional=True)
     n, bs = len(x), min(config.batch_size, len(x))
     per_epoch = n // bs
     total = config.steps or config.epochs * per_epoch
@@ -401,6 +402,8 @@ def _spec(obj, name: str):
 
 
 def _frontend_spec(frontend: nn.Module, with_gradient: bool) -> dict:
+    if not callable(getattr(frontend, "settings", None)):
+        raise checks.fail("frontend", "a front end with settings() (e.g. SparsifyingFrontEnd): they key the checkpoint", frontend)
     settings = dict(frontend.settings())
     if with_gradient:  # an adversary attacks through the front end: how its gradient passes matters
         settings.update(gradient=frontend.gradient, refine_steps=frontend.refine_steps, refine_step=frontend.refine_step)
@@ -447,7 +450,7 @@ def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(
     checks.labels(y, "y", n=len(x), classes=2)
     key = {
         "model": _spec(config, "config"),
-        "frontend": None if frontend is None else frontend.settings(),
+        "frontend": None if frontend is None else _frontend_spec(frontend, False),
         "data": data_fingerprint(x, y),
         "code": code_fingerprint(*TRAINING_MODULES),
         "dtype": str(x.dtype),

@@ -320,6 +320,7 @@ def _bad_fit_arguments(digits):
         ("frontend", dict(frontend=lambda t: t)),
         ("augment", dict(augment=3)),
         ("adversary", dict(adversary="pgd")),
+        ("checkpoint", dict(checkpoint=3)),
     ]
 
 
@@ -473,6 +474,8 @@ def test_trained_checks_its_arguments_first(digits, tmp_path):
         training.trained(TinyConfig(), x, y, CFG, augment=lambda t: t)  # not a dataclass: cannot be keyed
     with pytest.raises(checks.ArgumentError, match="^x"):
         training.trained(TinyConfig(), x * 2, y, CFG)
+    with pytest.raises(checks.ArgumentError, match="^frontend"):  # no settings() to key it by
+        training.trained(TinyConfig(), x, y, CFG, frontend=nn.Identity())
     assert not (tmp_path / "cache").exists()
 
 
@@ -531,3 +534,8 @@ def test_svm_labels_are_binary(pair):
         training.trained_svm(x, y + 2)
     with pytest.raises(checks.ArgumentError, match="^C"):
         training.SVMConfig(C=0)
+    for frontend in ("coif1", nn.Identity()):
+        with pytest.raises(checks.ArgumentError, match="^frontend"):
+            training.trained_svm(x, y, SVM, frontend=frontend)
+    with pytest.raises(checks.ArgumentError, match="^config"):
+        training.trained_svm(x, y, "svm")
