@@ -542,13 +542,14 @@ def beside_paper(comparison: Comparison, section: str, entries) -> "pandas.DataF
     for row, column, correct, paper in entries:
         value = "-"
         if paper is not None:
+            rows = paper_rows(**paper)  # an unknown column raises here
             known = paper_numbers()
             for k, v in paper.items():
-                if str(v) not in set(known[k]):
+                if ("" if v is None else str(v)) not in set(known[k]):  # None matches an empty field, as in paper_rows
                     raise checks.ArgumentError("paper", f"{k}={v!r} appears in no row of paper_numbers.csv")
-            if len(paper_rows(**paper)) == 1:
+            if len(rows) == 1:
                 value = comparison.add(section, row, column, correct, **paper)
-            elif len(paper_rows(**paper)) > 1:
+            elif len(rows) > 1:
                 raise LookupError(f"several rows of paper_numbers.csv match {paper}")
         table.setdefault(row, {})[column] = format_accuracy(correct)
         table[row][f"paper: {column}"] = value

@@ -542,3 +542,65 @@ def test_with_gradient_copies(net):
     assert experiments.with_gradient(fe, "bpda") is fe
     with pytest.raises(checks.ArgumentError, match="^gradient"):
         experiments.with_gradient(fe, "none")
+
+
+def test_beside_paper_table():
+    comparison = Comparison()
+    table = experiments.beside_paper(
+        comparison,
+        "Table II",
+        [
+            ("no defense", "clean", [1] * 99 + [0], dict(artifact="Table II", defense="none", attack="none")),
+            ("no defense", "ours only", [1, 0], None),
+            ("coif1", "clean", [1] * 61 + [0] * 39, dict(artifact="Table II", defense="front end coif1", attack="none")),
+            ("coif1", "PGD", [1] * 61 + [0] * 39, dict(PAPER, eps=0.2)),
+        ],
+    )
+    assert list(table.columns) == ["clean", "paper: clean", "ours only", "paper: ours only", "PGD", "paper: PGD"]
+    assert list(table.index) == ["no defense", "coif1"]
+    assert table.loc["no defense", "clean"] == "99.0 [94.6, 99.8]"
+    assert table.loc["no defense", "paper: clean"] == 99.31
+    assert table.loc["no defense", "paper: ours only"] == "-"
+    assert table.loc["coif1", "paper: PGD"] == 61.04
+    assert table.loc["no defense", "PGD"] == ""  # no entry
+    assert [r["verdict"] for r in comparison.rows] == ["agrees", "ours lower", "agrees"]
+
+
+@pytest.mark.parametrize(
+    "paper, error, name",
+    [
+        (dict(artifact="Table II", attack="PGD 100 restart"), checks.ArgumentError, "paper"),  # a typo
+        (dict(artifact="Table II", defense="front end coif1"), LookupError, None),  # several rows
+        (dict(artifact="Table II", table="x"), checks.ArgumentError, "table"),  # not a column
+    ],
+)
+def test_beside_paper_refuses_lookups_that_cannot_be_right(paper, error, name):
+    with pytest.raises(error) as err:
+        experiments.beside_paper(Comparison(), "T", [("r", "c", [1, 0], paper)])
+    if name:
+        assert err.value.argument == name
+
+
+def test_beside_paper_matches_empty_columns_with_none():
+    comparison = Comparison()
+    paper = dict(artifact="Table II", defense="none", attack="none", gradient=None)
+    experiments.beside_paper(comparison, "T", [("r", "c", [1, 0], paper)])
+    assert comparison.rows[0]["paper"] == 99.31
+
+
+def test_merge_joins_runs_on_the_same_images():
+    a, b = _synthetic(), _synthetic()
+    extra = Cell("v", "c", None, 0.3)
+    b.results[extra] = {"correct": [0, 0, 0, 0, 1]}
+    merged = experiments.merge(a, b)
+    assert set(merged.results) == set(a.results) | {extra}
+    assert merged.worst().tolist() == [0, 0, 0, 0, 0]
+    assert merged.correct("v", "c").tolist() == [0, 0, 0, 0, 1]
+    b.results[Cell("v", "a", "bpda", 0.1)] = {"correct": [0, 0, 0, 0, 0]}
+    with pytest.raises(checks.ArgumentError, match="^outcomes"):
+        experiments.merge(a, b)  # one cell, two results
+    short = Outcomes(a.grid, {extra: {"correct": [1, 1]}}, 2)
+    with pytest.raises(checks.ArgumentError, match="^outcomes"):
+        experiments.merge(a, short)
+    with pytest.raises(checks.ArgumentError, match="^outcomes"):
+        experiments.merge()
