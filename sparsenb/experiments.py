@@ -75,7 +75,7 @@ class Attack:
     another ``sparsenb`` module (``"autoattack.square"``). Its signature says
     how to call it: a first argument ``w`` marks an attack on a linear
     classifier's weights (it gets the victim's ``w`` and front end); an
-    ``eps`` argument marks an :math:`\ell_\infty` budget (without one, as for
+    ``eps`` argument marks an :math:`\\ell_\\infty` budget (without one, as for
     ``carlini_wagner_l2``, cells carry ``eps=None`` and are checked in the box
     only). A function with the attribute ``uses_gradient = False`` (a
     black-box attack) gets no gradient-treatment cells. ``Attack("none")`` is
@@ -106,7 +106,7 @@ class Attack:
 
     @property
     def bounded(self) -> bool:
-        """Whether the attack has an :math:`\ell_\infty` budget."""
+        """Whether the attack has an :math:`\\ell_\\infty` budget."""
         return self.fn != "none" and "eps" in inspect.signature(self.function).parameters
 
     @property
