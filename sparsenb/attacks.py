@@ -141,8 +141,7 @@ def _linear_inputs(w, x, y, frontend=None) -> tuple[torch.Tensor, torch.Tensor, 
         raise checks.ArgumentError(
             "w", f"must hold one weight per pixel, as an image {tuple(x.shape[1:])}, got shape {tuple(w.shape)}"
         )
-    if not bool(torch.isfinite(w).all()):
-        raise checks.ArgumentError("w", "contains NaN or infinite values")
+    checks.finite(w, "w")
     return w.detach().to(x.device, x.dtype).reshape(x.shape[1:]), x, y
 
 

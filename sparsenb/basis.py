@@ -108,9 +108,7 @@ def _check_basis(basis, name: str = "basis") -> torch.Tensor:
     checks.tensor(basis, name, floating=True)
     if basis.dim() != 2 or basis.shape[0] != basis.shape[1] or basis.shape[0] < 1:
         raise checks.ArgumentError(name, f"must be a square matrix (N, N) with rows psi_k, got shape {tuple(basis.shape)}")
-    if not bool(torch.isfinite(basis).all()):
-        raise checks.ArgumentError(name, "contains NaN or infinite values")
-    return basis
+    return checks.finite(basis, name)
 
 
 # --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ __all__ = [
     "function",
     "path",
     "tensor",
+    "finite",
     "images",
     "labels",
     "finite_gradient",
@@ -207,6 +208,13 @@ def tensor(x, name: str, n: int | None = None, floating: bool = False) -> torch.
         raise ArgumentError(name, f"must be a float32 or float64 tensor, got dtype {x.dtype}")
     if n is not None and (x.dim() == 0 or x.shape[0] != n):
         raise ArgumentError(name, f"must have {n} rows (one per example), got shape {tuple(x.shape)}")
+    return x
+
+
+def finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """A tensor without NaN or infinity (one scan of the values)."""
+    if not bool(torch.isfinite(x.detach()).all()):
+        raise ArgumentError(name, "contains NaN or infinite values")
     return x
 
 

@@ -89,13 +89,7 @@ def _check_signals(x, name: str, shape) -> torch.Tensor:
     checks.tensor(x, name, floating=True)
     if x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape) :]) != tuple(shape):
         raise checks.ArgumentError(name, f"must have shape (..., {', '.join(map(str, shape))}), got shape {tuple(x.shape)}")
-    return _check_finite(x, name)
-
-
-def _check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
-    if not bool(torch.isfinite(x.detach()).all()):
-        raise checks.ArgumentError(name, "contains NaN or infinite values")
-    return x
+    return checks.finite(x, name)
 
 
 # --------------------------------------------------------------------------
@@ -127,7 +121,7 @@ def H_K(c: torch.Tensor, K) -> torch.Tensor:
     if c.dim() == 0 or c.shape[-1] < 1:
         raise checks.ArgumentError("c", f"must have shape (..., N) with N >= 1, got shape {tuple(c.shape)}")
     K = _check_K(K, c.shape[-1], c.shape[-2] if c.dim() >= 2 else None)
-    _check_finite(c, "c")
+    checks.finite(c, "c")
     return c * _topk_mask(c.detach(), K)
 
 

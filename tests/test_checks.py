@@ -166,6 +166,14 @@ def test_tensor():
     _raises(lambda: checks.tensor(torch.tensor(1.0), "x", n=1), "x")
 
 
+def test_finite():
+    x = torch.tensor([1.0, -2.0])
+    assert checks.finite(x, "c") is x
+    assert checks.finite(torch.zeros(0), "c") is not None
+    for bad in (torch.tensor([math.nan]), torch.tensor([1.0, -math.inf]), torch.tensor([math.nan]).requires_grad_(True)):
+        assert "NaN" in _raises(lambda: checks.finite(bad, "c"), "c")
+
+
 def test_images_accepts_batches_and_returns_the_same_tensor():
     for dtype in (torch.float32, torch.float64):
         x = torch.rand(2, 3, 4, 5, dtype=dtype)
@@ -243,6 +251,6 @@ def test_finite_gradient():
 def test_every_public_check_is_tested():
     tested = {
         "ArgumentError", "GradientError", "fail", "real", "integer", "seed", "flag", "choice", "size2d",
-        "per_channel", "function", "path", "tensor", "images", "labels", "finite_gradient",
+        "per_channel", "function", "path", "tensor", "finite", "images", "labels", "finite_gradient",
     }  # fmt: skip
     assert set(checks.__all__) <= tested, set(checks.__all__) - tested
