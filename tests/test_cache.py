@@ -12,9 +12,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 import sparsenb
 from sparsenb import cache
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy machine OpenMP's waiting threads make them slow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -150,8 +160,6 @@ def test_atomic_writes(tmp_path):
 
 def test_checkpoints_and_stored_results_follow_code_not_comments(package, tmp_path, monkeypatch):
     """End to end: trained() and experiments.stored() reuse their files after a docstring edit, not after a code edit."""
-    import torch
-
     from sparsenb import experiments, models, training
 
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
