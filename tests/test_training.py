@@ -253,17 +253,44 @@ def _kill_mid_run(model_config, x, y, config, path, fail_at):
     Flip.calls, Flip.fail_at = 0, None
 
 
-def test_a_killed_run_resumes_to_the_same_weights(digits, tmp_path):
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"epochs": 3},
+        {"epochs": 3, "optimizer": "adam", "lr": 1e-3, "momentum": 0.0, "milestones": (2,)},
+        {"epochs": 1, "steps": 2 * 4 + 2},  # a step budget that ends inside the third epoch
+    ],
+    ids=["sgd", "adam with a milestone", "steps"],
+)
+def test_a_killed_run_resumes_to_the_same_weights(digits, tmp_path, changes):
     x, y = digits
-    config = TrainConfig(**{**CFG.__dict__, "epochs": 3})
+    config = TrainConfig(**{**CFG.__dict__, **changes})
     per_epoch = len(x) // config.batch_size
+    total = config.steps or config.epochs * per_epoch
     path = tmp_path / "run.train.pt"
     _kill_mid_run(TinyConfig(), x, y, config, path, fail_at=per_epoch + 3)  # killed in epoch 2
     state = torch.load(path, weights_only=True)
     assert state["step"] == per_epoch  # the last finished epoch
     resumed = training.fit(TinyConfig(), x, y, config, augment=Flip(), checkpoint=path)
-    assert Flip.calls == 2 * per_epoch  # epochs 2 and 3 only
+    assert Flip.calls == total - per_epoch  # only what was left
     assert _same(resumed, training.fit(TinyConfig(), x, y, config, augment=Flip()))
+
+
+def test_progress_amp_on_cpu_and_device_change_nothing(digits):
+    x, y = digits
+    plain = training.fit(TinyConfig(), x, y, CFG)
+    assert _same(plain, training.fit(TinyConfig(), x, y, CFG, progress=True))
+    assert _same(plain, training.fit(TinyConfig(), x, y, CFG, device="cpu"))
+    assert _same(plain, training.fit(TinyConfig(), x, y, TrainConfig(**{**CFG.__dict__, "amp": True})))  # bf16 on CUDA only
+
+
+def test_milestones_decay_the_learning_rate(digits):
+    x, y = digits
+    two = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    decayed = training.fit(TinyConfig(), x, y, TrainConfig(**{**two.__dict__, "milestones": (1,), "lr_decay": 0.5}))
+    assert not _same(decayed, training.fit(TinyConfig(), x, y, two))
+    late = TrainConfig(**{**two.__dict__, "milestones": (2,), "lr_decay": 0.5})  # from epoch 2 on: never reached
+    assert _same(training.fit(TinyConfig(), x, y, late), training.fit(TinyConfig(), x, y, two))
 
 
 def test_a_longer_run_continues_a_shorter_one(digits, tmp_path):
