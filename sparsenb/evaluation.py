@@ -54,6 +54,7 @@ def wilson_interval(successes, n, z: float = 1.96):
     interval per entry. The one Wilson interval of the package.
     """
     k, m = _numbers(successes, "successes"), _numbers(n, "n")
+    z = checks.real(z, "z", 0, low_open=True)  # a negative z would swap the bounds
     if np.any(m <= 0) or not np.all(np.isfinite(m)):
         raise checks.fail("n", "positive", n)
     if not np.all(np.isfinite(k)) or np.any(k < 0) or np.any(k > m):  # NaN would give a NaN interval

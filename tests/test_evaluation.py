@@ -86,6 +86,12 @@ def test_wilson_interval_rejects_bad_input(k, n, name):
     assert err.value.argument == name
 
 
+@pytest.mark.parametrize("z", [0, -1.96, float("nan"), "1.96"])
+def test_wilson_interval_rejects_bad_z(z):
+    with pytest.raises(checks.ArgumentError, match="^z"):
+        evaluation.wilson_interval(5, 10, z=z)
+
+
 def test_predict_and_accuracy(digits):
     x, y = digits
     net = _net()

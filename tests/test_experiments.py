@@ -316,6 +316,16 @@ def test_a_finished_run_is_read_back(net, digits, counted, tmp_path):
     assert (counted["fgsm"], counted["ifgsm"]) == (3, 3)
 
 
+def test_a_damaged_result_file_is_recomputed(net, digits, counted, tmp_path):
+    x, y = digits
+    first = experiments.run(_two_cells(net), x, y, batch_size=12, progress=False)
+    for path in _results_files(tmp_path):
+        path.write_text(path.read_text()[:40])  # cut short
+    again = experiments.run(_two_cells(net), x, y, batch_size=12, progress=False)
+    assert (counted["fgsm"], counted["ifgsm"]) == (2, 2)
+    assert again.results == first.results
+
+
 def test_a_killed_run_resumes_without_recomputing(net, digits, counted, tmp_path):
     x, y = digits
     counted["fail_at"] = 2  # the second batch of the second cell
