@@ -59,6 +59,7 @@ __all__ = [
     "result_key",
     "with_gradient",
     "beside_paper",
+    "merge",
 ]
 
 #: The modules whose code decides what a stored result holds (part of every result's key).
