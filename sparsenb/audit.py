@@ -1,0 +1,391 @@
+r"""Is the robustness real? The worst case per image over every attack, and a gradient-masking checklist.
+
+:func:`worst_case` attacks a model with the paper's attacks (FGSM, locally
+linear, iterative locally linear, I-FGSM, MI-FGSM, PGD with restarts, and
+for a linear classifier the semi-white, white and iterated white box), each
+through every gradient treatment of the front end when there is one, and
+with the strong ones (:mod:`sparsenb.autoattack`: APGD-CE, APGD-T, FAB-T,
+Square; :func:`sparsenb.adaptive.adaptive_attack`), named in the grid as
+``Attack("autoattack.square", ...)``. An image is robust only
+if it survived every attack. Budgets are a :class:`Budget`
+(:data:`SMOKE`, :data:`LAPTOP`, :data:`FULL`).
+
+Everything runs on the experiment layer (:func:`sparsenb.experiments.run`):
+per-image outcomes are stored and a killed run resumes, and cells shared with
+a chapter's grid (same victim, attack settings, :math:`\epsilon` and images)
+are read back rather than recomputed.
+
+:func:`masking_checklist` turns a :class:`WorstCase` (and two more small
+runs: an :math:`\epsilon` sweep and an unbounded attack) into the checklist
+of Carlini et al. (2019, "On evaluating adversarial robustness") with a
+verdict per row.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import adaptive, autoattack, checks
+from .evaluation import accuracy_interval, format_accuracy
+from .experiments import Attack, Grid, Victim, run
+from .frontend import GRADIENTS
+from .models import LinearClassifier
+
+__all__ = [
+    "Budget",
+    "SMOKE",
+    "LAPTOP",
+    "FULL",
+    "audit_attacks",
+    "victim_of",
+    "WorstCase",
+    "worst_case",
+    "masking_checklist",
+    "PASS",
+    "FAIL",
+]
+
+PASS, FAIL = "pass", "FAIL"
+STRONG_MODULES = ("autoattack", "adaptive")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Settings of every attack of the audit (steps, restarts, queries) and the gradient treatments they go through.
+
+    The paper's attacks go through ``gradients``; the strong gradient-based
+    ones (APGD-CE, APGD-T, FAB-T) through ``strong_gradients``. Square and
+    the adaptive attack ignore the front end's gradient setting.
+    """
+
+    ifgsm_step: float = 0.01
+    ifgsm_steps: int = 100
+    ill_step: float = 0.05
+    ill_steps: int = 20
+    pgd_step: float = 0.05
+    pgd_steps: int = 20
+    pgd_restarts: int = 5
+    apgd_steps: int = 100
+    apgd_restarts: int = 1
+    targets: int = 3
+    targeted_steps: int = 50
+    square_queries: int = 5000
+    adaptive_steps: int = 100
+    adaptive_restarts: int = 4
+    linear_step: float = 0.01
+    linear_steps: int = 50
+    gradients: tuple = GRADIENTS
+    strong_gradients: tuple = ("bpda",)
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.endswith("_step"):
+                checks.real(v, f.name, 0.0, 1.0, low_open=True)
+            elif f.name.endswith("gradients"):
+                if isinstance(v, str) or not isinstance(v, tuple) or not v:
+                    raise checks.fail(f.name, f"a non-empty tuple drawn from {GRADIENTS}", v)
+                for i, g in enumerate(v):
+                    checks.choice(g, f"{f.name}[{i}]", GRADIENTS)
+            elif f.name == "seed":
+                checks.seed(v)
+            else:
+                checks.integer(v, f.name, 1)
+
+
+#: A few steps of everything (CI).
+SMOKE = Budget(ifgsm_steps=3, ill_steps=2, pgd_steps=2, pgd_restarts=2, apgd_steps=3, targets=2, targeted_steps=3,
+               square_queries=20, adaptive_steps=3, adaptive_restarts=2, linear_steps=3)
+#: The laptop book: the paper's attacks at the multiclass chapter's laptop settings, strong ones through BPDA.
+LAPTOP = Budget()
+#: AutoAttack's standard budgets, every gradient treatment, the paper's PGD (100 restarts of 100 steps).
+FULL = Budget(ifgsm_steps=1000, ill_steps=100, pgd_steps=100, pgd_restarts=100, targets=9, targeted_steps=100,
+              adaptive_restarts=8, linear_steps=200, strong_gradients=GRADIENTS)
+
+
+def audit_attacks(budget: Budget = LAPTOP, linear: bool = False, frontend: bool = True) -> dict[str, Attack]:
+    """The audit's attacks, by name, in the order :func:`worst_case` credits them.
+
+    The paper's attacks first (cheapest first), then the strong ones;
+    ``linear`` adds the attacks on a linear classifier's weights (the
+    semi-white box, and with a ``frontend`` the white and iterated white box).
+    """
+    if not isinstance(budget, Budget):
+        raise checks.fail("budget", "a Budget", budget)
+    b, s = budget, budget.seed
+    out = {
+        "FGSM": Attack("fgsm"),
+        "locally linear": Attack("locally_linear"),
+        "iterative locally linear": Attack("iterative_locally_linear", step=b.ill_step, steps=b.ill_steps),
+        "I-FGSM": Attack("ifgsm", step=b.ifgsm_step, steps=b.ifgsm_steps),
+        "MI-FGSM": Attack("mifgsm", step=b.ifgsm_step, steps=b.ifgsm_steps, decay=1.0),
+        "PGD": Attack("pgd", step=b.pgd_step, steps=b.pgd_steps, restarts=b.pgd_restarts, seed=s),
+    }
+    if linear:
+        first = {"semi-white box": Attack("semi_white_box")}
+        if frontend:
+            first["white box"] = Attack("white_box")
+            first["iterated white box"] = Attack("iterated_white_box", step=b.linear_step, steps=b.linear_steps)
+        out = {**first, **out}
+    out.update({
+        "APGD-CE": Attack("autoattack.apgd_ce", steps=b.apgd_steps, restarts=b.apgd_restarts, seed=s),
+        "APGD-T": Attack("autoattack.apgd_t", steps=b.targeted_steps, targets=b.targets, seed=s),
+        "FAB-T": Attack("autoattack.fab_t", steps=b.targeted_steps, targets=b.targets, seed=s),
+        "Square": Attack("autoattack.square", queries=b.square_queries, seed=s),
+        "adaptive": Attack("adaptive.adaptive_attack", steps=b.adaptive_steps, restarts=b.adaptive_restarts, seed=s),
+    })
+    return out
+
+
+#: Which attacks are which, for the checklist.
+ONE_STEP = ("FGSM", "locally linear", "semi-white box", "white box")
+GRADIENT_FREE = ("Square",)
+
+
+def victim_of(model: nn.Module) -> Victim:
+    """The :class:`~sparsenb.experiments.Victim` of a model: ``nn.Sequential(frontend, classifier)`` or a classifier."""
+    if not isinstance(model, nn.Module):
+        raise checks.fail("model", "a torch.nn.Module (a classifier, or nn.Sequential(frontend, classifier))", model)
+    frontend, classifier = adaptive.split_defended(model)
+    return Victim(classifier, frontend)
+
+
+@dataclass
+class WorstCase:
+    """Per-image outcomes of every attack of an audit, and the worst case over them.
+
+    ``robust[i]`` is True when image ``i`` is correctly classified after
+    every attack (and clean); ``first[i]`` names the first attack, in the
+    audit's order, that broke it (``"clean"`` for an image misclassified
+    without attack; ``None`` when robust), with its gradient treatment in
+    ``first_gradient[i]``. ``correct`` maps ``(attack, gradient)`` to per-image
+    0/1 outcomes (``gradient`` None for attacks that ignore it).
+    """
+
+    robust: np.ndarray
+    first: list
+    first_gradient: list
+    correct: dict
+    eps: float
+    outcomes: object = None
+
+    @property
+    def n(self) -> int:
+        return len(self.robust)
+
+    def accuracy(self) -> tuple[float, float, float]:
+        """Worst-case accuracy (%) with its 95% Wilson interval."""
+        return accuracy_interval(self.robust.astype(np.int64))
+
+    def attack_correct(self, attack: str) -> np.ndarray:
+        """0/1 per image: survived ``attack`` under every gradient treatment it ran through."""
+        cells = [v for (a, _), v in self.correct.items() if a == attack]
+        if not cells:
+            raise LookupError(f"no attack named {attack!r}; have {sorted({a for a, _ in self.correct})}")
+        return np.min(cells, axis=0)
+
+    def attacks(self) -> list[str]:
+        return list(dict.fromkeys(a for a, _ in self.correct))
+
+    def survived(self, attacks: Sequence[str]) -> np.ndarray:
+        """0/1 per image: survived every attack named (worst over their gradient treatments)."""
+        return np.min([self.attack_correct(a) for a in attacks], axis=0)
+
+    def only(self, attack: str) -> np.ndarray:
+        """Boolean per image: broken by ``attack`` and by no other attack (clean-correct images only)."""
+        others = [a for a in self.attacks() if a != attack and a != "clean"]
+        return (self.attack_correct(attack) == 0) & (self.survived(others) == 1) if others else self.attack_correct(attack) == 0
+
+    def frame(self):
+        """One row per attack: accuracy with its interval, the images it broke first, the images only it broke."""
+        import pandas as pd
+
+        rows = []
+        for a in self.attacks():
+            c = self.attack_correct(a)
+            p, lo, hi = accuracy_interval(c)
+            rows.append({"attack": a, "accuracy %": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
+                         "broke first": sum(f == a for f in self.first),
+                         "only this attack": int(self.only(a).sum()) if a != "clean" else 0})
+        p, lo, hi = self.accuracy()
+        rows.append({"attack": "worst case, all attacks", "accuracy %": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
+                     "broke first": int((~self.robust).sum()), "only this attack": 0})
+        return pd.DataFrame(rows)
+
+    def to_json(self) -> dict:
+        return {"robust": self.robust.astype(int).tolist(), "first": self.first, "first_gradient": self.first_gradient,
+                "eps": self.eps, "correct": [[a, g, np.asarray(v).astype(int).tolist()] for (a, g), v in self.correct.items()]}
+
+
+def worst_case(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    budget: Budget = LAPTOP,
+    attacks: dict[str, Attack] | None = None,
+    batch_size: int = 500,
+    progress: bool = False,
+    folder=None,
+) -> WorstCase:
+    r"""Per image, whether ``model`` survives every attack of the audit at :math:`\epsilon` = ``eps``.
+
+    ``model`` is a classifier or ``nn.Sequential(frontend, classifier)``;
+    ``attacks`` defaults to :func:`audit_attacks` for ``budget`` (any dict of
+    :class:`~sparsenb.experiments.Attack`, in the order to credit them). The
+    result's ``robust`` is the AND over every attack and gradient treatment
+    (and the clean prediction); ``first`` says which attack broke each image
+    first. Outcomes are stored per image and resumed (see the module docstring).
+    """
+    victim = victim_of(model)
+    eps = checks.real(eps, "eps", 0.0, 1.0)
+    if attacks is None:
+        attacks = audit_attacks(budget, isinstance(victim.classifier, LinearClassifier), victim.frontend is not None)
+    if not isinstance(attacks, dict) or not attacks or not all(isinstance(a, Attack) for a in attacks.values()):
+        raise checks.fail("attacks", "a non-empty dict of name -> Attack", attacks)
+    strong_grads = tuple(budget.strong_gradients)
+    grads = tuple(dict.fromkeys(tuple(budget.gradients) + strong_grads))
+    strong_names = {n for n, a in attacks.items() if a.module in STRONG_MODULES}
+
+    def exclude(cell):  # the strong gradient attacks go through strong_gradients only
+        if cell.gradient is None:
+            return False
+        allowed = strong_grads if cell.attack in strong_names else budget.gradients
+        return cell.gradient not in allowed
+
+    all_attacks = {"clean": Attack("none"), **attacks}
+    grid = Grid({"model": victim}, all_attacks, eps=[eps], gradients=grads, exclude=exclude)
+    outcomes = run(grid, x, y, batch_size=batch_size, progress=progress, folder=folder)
+    correct: dict = {}
+    for name in all_attacks:
+        for cell in outcomes.results:
+            if cell.attack == name:
+                correct[(name, cell.gradient)] = np.asarray(outcomes[cell]["correct"], dtype=np.int64)
+    n = len(x)
+    robust = np.ones(n, dtype=bool)
+    first: list = [None] * n
+    first_gradient: list = [None] * n
+    for (name, gradient), c in correct.items():
+        newly = robust & (c == 0)
+        for i in np.flatnonzero(newly):
+            first[i], first_gradient[i] = name, gradient
+        robust &= c == 1
+    return WorstCase(robust, first, first_gradient, correct, eps, outcomes)
+
+
+# --------------------------------------------------------------------------
+# the gradient-masking checklist
+# --------------------------------------------------------------------------
+def masking_checklist(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    budget: Budget = LAPTOP,
+    result: WorstCase | None = None,
+    sweep: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+    large_eps_accuracy: float = 2.0,
+    tolerance: float = 1.0,
+    batch_size: int = 500,
+    progress: bool = False,
+    folder=None,
+):
+    r"""The gradient-masking checklist of one model at :math:`\epsilon` = ``eps``: a table with a verdict per row.
+
+    Rows (Carlini et al. 2019, Athalye et al. 2018):
+
+    1. *iterative attacks beat one-step ones*: the best iterative white-box
+       attack leaves no more accuracy than the best one-step attack;
+    2. *accuracy falls monotonically with* :math:`\epsilon`: APGD-CE's
+       accuracy (worst over ``budget.strong_gradients``) never rises along
+       ``sweep``;
+    3. *and reaches about 0 at a large* :math:`\epsilon`: at most
+       ``large_eps_accuracy`` % at ``max(sweep)``;
+    4. *an unbounded attack reaches 100% success*: APGD-CE at
+       :math:`\epsilon = 1` (anything in the box) leaves 0%;
+    5. *white-box attacks beat black-box ones*: the best white-box attack
+       leaves no more accuracy than Square (gradient-free, black box);
+    6. *gradient-free vs gradient gap*: images that only the gradient-free
+       attack breaks, at most ``tolerance`` % of the images;
+    7. *worst case per image over all attacks*: the worst case against the
+       best single attack (informative: a worst case far below every single
+       attack means no single attack is reliable; the verdict fails when the
+       gap exceeds ``tolerance`` points).
+
+    Comparisons allow ``tolerance`` percentage points (sampling noise: one
+    image is 0.2 points of 500).
+
+    ``result`` is a :class:`WorstCase` of the same model, images and
+    ``eps`` (computed with ``budget`` if not given). Returns a
+    ``pandas.DataFrame`` with columns check, measured, verdict, meaning.
+    """
+    import pandas as pd
+
+    victim = victim_of(model)
+    eps = checks.real(eps, "eps", 0.0, 1.0)
+    large_eps_accuracy = checks.real(large_eps_accuracy, "large_eps_accuracy", 0.0, 100.0)
+    tolerance = checks.real(tolerance, "tolerance", 0.0, 100.0)
+    if isinstance(sweep, (str, bytes)) or not isinstance(sweep, Sequence) or len(sweep) < 2:
+        raise checks.fail("sweep", "a list of at least two budgets", sweep)
+    sweep = sorted(checks.real(e, f"sweep[{i}]", 0.0, 1.0) for i, e in enumerate(sweep))
+    if result is None:
+        result = worst_case(model, x, y, eps, budget, batch_size=batch_size, progress=progress, folder=folder)
+    if not isinstance(result, WorstCase) or result.n != len(x) or result.eps != eps:
+        raise checks.fail("result", f"a WorstCase of these {len(x)} images at eps={eps}", result)
+
+    n = result.n
+    pct = lambda c: 100.0 * float(np.mean(c))  # noqa: E731
+    names = [a for a in result.attacks() if a != "clean"]
+    one_step = [a for a in names if a in ONE_STEP]
+    free = [a for a in names if a in GRADIENT_FREE]
+    white = [a for a in names if a not in GRADIENT_FREE]
+    iterative = [a for a in white if a not in ONE_STEP]
+    acc = {a: pct(result.attack_correct(a)) for a in names}
+    best = lambda group: min(group, key=lambda a: acc[a]) if group else None  # noqa: E731
+    rows = []
+
+    def row(check, measured, ok, meaning):
+        rows.append({"check": check, "measured": measured, "verdict": "-" if ok is None else (PASS if ok else FAIL),
+                     "meaning": meaning})
+
+    # 1. iterative vs one-step
+    bi, bo = best(iterative), best(one_step)
+    if bi and bo:
+        row("iterative attacks beat one-step ones", f"{bi}: {acc[bi]:.1f}% vs {bo}: {acc[bo]:.1f}%", acc[bi] <= acc[bo] + tolerance,
+            "a one-step attack that does better than many steps of the same gradient means the gradient misleads")
+    # 2-4. the eps sweep and the unbounded attack: APGD-CE (its step size follows eps) through the strong gradients
+    apgd = {"APGD-CE": Attack("autoattack.apgd_ce", steps=budget.apgd_steps, restarts=budget.apgd_restarts, seed=budget.seed)}
+    grads = budget.strong_gradients
+    sweep_out = run(Grid({"model": victim}, apgd, eps=list(sweep) + [1.0], gradients=grads), x, y,
+                    batch_size=batch_size, progress=progress, folder=folder)
+    curve = [min(pct(sweep_out.correct("model", "APGD-CE", g if victim.frontend is not None else None, e)) for g in grads)
+             for e in sweep + [1.0]]
+    rising = [(sweep[i], sweep[i + 1]) for i in range(len(sweep) - 1) if curve[i + 1] > curve[i] + tolerance]
+    row("accuracy falls monotonically with eps",
+        ", ".join(f"{e:g}: {c:.1f}%" for e, c in zip(sweep, curve)), not rising,
+        "accuracy that rises with a larger budget means the attack, not the model, is failing")
+    row("accuracy reaches about 0 at a large eps", f"{curve[len(sweep) - 1]:.1f}% at eps = {sweep[-1]:g}",
+        curve[len(sweep) - 1] <= large_eps_accuracy, "at a large budget any image can be turned into another digit")
+    row("an unbounded attack reaches 100% success", f"{100 - curve[-1]:.1f}% success at eps = 1",
+        curve[-1] == 0.0, "with the whole box allowed, an attack that still fails is not finding the gradient")
+    # 5-6. white box vs black box
+    bw, bf = best(white), best(free)
+    if bw and bf:
+        row("white-box attacks beat black-box ones", f"{bw}: {acc[bw]:.1f}% vs {bf}: {acc[bf]:.1f}%", acc[bw] <= acc[bf] + tolerance,
+            "a black-box attack that knows less but does better means the gradients are masked")
+        only_free = (result.survived(white) == 1) & (result.survived(free) == 0)
+        share = 100.0 * only_free.sum() / n
+        row("gradient-free vs gradient gap", f"{int(only_free.sum())} of {n} images ({share:.1f}%) fall only to {', '.join(free)}",
+            share <= tolerance, "images that no gradient attack breaks but a random search does")
+    # 7. worst case over all attacks
+    wc = pct(result.robust)
+    ba = best(names)
+    row("worst case per image over all attacks", f"{wc:.1f}% (best single attack, {ba}: {acc[ba]:.1f}%)",
+        acc[ba] - wc <= tolerance, "the robust accuracy to report; far below every single attack: no single attack suffices")
+    return pd.DataFrame(rows, columns=["check", "measured", "verdict", "meaning"])

@@ -1,0 +1,138 @@
+"""The audit (sparsenb.audit): worst_case is the per-image AND over every attack and gradient treatment,
+credits the first attack that broke each image, is stored and resumed through the experiment layer; the
+gradient-masking checklist flags a model whose gradient is zero (a rounding layer) and passes a linear model.
+Small float32 models (a nearest-class-mean classifier), a few MNIST test digits, the SMOKE budget."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sparsenb import audit, autoattack, models
+from sparsenb.checks import ArgumentError
+from sparsenb.frontend import SparsifyingFrontEnd
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def centroids(mnist_test):
+    x, y = mnist_test
+    xs, ys = x[1000:3000].flatten(1), y[1000:3000]
+    mu = torch.stack([xs[ys == c].mean(0) for c in range(10)])
+    lin = nn.Linear(784, 10)
+    with torch.no_grad():
+        lin.weight.copy_(mu)
+        lin.bias.copy_(-0.5 * mu.pow(2).sum(1))
+    return nn.Sequential(nn.Flatten(), lin).eval()
+
+
+class Round(nn.Module):
+    """Pixels rounded to {0, 0.5, 1}: piecewise constant, so every input gradient is zero."""
+
+    def forward(self, x):
+        return torch.round(x * 2) / 2
+
+
+@pytest.fixture(scope="module")
+def images(mnist_test):
+    x, y = mnist_test
+    return x[:16].clone(), y[:16].clone()
+
+
+def test_worst_case_is_the_per_image_and_over_attacks(centroids, images, tmp_path):
+    x, y = images
+    model = models.defended(SparsifyingFrontEnd(0.035, "coif1"), centroids).eval()
+    wc = audit.worst_case(model, x, y, 0.15, audit.SMOKE, folder=tmp_path)
+    cells = list(wc.correct)
+    # every paper attack through the three gradients, the strong gradient ones through BPDA, Square and adaptive once
+    assert ("PGD", "projection") in cells and ("PGD", "iterated") in cells and ("APGD-CE", "bpda") in cells
+    assert ("APGD-CE", "projection") not in cells and ("Square", None) in cells and ("adaptive", None) in cells
+    stacked = np.stack(list(wc.correct.values()))
+    assert np.array_equal(wc.robust, stacked.min(0) == 1)
+    assert 0 < wc.robust.sum() < len(x)
+    for i in range(len(x)):
+        broke = [k for k, v in wc.correct.items() if v[i] == 0]
+        assert (wc.first[i], wc.first_gradient[i]) == (broke[0] if broke else (None, None))
+    assert wc.first.count("clean") == int((wc.correct[("clean", None)] == 0).sum())
+    # a cell is the attack itself, per image
+    direct = autoattack.apgd_ce(model, x, y, 0.15, steps=audit.SMOKE.apgd_steps, seed=0)
+    with torch.no_grad():
+        assert np.array_equal(wc.correct[("APGD-CE", "bpda")], (model(direct).argmax(1) == y).int().numpy())
+    p, lo, hi = wc.accuracy()
+    assert p == pytest.approx(100 * wc.robust.mean()) and lo <= p <= hi
+    frame = wc.frame()
+    assert list(frame["attack"])[-1] == "worst case, all attacks" and frame["accuracy %"].iloc[-1] == pytest.approx(p, abs=0.01)
+    assert frame["broke first"].iloc[:-1].sum() == (~wc.robust).sum()
+
+
+def test_worst_case_is_stored_and_read_back(centroids, images, tmp_path, monkeypatch):
+    x, y = images
+    first = audit.worst_case(centroids, x, y, 0.1, audit.SMOKE, folder=tmp_path)
+
+    def boom(model, x, y, eps, **kwargs):  # the signature tells the grid the attack is bounded
+        raise AssertionError("recomputed a stored cell")
+
+    boom.uses_gradient = False
+    monkeypatch.setattr(autoattack, "square", boom)
+    again = audit.worst_case(centroids, x, y, 0.1, audit.SMOKE, folder=tmp_path)
+    assert np.array_equal(first.robust, again.robust) and first.first == again.first
+    with pytest.raises(AssertionError, match="recomputed"):
+        audit.worst_case(centroids, x, y, 0.11, audit.SMOKE, folder=tmp_path)
+
+
+def test_an_undefended_model_gets_one_cell_per_attack_and_linear_models_the_linear_attacks(images, tmp_path):
+    x, y = images
+    lin = models.LinearClassifier()
+    with torch.no_grad():
+        lin.linear.weight.normal_(0, 0.01)
+    y2 = (y > 4).long()
+    wc = audit.worst_case(lin, x, y2, 0.05, audit.SMOKE, folder=tmp_path)
+    assert all(g is None for _, g in wc.correct)
+    assert "semi-white box" in wc.attacks() and "Square" in wc.attacks()
+
+
+# a budget under which the iterative attacks can reach eps and Square has queries enough
+CHECK = dataclasses.replace(audit.SMOKE, ifgsm_step=0.05, ifgsm_steps=10, pgd_steps=10, apgd_steps=10, square_queries=300)
+
+
+def _verdicts(table):
+    return dict(zip(table["check"], table["verdict"]))
+
+
+def test_checklist_flags_a_model_that_masks_its_gradient(centroids, images, tmp_path):
+    x, y = images
+    masked = nn.Sequential(Round(), centroids).eval()
+    v = _verdicts(audit.masking_checklist(masked, x, y, 0.3, CHECK, folder=tmp_path))
+    assert v["white-box attacks beat black-box ones"] == audit.FAIL
+    assert v["gradient-free vs gradient gap"] == audit.FAIL
+    assert v["an unbounded attack reaches 100% success"] == audit.FAIL
+
+
+def test_checklist_passes_a_linear_model(centroids, images, tmp_path):
+    x, y = images
+    table = audit.masking_checklist(centroids, x, y, 0.1, CHECK, folder=tmp_path)
+    assert list(table.columns) == ["check", "measured", "verdict", "meaning"]
+    v = _verdicts(table)
+    assert len(v) == 7
+    for row in ("iterative attacks beat one-step ones", "white-box attacks beat black-box ones",
+                "accuracy reaches about 0 at a large eps", "an unbounded attack reaches 100% success",
+                "accuracy falls monotonically with eps"):
+        assert v[row] == audit.PASS, (row, table)
+
+
+def test_bad_arguments(centroids, images):
+    x, y = images
+    with pytest.raises(ArgumentError, match="^pgd_steps "):
+        audit.Budget(pgd_steps=0)
+    with pytest.raises(ArgumentError, match=r"^strong_gradients\[0\] "):
+        audit.Budget(strong_gradients=("exact",))
+    with pytest.raises(ArgumentError, match="^model "):
+        audit.worst_case(lambda z: z, x, y, 0.1)
+    with pytest.raises(ArgumentError, match="^budget "):
+        audit.audit_attacks("laptop")
+    with pytest.raises(ArgumentError, match="^sweep "):
+        audit.masking_checklist(centroids, x, y, 0.1, audit.SMOKE, sweep=[0.1])
