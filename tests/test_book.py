@@ -89,9 +89,10 @@ def _glued_values(path: Path) -> dict[str, str]:
     out = {}
     for cell in nb.cells:
         for o in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name and "text/plain" in o.get("data", {}) and "image/png" not in o["data"]:
-                out[name] = o["data"]["text/plain"]
+            record = o.get("metadata", {}).get("scrapbook", {})
+            prefix, data = record.get("mime_prefix", ""), o.get("data", {})
+            if record.get("name") and prefix + "text/plain" in data and prefix + "image/png" not in data:
+                out[record["name"]] = data[prefix + "text/plain"]
     return out
 
 
