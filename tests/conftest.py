@@ -21,3 +21,18 @@ def mnist_test(mnist_root):
     from sparsenb.data import load_mnist
 
     return load_mnist("test", root=mnist_root)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one thread (opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``).
+
+    Tiny tensors gain nothing from threads, and on a busy machine OpenMP's
+    waiting threads make them many times slower.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,13 +12,7 @@ from sparsenb.models import NielsenCNN, defended
 from sparsenb.switches import flip_share
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine OpenMP's waiting threads make them slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EPS = 0.1
 

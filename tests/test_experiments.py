@@ -22,13 +22,7 @@ from sparsenb.frontend import SparsifyingFrontEnd, support_overlap
 from sparsenb.models import LinearClassifier, defended
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine OpenMP's waiting threads make them slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EPS = 0.1
 

@@ -19,13 +19,7 @@ from sparsenb.frontend import SparsifyingFrontEnd
 from sparsenb.training import Adversary, TrainConfig
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine OpenMP's waiting threads make them slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CFG = TrainConfig(lr=0.1, momentum=0.5, batch_size=32, epochs=1)
 
