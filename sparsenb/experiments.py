@@ -15,8 +15,8 @@ batches may be regrouped).
 
 :class:`Outcomes` answers questions about the finished grid (accuracy with
 its Wilson interval, the worst case per image over any set of cells, which
-gradient hurt most), and :class:`Comparison` sets our numbers beside the
-paper's (``paper_numbers.csv``) with a verdict per row.
+gradient hurt most); :mod:`sparsenb.comparison` sets them beside the
+paper's numbers.
 
 :func:`stored` gives the same keyed, resumable storage to any other
 experiment function (a sweep, a count of switch flips): its key is derived
@@ -43,7 +43,6 @@ from .cache import atomic_write_json, cache_dir, code_fingerprint
 from .evaluation import accuracy_interval, format_accuracy, predict
 from .frontend import GRADIENTS, SparsifyingFrontEnd, support_overlap
 from .models import defended
-from .reference import paper_number
 from .training import data_fingerprint, model_fingerprint
 
 __all__ = [
@@ -53,12 +52,10 @@ __all__ = [
     "Cell",
     "Grid",
     "Outcomes",
-    "Comparison",
     "run",
     "stored",
     "result_key",
     "with_gradient",
-    "beside_paper",
     "merge",
 ]
 
@@ -372,45 +369,6 @@ class Outcomes:
 
 
 # --------------------------------------------------------------------------
-# beside the paper
-# --------------------------------------------------------------------------
-class Comparison:
-    """Our per-image outcomes beside the paper's numbers, one row each, with a verdict.
-
-    ``add(section, row, column, correct, **paper)`` looks up the paper's
-    number with :func:`sparsenb.reference.paper_number` (``paper`` holds the
-    CSV's columns). The verdict is "agrees" when the paper's number lies in
-    our 95% Wilson interval, else "ours higher" or "ours lower".
-    """
-
-    def __init__(self):
-        self.rows: list[dict] = []
-
-    def add(self, section: str, row: str, column: str, correct, **paper) -> float:
-        value = paper_number(**paper)
-        p, lo, hi = accuracy_interval(correct)
-        verdict = "agrees" if lo <= value <= hi else ("ours higher" if p > value else "ours lower")
-        self.rows.append(
-            {"table": section, "row": row, "column": column, "ours": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
-             "paper": value, "ours - paper": round(p - value, 2), "verdict": verdict}
-        )
-        return value
-
-    def frame(self, disagreements_only: bool = False):
-        import pandas as pd
-
-        df = pd.DataFrame(self.rows, columns=["table", "row", "column", "ours", "95% CI", "paper", "ours - paper", "verdict"])
-        return df[df["verdict"] != "agrees"].reset_index(drop=True) if disagreements_only else df
-
-    def counts(self) -> dict[str, int]:
-        """How many rows have each verdict (and ``"compared"``: all rows)."""
-        out = {"compared": len(self.rows), "agrees": 0, "ours higher": 0, "ours lower": 0}
-        for r in self.rows:
-            out[r["verdict"]] += 1
-        return out
-
-
-# --------------------------------------------------------------------------
 # keyed storage for any experiment function
 # --------------------------------------------------------------------------
 def stored(fn: Callable, *args, folder: str | Path | None = None, **kwargs):
@@ -521,43 +479,6 @@ def _bar_iter(items, desc: str, show: bool):
         yield item
         bar.update(1)
     bar.close()
-
-
-def beside_paper(comparison: Comparison, section: str, entries) -> "pandas.DataFrame":  # noqa: F821
-    """A table of our accuracies (with 95% intervals) beside the paper's, rows added to ``comparison``.
-
-    ``entries`` holds ``(row, column, correct, paper)`` tuples: ``correct``
-    the per-image 0/1 outcomes, ``paper`` the columns of the paper's row in
-    ``paper_numbers.csv`` (a dict), or ``None`` where the paper has no
-    number. Each column ``c`` of the result is followed by ``"paper: c"``;
-    a cell without a paper number shows "-". A ``paper`` match naming a value
-    that appears nowhere in the CSV raises, so a typo cannot pass for a
-    missing number.
-    """
-    import pandas as pd
-
-    from .reference import paper_numbers, paper_rows
-
-    table: dict = {}
-    columns: list = []
-    for row, column, correct, paper in entries:
-        value = "-"
-        if paper is not None:
-            rows = paper_rows(**paper)  # an unknown column raises here
-            known = paper_numbers()
-            for k, v in paper.items():
-                if ("" if v is None else str(v)) not in set(known[k]):  # None matches an empty field, as in paper_rows
-                    raise checks.ArgumentError("paper", f"{k}={v!r} appears in no row of paper_numbers.csv")
-            if len(rows) == 1:
-                value = comparison.add(section, row, column, correct, **paper)
-            elif len(rows) > 1:
-                raise LookupError(f"several rows of paper_numbers.csv match {paper}")
-        table.setdefault(row, {})[column] = format_accuracy(correct)
-        table[row][f"paper: {column}"] = value
-        for c in (column, f"paper: {column}"):
-            if c not in columns:
-                columns.append(c)
-    return pd.DataFrame(table).T.reindex(columns=columns).fillna("")
 
 
 def merge(*outcomes: Outcomes) -> Outcomes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .reference import paper_number
 
-__all__ = ["glue", "figure", "paper"]
+__all__ = ["glue", "figure", "paper", "setup"]
 
 
 def glue(**values) -> None:
@@ -43,3 +43,18 @@ def paper(name: str | None = None, **match) -> float:
     if name is not None:
         glue(**{name: value})
     return value
+
+
+def setup():
+    """Prepare a chapter's kernel and return its device.
+
+    Sets the book's plot theme (seaborn, notebook context, white grid) and
+    switches autograd off (every attack switches it on where it needs it);
+    returns ``cuda`` when a GPU is available, else ``cpu``.
+    """
+    import seaborn as sns
+    import torch
+
+    sns.set_theme(context="notebook", style="whitegrid")
+    torch.set_grad_enabled(False)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sparsenb import attacks, cache, checks, data, evaluation, training
-from sparsenb.experiments import Attack, Comparison, Grid, Victim, merge, run
+from sparsenb.comparison import Comparison
+from sparsenb.experiments import Attack, Grid, Victim, merge, run
 from sparsenb.frontend import SparsifyingFrontEnd
 from sparsenb.models import LinearClassifier, TwoLayerConfig, TwoLayerNet, defended
 from sparsenb.reference import paper_number, paper_numbers

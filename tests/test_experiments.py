@@ -17,7 +17,8 @@ from torch import nn
 
 from sparsenb import attacks, cache, checks, data, experiments
 from sparsenb.evaluation import predict
-from sparsenb.experiments import Attack, Cell, Comparison, Grid, Outcomes, Victim
+from sparsenb.comparison import Comparison
+from sparsenb.experiments import Attack, Cell, Grid, Outcomes, Victim
 from sparsenb.frontend import SparsifyingFrontEnd, support_overlap
 from sparsenb.models import LinearClassifier, defended
 
@@ -557,11 +558,9 @@ def test_with_gradient_copies(net):
         experiments.with_gradient(fe, "none")
 
 
-def test_beside_paper_table():
+def test_comparison_table():
     comparison = Comparison()
-    table = experiments.beside_paper(
-        comparison,
-        "Table II",
+    table = comparison.table("Table II",
         [
             ("no defense", "clean", [1] * 99 + [0], dict(artifact="Table II", defense="none", attack="none")),
             ("no defense", "ours only", [1, 0], None),
@@ -587,17 +586,17 @@ def test_beside_paper_table():
         (dict(artifact="Table II", table="x"), checks.ArgumentError, "table"),  # not a column
     ],
 )
-def test_beside_paper_refuses_lookups_that_cannot_be_right(paper, error, name):
+def test_comparison_table_refuses_lookups_that_cannot_be_right(paper, error, name):
     with pytest.raises(error) as err:
-        experiments.beside_paper(Comparison(), "T", [("r", "c", [1, 0], paper)])
+        Comparison().table("T", [("r", "c", [1, 0], paper)])
     if name:
         assert err.value.argument == name
 
 
-def test_beside_paper_matches_empty_columns_with_none():
+def test_comparison_table_matches_empty_columns_with_none():
     comparison = Comparison()
     paper = dict(artifact="Table II", defense="none", attack="none", gradient=None)
-    experiments.beside_paper(comparison, "T", [("r", "c", [1, 0], paper)])
+    comparison.table("T", [("r", "c", [1, 0], paper)])
     assert comparison.rows[0]["paper"] == 99.31
 
 
