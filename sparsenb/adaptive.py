@@ -25,8 +25,8 @@ so coefficients near the threshold get a large derivative (of order
 the expectation of :math:`\mathcal{H}_K` over a random threshold drawn from
 a logistic distribution around :math:`\tau`: EOT over supports, in closed
 form. The relative temperature :math:`t` is annealed geometrically over the
-iterations of a run, from ``temperature[0]`` (close to BPDA: every
-coefficient passes about half its gradient) to ``temperature[1]`` (close to
+iterations of a run, from a large value (close to BPDA: every
+coefficient passes about half its gradient) to a small one (close to
 the exact projection gradient). The surrogate is not clipped to [0, 1]: the
 clip's zero slope would hide the background, where strokes are added.
 
@@ -58,7 +58,7 @@ from .frontend import SparsifyingFrontEnd, ycbcr_to_rgb
 __all__ = ["SoftTopK", "soft_top_k", "adaptive_attack", "split_defended", "STARTS", "LOSSES"]
 
 STARTS = ("uniform", "stripes")
-LOSSES = ("ce", "margin")
+LOSSES = ("ce", "margin", "targeted")
 
 
 def soft_top_k(c: torch.Tensor, K, temperature: float) -> torch.Tensor:
@@ -176,20 +176,26 @@ def adaptive_attack(
     eps: float,
     steps: int = 100,
     restarts: int = 4,
-    temperature=(1.0, 0.05),
-    starts: tuple = STARTS,
-    losses: tuple = ("ce", "margin"),
+    temperature: float = 0.3,
+    final_temperature: float = 0.01,
+    starts="uniform,stripes",
+    losses="margin,targeted",
     seed: int = 0,
 ) -> torch.Tensor:
     r"""APGD through the soft top-K surrogate (:class:`SoftTopK`), ``restarts`` runs of ``steps`` iterations.
 
-    Run ``r`` starts from ``starts[r % len(starts)]`` (``"uniform"``: APGD's
+    ``starts`` and ``losses`` are tuples or comma-separated strings (grid
+    settings must be strings or numbers). Run ``r`` starts from
+    ``starts[r % len(starts)]`` (``"uniform"``: APGD's
     random start; ``"stripes"``: Square's) and ascends ``losses[(r //
     len(starts)) % len(losses)]`` (``"ce"``: cross-entropy; ``"margin"``:
-    :math:`\max_{i \ne y} z_i - z_y`, which does not saturate), with the
-    temperature annealed over the run. Each run attacks the images not
-    fooled yet; an image is returned with the first iterate that fooled it
-    (the forward pass is exact, so every success is real), else unchanged.
+    :math:`\max_{i \ne y} z_i - z_y`, which does not saturate;
+    ``"targeted"``: :math:`z_t - z_y` for the ``j``-th most likely other
+    class at the clean image on the ``j``-th targeted run, cycling), with the
+    relative temperature annealed geometrically from ``temperature`` to
+    ``final_temperature`` over the run. Each run attacks the images not
+    fooled yet; an image is returned with an iterate that fooled it (the
+    forward pass is exact, so every success is real), else unchanged.
     About ``steps + 1`` model evaluations (forward and backward) per run and
     image. Batch-invariant.
     """
@@ -198,7 +204,7 @@ def adaptive_attack(
     eps = _eps(eps)
     x, y = _network_inputs(model, x, y)
     steps, restarts = checks.integer(steps, "steps", 1), checks.integer(restarts, "restarts", 1)
-    temperature = _temperatures(temperature)
+    temperature = _temperatures((temperature, final_temperature))
     starts = _choices(starts, "starts", STARTS)
     losses = _choices(losses, "losses", LOSSES)
     seed = checks.seed(seed)
@@ -213,7 +219,10 @@ def adaptive_attack(
     seeds = _image_seeds(x, seed)
     best = xf.clone()
     with torch.no_grad():
-        alive = check(xf).argmax(1) == y
+        clean = check(xf)
+    alive = clean.argmax(1) == y
+    order = clean.sort(dim=1)[1]
+    targeted_runs = 0
     with _authors_run(model, x, seed):
         attack = APGDAttack(logits, n_iter=steps, norm="Linf", n_restarts=1, eps=eps, seed=seed, loss="ce",
                             eot_iter=1, rho=0.75, verbose=False, device=x.device, logger=_QUIET)
@@ -229,7 +238,11 @@ def adaptive_attack(
             start = _apgd_start(xi, eps, run_seeds, r) if start_kind == "uniform" else _stripes_start(xi, eps, run_seeds, r)
             if soft is not None:
                 soft.reset()
-            adv = _apgd_run(attack, xi, y[idx], start, loss)
+            target = None
+            if loss == "targeted":
+                target = order[idx, -(2 + targeted_runs % (order.shape[1] - 1))]
+                targeted_runs += 1
+            adv = _apgd_run(attack, xi, y[idx], start, loss, target)
             with torch.no_grad():
                 fooled = check(adv).argmax(1) != y[idx]
             best[idx[fooled]] = adv[fooled]
@@ -240,7 +253,7 @@ def adaptive_attack(
 
 def _choices(values, name: str, options: tuple) -> tuple:
     if isinstance(values, str):
-        values = (values,)
+        values = tuple(v.strip() for v in values.split(","))
     if not isinstance(values, (tuple, list)) or not values:
         raise checks.fail(name, f"a non-empty tuple drawn from {options}", values)
     return tuple(checks.choice(v, f"{name}[{i}]", options) for i, v in enumerate(values))
@@ -254,13 +267,17 @@ def _margin_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return other.max(1).values - z[b, y]
 
 
-def _apgd_run(attack, x, y, start, loss: str) -> torch.Tensor:
-    """One run of the authors' APGD from ``start``; the first fooling iterate per image, else the last best."""
-    if loss == "margin":
+def _apgd_run(attack, x, y, start, loss: str, target=None) -> torch.Tensor:
+    """One run of the authors' APGD from ``start``: per image an iterate that fooled it, else the start."""
+    if loss in ("margin", "targeted"):
         # the authors pick their criterion by name inside attack_single_run; give it ours under the name 'dlr'
         attack.loss = "dlr"
         original = attack.dlr_loss
-        attack.dlr_loss = _margin_loss
+        if loss == "margin":
+            attack.dlr_loss = _margin_loss
+        else:
+            b = torch.arange(len(y), device=y.device)
+            attack.dlr_loss = lambda z, yy: z[b, target] - z[b, yy]
         try:
             _, acc, _, adv = attack.attack_single_run(x, y, x_init=start)
         finally:

@@ -48,6 +48,7 @@ __all__ = [
     "masking_checklist",
     "PASS",
     "FAIL",
+    "PAPER_ATTACKS",
 ]
 
 PASS, FAIL = "pass", "FAIL"
@@ -143,7 +144,9 @@ def audit_attacks(budget: Budget = LAPTOP, linear: bool = False, frontend: bool 
     return out
 
 
-#: Which attacks are which, for the checklist.
+#: Which attacks are which, for the checklist and for "the paper's attacks" beside the worst case.
+PAPER_ATTACKS = ("semi-white box", "white box", "iterated white box", "FGSM", "locally linear",
+                 "iterative locally linear", "I-FGSM", "MI-FGSM", "PGD")
 ONE_STEP = ("FGSM", "locally linear", "semi-white box", "white box")
 GRADIENT_FREE = ("Square",)
 
@@ -196,6 +199,11 @@ class WorstCase:
     def survived(self, attacks: Sequence[str]) -> np.ndarray:
         """0/1 per image: survived every attack named (worst over their gradient treatments)."""
         return np.min([self.attack_correct(a) for a in attacks], axis=0)
+
+    def paper(self) -> np.ndarray:
+        """0/1 per image: survived every one of the paper's attacks that ran (the worst case the paper could see)."""
+        names = [a for a in self.attacks() if a in PAPER_ATTACKS or a == "clean"]
+        return self.survived(names)
 
     def only(self, attack: str) -> np.ndarray:
         """Boolean per image: broken by ``attack`` and by no other attack (clean-correct images only)."""

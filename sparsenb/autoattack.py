@@ -181,7 +181,8 @@ def apgd_ce(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10
 
     The authors' step-size schedule (start at :math:`2\epsilon`, halve on
     oscillation, momentum 0.75); an image counts as fooled if any iterate
-    fooled it, and the first such iterate is returned. Batch-invariant.
+    fooled it, and the last iterate that fooled it is returned (as the
+    authors do). Batch-invariant.
     """
     from pyautoattack.autopgd_base import APGDAttack
 

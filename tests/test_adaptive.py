@@ -170,7 +170,7 @@ def test_binary_model_and_bad_arguments(digits):
 
     out = _attack(models.defended(_fe(), OneLogit()).eval(), x, y, eps=0.3)
     assert float((out - x).abs().max()) <= 0.3 + 1e-12
-    for kw, name in [({"starts": ("gaussian",)}, "starts"), ({"losses": ()}, "losses"), ({"temperature": (1, 0)}, "temperature"),
+    for kw, name in [({"starts": ("gaussian",)}, "starts"), ({"losses": ()}, "losses"), ({"final_temperature": 0}, "temperature"), ({"losses": "margin,hinge"}, "losses"),
                      ({"restarts": 0}, "restarts"), ({"steps": 0}, "steps")]:
         with pytest.raises(ArgumentError, match=f"^{name}"):
             _attack(_mlp(), x, torch.tensor([7, 2, 1, 0, 4, 1]), **kw)

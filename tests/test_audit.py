@@ -62,6 +62,9 @@ def test_worst_case_is_the_per_image_and_over_attacks(centroids, images, tmp_pat
     direct = autoattack.apgd_ce(model, x, y, 0.15, steps=audit.SMOKE.apgd_steps, seed=0)
     with torch.no_grad():
         assert np.array_equal(wc.correct[("APGD-CE", "bpda")], (model(direct).argmax(1) == y).int().numpy())
+    paper = wc.paper()
+    assert np.array_equal(paper, np.min([v for (a, _), v in wc.correct.items() if a in audit.PAPER_ATTACKS + ("clean",)], 0))
+    assert bool((paper >= wc.robust).all())
     p, lo, hi = wc.accuracy()
     assert p == pytest.approx(100 * wc.robust.mean()) and lo <= p <= hi
     frame = wc.frame()
