@@ -153,6 +153,15 @@ def test_front_end_sits_inside_the_graph(digits, fe):
     assert isinstance(inside, nn.Sequential) and not any(isinstance(m, SparsifyingFrontEnd) for m in inside.modules())
 
 
+def test_front_end_per_step_and_once_per_image_agree(digits, fe):
+    """With an augmentation the front end runs on every batch inside the graph; without one its output is
+    computed once per image. An augmentation that changes nothing must give the same weights either way."""
+    x, y = digits
+    per_step = training.fit(TinyConfig(), x, y, CFG, frontend=fe, augment=torch.clone)
+    once = training.fit(TinyConfig(), x, y, CFG, frontend=fe)
+    assert _same(per_step, once)
+
+
 class _Recorder(nn.Module):
     """Stands in for a front end: logs what it sees and passes it on."""
 
