@@ -331,3 +331,7 @@ def autoattack(
 
 
 square.uses_gradient = False  # random search: the front end's gradient treatment does not matter (one grid cell)
+# An image's result depends on the batch it is attacked in (see the module docstring); a store that
+# regroups batches should key these on the batch as well.
+square.batch_invariant = False
+autoattack.batch_invariant = False

@@ -221,3 +221,9 @@ def test_autoattack_fools_every_image_its_batch_invariant_components_fool(centro
     assert bool((fooled | ~fooled_by_a_part).all())
     # and an image is returned unchanged unless fooled
     assert torch.equal(out[~fooled], x[~fooled])
+
+
+def test_square_is_flagged_as_depending_on_its_batch(digits):
+    """Square draws one square per iteration for the whole batch: the flag says so (the others are per image)."""
+    assert aa.square.batch_invariant is False and aa.autoattack.batch_invariant is False
+    assert getattr(aa.apgd_ce, "batch_invariant", True)
