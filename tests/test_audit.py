@@ -98,6 +98,19 @@ def test_an_undefended_model_gets_one_cell_per_attack_and_linear_models_the_line
     assert "semi-white box" in wc.attacks() and "Square" in wc.attacks()
 
 
+def test_a_defended_binary_linear_classifier_faces_the_linear_attacks_too(images, tmp_path):
+    x, y = images
+    lin = models.LinearClassifier()
+    with torch.no_grad():
+        lin.linear.weight.normal_(0, 0.01)
+    model = models.defended(SparsifyingFrontEnd(0.035, "coif1"), lin).eval()
+    wc = audit.worst_case(model, x, (y > 4).long(), 0.05, audit.SMOKE, folder=tmp_path)
+    names = wc.attacks()
+    assert names[:4] == ["clean", "semi-white box", "white box", "iterated white box"]
+    assert ("white box", None) in wc.correct and ("FGSM", "iterated") in wc.correct and ("APGD-T", "bpda") in wc.correct
+    assert np.array_equal(wc.robust, np.stack(list(wc.correct.values())).min(0) == 1)
+
+
 # a budget under which the iterative attacks can reach eps and Square has queries enough
 CHECK = dataclasses.replace(audit.SMOKE, ifgsm_step=0.05, ifgsm_steps=10, pgd_steps=10, apgd_steps=10, square_queries=300)
 
