@@ -10,8 +10,10 @@ under a key derived from what computed them: the victim's weights and front
 end, the attack and its settings, :math:`\epsilon`, the images, and the code
 (:func:`~sparsenb.cache.code_fingerprint`). A killed run resumes: finished
 cells are read back, and a cell that was interrupted continues from its last
-finished batch (attacks give each image the result it gets alone, so
-batches may be regrouped).
+finished batch. Most attacks give each image the result it gets alone, so
+batches may be regrouped; an attack marked ``batch_invariant = False``
+(Square draws one square per step for the whole batch) has its batch size
+in the key, so its batches are always the same.
 
 :class:`Outcomes` answers questions about the finished grid (accuracy with
 its Wilson interval, the worst case per image over any set of cells, which
@@ -257,7 +259,8 @@ def run(
     checks.integer(batch_size, "batch_size", 1)
     cells = grid.cells()
     images = data_fingerprint(x, y)
-    code = code_fingerprint(*RESULT_MODULES, *{a.module for a in grid.attacks.values() if a.fn != "none"})
+    extra = _with_imports(tuple(a.module for a in grid.attacks.values() if a.module != "attacks"))
+    code = code_fingerprint(*RESULT_MODULES, *(m for m in extra if m not in ("cache", "checks")))
     weights = {name: model_fingerprint(v.classifier) for name, v in grid.victims.items()}
     results = {}
     bar = _bar(len(cells), "attack grid", progress)
@@ -280,7 +283,10 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
         "eps": cell.eps,
         "images": common["images"],
         "code": common["code"],
+        "libraries": _library_versions(attack.module),
     }
+    if attack.fn != "none" and not getattr(attack.function, "batch_invariant", True):
+        key["batch_size"] = batch_size  # the attack's result for an image depends on its batch
     path = _result_path(key, folder)
     done = _read(path)
     if done is not None and done.get("complete"):
@@ -439,6 +445,51 @@ def _jsonable(value):
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return repr(value)
+
+
+def _with_imports(modules) -> tuple[str, ...]:
+    """``modules`` and every sparsenb module they import, transitively (all of their code decides a result)."""
+    import ast
+
+    from .cache import _module_paths
+
+    seen, todo = set(), list(modules)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for path in _module_paths(module):
+            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1] if package else []
+                    prefix = ".".join([*base, node.module] if node.module else base)
+                    names = [prefix] if node.module else [f"{prefix}.{a.name}".strip(".") for a in node.names]
+                    todo += [n for n in names if n and _is_module(n)]
+    return tuple(sorted(seen))
+
+
+def _is_module(name: str) -> bool:
+    from .cache import _module_paths
+
+    try:
+        _module_paths(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _library_versions(module: str) -> dict:
+    """Versions of the third-party attack libraries an attack's code uses (their changes change results)."""
+    from importlib import metadata
+
+    from .cache import _module_paths
+
+    if module == "attacks":
+        return {}
+    source = "".join(p.read_text(encoding="utf-8") for m in _with_imports((module,)) for p in _module_paths(m))
+    return {lib: metadata.version(lib) for lib in ("pyautoattack",) if lib in source}
 
 
 def _result_path(key: dict, folder) -> Path:

@@ -80,6 +80,7 @@ def test_worst_case_is_stored_and_read_back(centroids, images, tmp_path, monkeyp
         raise AssertionError("recomputed a stored cell")
 
     boom.uses_gradient = False
+    boom.batch_invariant = False  # as Square: its batch size is part of the key
     monkeypatch.setattr(autoattack, "square", boom)
     again = audit.worst_case(centroids, x, y, 0.1, audit.SMOKE, folder=tmp_path)
     assert np.array_equal(first.robust, again.robust) and first.first == again.first
