@@ -616,3 +616,40 @@ def test_merge_joins_runs_on_the_same_images():
         experiments.merge(a, short)
     with pytest.raises(checks.ArgumentError, match="^outcomes"):
         experiments.merge()
+
+
+def test_result_keys_follow_an_attack_modules_sparsenb_imports_and_library():
+    """An attack outside sparsenb.attacks is keyed by its module, the sparsenb modules it imports, and the
+    version of the attack library its code uses; the validation and cache modules compute nothing."""
+    deps = experiments._with_imports(("adaptive",))
+    assert {"adaptive", "autoattack", "attacks", "frontend"} <= set(deps)
+    assert "pyautoattack" in experiments._library_versions("adaptive")
+    assert experiments._library_versions("attacks") == {}
+
+
+def test_batch_dependent_attacks_have_their_batch_size_in_the_key(tmp_path):
+    """An attack marked batch_invariant = False is recomputed for another batch size; others are reused."""
+    from sparsenb import autoattack
+
+    calls = []
+    x = torch.rand(6, 1, 28, 28)
+    y = torch.zeros(6, dtype=torch.int64)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 3))
+    grid = experiments.Grid({"net": experiments.Victim(net)}, {"sq": experiments.Attack("autoattack.square", queries=5)}, eps=[0.1])
+
+    def counting(model, x, y, eps, **kwargs):
+        calls.append(len(x))
+        return x.clone()
+
+    for invariant, expected in ((False, 2), (True, 1)):
+        calls.clear()
+        counting.uses_gradient, counting.batch_invariant = False, invariant
+        folder = tmp_path / str(invariant)
+        original = autoattack.square
+        autoattack.square = counting
+        try:
+            experiments.run(grid, x, y, batch_size=3, progress=False, folder=folder)
+            experiments.run(grid, x, y, batch_size=2, progress=False, folder=folder)
+        finally:
+            autoattack.square = original
+        assert len({f for f in folder.rglob("*.json")}) == expected
