@@ -71,6 +71,21 @@ def test_html_index_and_chapter_figures(smoke_build):
     assert "smoke" in page  # the page says which profile produced it
 
 
+def test_pages_load_no_remote_script_and_bundle_mathjax(smoke_build):
+    """Readers open the book offline: no page loads a script from the network, and MathJax is bundled."""
+    out, _ = smoke_build
+    html = out / "_build" / "html"
+    pages = sorted(html.rglob("*.html"))
+    assert len(pages) >= 6
+    for page in pages:
+        text = page.read_text()
+        remote = re.findall(r'<script[^>]+src="((?:https?:)?//[^"]+)"', text)
+        assert not remote, f"{page.name} loads {remote}"
+    chapter = (html / "book" / "frontend.html").read_text()
+    local = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', chapter)
+    assert local and all((html / "book" / src).resolve().is_file() for src in local), local
+
+
 def test_rebuild_skips_finished_chapters(smoke_build):
     out, _ = smoke_build
     book = bk.Book(PROJECT_ROOT)
