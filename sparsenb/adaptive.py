@@ -61,7 +61,7 @@ from torch import nn
 from . import checks
 from .attacks import _eps, _image_seeds, _network_inputs, check_adversarial, two_class_logits
 from .autoattack import _QUIET, _authors_run, _Logits, _apgd_start, _finish
-from .frontend import SparsifyingFrontEnd, ycbcr_to_rgb
+from .frontend import SparsifyingFrontEnd, straight_through, ycbcr_to_rgb
 
 __all__ = ["SoftTopK", "soft_top_k", "adaptive_attack", "split_defended", "STARTS", "LOSSES"]
 
@@ -93,18 +93,6 @@ def soft_top_k(c: torch.Tensor, K, temperature: float) -> torch.Tensor:
     tau = 0.5 * (top.gather(-1, idx - 1) + top.gather(-1, idx))  # (..., C, 1)
     scale = temperature * tau.clamp_min(torch.finfo(c.dtype).tiny)
     return c * torch.sigmoid((a - tau) / scale)
-
-
-class _SurrogateGradient(torch.autograd.Function):
-    """Forward: the exact output; backward: that of the surrogate."""
-
-    @staticmethod
-    def forward(ctx, exact, surrogate):
-        return exact
-
-    @staticmethod
-    def backward(ctx, grad):
-        return None, grad
 
 
 class SoftTopK(nn.Module):
@@ -147,7 +135,7 @@ class SoftTopK(nn.Module):
             return exact
         t = self.current_temperature()
         self.calls += 1
-        return _SurrogateGradient.apply(exact, self.surrogate(x, t))
+        return straight_through(self.surrogate(x, t), exact)  # exact forward, the surrogate's backward
 
 
 def _temperatures(temperature) -> tuple[float, float]:

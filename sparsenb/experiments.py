@@ -87,8 +87,7 @@ class Attack:
     kwargs: tuple = ()
 
     def __init__(self, fn: str, **kwargs):
-        if fn != "none":
-            _resolve(fn)
+        _resolve(fn)
         for k, v in kwargs.items():
             if not isinstance(v, (str, int, float, bool, type(None), np.integer, np.floating)):
                 raise checks.fail(k, "a number, string, bool or None (attack settings are part of the result key)", v)
@@ -97,22 +96,22 @@ class Attack:
 
     @property
     def function(self):
-        return None if self.fn == "none" else _resolve(self.fn)
+        return _resolve(self.fn)
 
     @property
     def linear(self) -> bool:
         """An attack on a linear classifier's weights ``w`` (Sec. IV)."""
-        return self.fn != "none" and next(iter(inspect.signature(self.function).parameters)) == "w"
+        return next(iter(inspect.signature(self.function).parameters)) == "w"
 
     @property
     def bounded(self) -> bool:
         """Whether the attack has an :math:`\\ell_\\infty` budget."""
-        return self.fn != "none" and "eps" in inspect.signature(self.function).parameters
+        return "eps" in inspect.signature(self.function).parameters
 
     @property
     def uses_gradient(self) -> bool:
         """Whether the attack differentiates the victim (so the front end's gradient treatment matters)."""
-        return self.fn != "none" and not self.linear and getattr(self.function, "uses_gradient", True)
+        return not self.linear and getattr(self.function, "uses_gradient", True)
 
     @property
     def module(self) -> str:
@@ -121,8 +120,6 @@ class Attack:
 
     def __call__(self, victim: "Victim", model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps) -> torch.Tensor:
         kwargs = dict(self.kwargs)
-        if self.fn == "none":
-            return x.clone()
         fn = self.function
         if self.linear:
             w = victim.classifier.w
@@ -137,12 +134,22 @@ class Attack:
         return {"fn": self.fn, **{k: _jsonable(v) for k, v in self.kwargs}}
 
 
+def _no_attack(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``Attack("none")``: the clean images (no budget, no gradient), so clean accuracy is a cell like any other."""
+    return x.clone()
+
+
+_no_attack.uses_gradient = False
+
+
 def _resolve(fn: str):
     """The attack function named ``fn``: ``"pgd"`` in :mod:`sparsenb.attacks`, ``"module.function"`` elsewhere in sparsenb."""
     import importlib
 
     if not isinstance(fn, str) or not fn:
         raise checks.fail("fn", "the name of an attack function, e.g. 'pgd' or 'autoattack.square'", fn)
+    if fn == "none":
+        return _no_attack
     module, _, name = fn.rpartition(".")
     try:
         mod = attacks if not module else importlib.import_module(f"sparsenb.{module}")
@@ -285,7 +292,7 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
         "code": common["code"],
         "libraries": _library_versions(attack.module),
     }
-    if attack.fn != "none" and not getattr(attack.function, "batch_invariant", True):
+    if not getattr(attack.function, "batch_invariant", True):
         key["batch_size"] = batch_size  # the attack's result for an image depends on its batch
     path = _result_path(key, folder)
     done = _read(path)

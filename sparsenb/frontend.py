@@ -44,6 +44,7 @@ __all__ = [
     "rgb_to_ycbcr",
     "ycbcr_to_rgb",
     "SparsifyingFrontEnd",
+    "straight_through",
     "GRADIENTS",
 ]
 
@@ -251,6 +252,15 @@ class _StraightThrough(torch.autograd.Function):
         return grad, None
 
 
+def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``y`` in the forward pass; the backward pass sends the upstream gradient to ``x`` unchanged.
+
+    BPDA of the identity when ``y`` is the front end's output of ``x``; any
+    surrogate ``x`` whose gradient should stand in for ``y``'s otherwise.
+    """
+    return _StraightThrough.apply(x, y)
+
+
 class _IteratedProjection(torch.autograd.Function):
     """Forward: the given output; backward: projection on a refined support."""
 
@@ -438,5 +448,5 @@ class SparsifyingFrontEnd(nn.Module):
         with torch.no_grad():
             y = self._output(x)
         if self.gradient == "bpda":
-            return _StraightThrough.apply(x, y)
+            return straight_through(x, y)
         return _IteratedProjection.apply(x, y, self)

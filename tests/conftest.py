@@ -36,3 +36,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def centroids(mnist_test):
+    """A nearest-class-mean classifier in float64 (logits x.mu_c - |mu_c|^2 / 2), fitted on test images
+    1000..2999 (about 80% accurate): a small differentiable victim for the attack tests. Treat as read-only."""
+    import torch
+    from torch import nn
+
+    x, y = mnist_test
+    xs, ys = x[1000:3000].double().flatten(1), y[1000:3000]
+    mu = torch.stack([xs[ys == c].mean(0) for c in range(10)])
+    lin = nn.Linear(784, 10).double()
+    with torch.no_grad():
+        lin.weight.copy_(mu)
+        lin.bias.copy_(-0.5 * mu.pow(2).sum(1))
+    return nn.Sequential(nn.Flatten(), lin).eval()

@@ -28,17 +28,6 @@ def digits(mnist_test):
     return x[:6].double().clone(), y[:6].clone()
 
 
-@pytest.fixture(scope="module")
-def centroids(mnist_test):
-    """A nearest-class-mean classifier fitted on test images 1000..2999 (about 80% accurate)."""
-    x, y = mnist_test
-    xs, ys = x[1000:3000].double().flatten(1), y[1000:3000]
-    mu = torch.stack([xs[ys == c].mean(0) for c in range(10)])
-    lin = nn.Linear(784, 10).double()
-    with torch.no_grad():
-        lin.weight.copy_(mu)
-        lin.bias.copy_(-0.5 * mu.pow(2).sum(1))
-    return nn.Sequential(nn.Flatten(), lin).eval()
 
 
 def _accuracy(model, x, y):

@@ -4,6 +4,7 @@ gradient-masking checklist flags a model whose gradient is zero (a rounding laye
 Small float32 models (a nearest-class-mean classifier), a few MNIST test digits, the SMOKE budget."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -15,19 +16,13 @@ from sparsenb import audit, autoattack, models
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import SparsifyingFrontEnd
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def centroids(mnist_test):
-    x, y = mnist_test
-    xs, ys = x[1000:3000].flatten(1), y[1000:3000]
-    mu = torch.stack([xs[ys == c].mean(0) for c in range(10)])
-    lin = nn.Linear(784, 10)
-    with torch.no_grad():
-        lin.weight.copy_(mu)
-        lin.bias.copy_(-0.5 * mu.pow(2).sum(1))
-    return nn.Sequential(nn.Flatten(), lin).eval()
+def centroids(centroids):
+    """The shared nearest-class-mean classifier, in float32 like the book's models."""
+    return copy.deepcopy(centroids).float()
 
 
 class Round(nn.Module):
