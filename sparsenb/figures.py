@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_rows", "histograms_by_outcome", "histograms", "band_over_steps"]
+__all__ = ["accuracy_errorbar", "image_rows", "histograms_by_outcome", "histograms", "band_over_steps"]
+
+
+def accuracy_errorbar(ax, xs, intervals, **kwargs):
+    """Accuracies with their 95% intervals as error bars on ``ax``.
+
+    ``intervals`` holds one ``(p, lo, hi)`` per x, as
+    :meth:`sparsenb.experiments.Outcomes.accuracy` returns them; ``kwargs`` go
+    to ``ax.errorbar`` (``fmt``, ``label``...).
+    """
+    p, lo, hi = np.asarray(intervals, dtype=float).T
+    return ax.errorbar(xs, p, yerr=[p - lo, hi - p], capsize=2, **kwargs)
 
 
 def image_rows(rows, titles=None, true_labels=None):
