@@ -42,6 +42,7 @@ __all__ = [
     "LAPTOP",
     "FULL",
     "audit_attacks",
+    "strong_attacks",
     "victim_of",
     "WorstCase",
     "worst_case",
@@ -144,6 +145,11 @@ def audit_attacks(budget: Budget = LAPTOP, linear: bool = False, frontend: bool 
     return out
 
 
+def strong_attacks(budget: Budget = LAPTOP) -> dict[str, Attack]:
+    """Only the audit's strong attacks (APGD-CE, APGD-T, FAB-T, Square, adaptive), for images a chapter's grid already attacked with the paper's ones."""
+    return {n: a for n, a in audit_attacks(budget).items() if a.module in STRONG_MODULES}
+
+
 #: Which attacks are which, for the checklist and for "the paper's attacks" beside the worst case.
 PAPER_ATTACKS = ("semi-white box", "white box", "iterated white box", "FGSM", "locally linear",
                  "iterative locally linear", "I-FGSM", "MI-FGSM", "PGD")
@@ -168,7 +174,8 @@ class WorstCase:
     audit's order, that broke it (``"clean"`` for an image misclassified
     without attack; ``None`` when robust), with its gradient treatment in
     ``first_gradient[i]``. ``correct`` maps ``(attack, gradient)`` to per-image
-    0/1 outcomes (``gradient`` None for attacks that ignore it).
+    0/1 outcomes (``gradient`` None for attacks that ignore it); ``known``
+    names the attacks whose outcomes were measured elsewhere and passed in.
     """
 
     robust: np.ndarray
@@ -177,6 +184,7 @@ class WorstCase:
     correct: dict
     eps: float
     outcomes: object = None
+    known: tuple = ()
 
     @property
     def n(self) -> int:
@@ -196,13 +204,25 @@ class WorstCase:
     def attacks(self) -> list[str]:
         return list(dict.fromkeys(a for a, _ in self.correct))
 
+    def evaluations(self, attack: str) -> float | None:
+        """Model evaluations per image ``attack`` spent, summed over its gradient treatments (None when it ran elsewhere, as a ``known`` outcome)."""
+        if self.outcomes is None:
+            return None
+        cells = [c for c in self.outcomes.results if c.attack == attack]
+        if not cells:
+            return None
+        return float(sum(self.outcomes.evaluations(c.victim, c.attack, c.gradient, c.eps) for c in cells))
+
     def survived(self, attacks: Sequence[str]) -> np.ndarray:
         """0/1 per image: survived every attack named (worst over their gradient treatments)."""
         return np.min([self.attack_correct(a) for a in attacks], axis=0)
 
     def paper(self) -> np.ndarray:
-        """0/1 per image: survived every one of the paper's attacks that ran (the worst case the paper could see)."""
-        names = [a for a in self.attacks() if a in PAPER_ATTACKS or a == "clean"]
+        """0/1 per image: survived every one of the paper's attacks that ran (the worst case the paper could see).
+
+        Attacks credited as ``known`` (a chapter's grid of the paper's attacks) count as the paper's.
+        """
+        names = [a for a in self.attacks() if a in PAPER_ATTACKS or a in self.known or a == "clean"]
         return self.survived(names)
 
     def only(self, attack: str) -> np.ndarray:
@@ -218,12 +238,14 @@ class WorstCase:
         for a in self.attacks():
             c = self.attack_correct(a)
             p, lo, hi = accuracy_interval(c)
+            ev = self.evaluations(a)
             rows.append({"attack": a, "accuracy %": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
                          "broke first": sum(f == a for f in self.first),
-                         "only this attack": int(self.only(a).sum()) if a != "clean" else 0})
+                         "only this attack": int(self.only(a).sum()) if a != "clean" else 0,
+                         "model evaluations / image": None if ev is None else round(ev)})
         p, lo, hi = self.accuracy()
         rows.append({"attack": "worst case, all attacks", "accuracy %": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
-                     "broke first": int((~self.robust).sum()), "only this attack": 0})
+                     "broke first": int((~self.robust).sum()), "only this attack": 0, "model evaluations / image": None})
         return pd.DataFrame(rows)
 
     def to_json(self) -> dict:
@@ -238,6 +260,7 @@ def worst_case(
     eps: float,
     budget: Budget = LAPTOP,
     attacks: dict[str, Attack] | None = None,
+    known: dict | None = None,
     batch_size: int = 500,
     progress: bool = False,
     folder=None,
@@ -250,6 +273,12 @@ def worst_case(
     result's ``robust`` is the AND over every attack and gradient treatment
     (and the clean prediction); ``first`` says which attack broke each image
     first. Outcomes are stored per image and resumed (see the module docstring).
+
+    ``known`` credits outcomes measured elsewhere on the same images (a
+    chapter's grid of the paper's attacks), before the attacks run here:
+    a dict ``{(attack name, gradient or None): 0/1 per image}``, e.g.
+    :meth:`sparsenb.experiments.Outcomes.by_attack` of that grid; pass
+    :func:`strong_attacks` as ``attacks`` to add only what it lacks.
     """
     victim = victim_of(model)
     eps = checks.real(eps, "eps", 0.0, 1.0)
@@ -257,6 +286,7 @@ def worst_case(
         attacks = audit_attacks(budget, isinstance(victim.classifier, LinearClassifier), victim.frontend is not None)
     if not isinstance(attacks, dict) or not attacks or not all(isinstance(a, Attack) for a in attacks.values()):
         raise checks.fail("attacks", "a non-empty dict of name -> Attack", attacks)
+    known = _known(known, len(x))
     strong_grads = tuple(budget.strong_gradients)
     grads = tuple(dict.fromkeys(tuple(budget.gradients) + strong_grads))
     strong_names = {n for n, a in attacks.items() if a.module in STRONG_MODULES}
@@ -268,13 +298,18 @@ def worst_case(
         return cell.gradient not in allowed
 
     all_attacks = {"clean": Attack("none"), **attacks}
+    clash = sorted({a for a, _ in known} & set(all_attacks))
+    if clash:
+        raise checks.ArgumentError("known", f"names attacks that also run here ({clash}): name them apart")
     grid = Grid({"model": victim}, all_attacks, eps=[eps], gradients=grads, exclude=exclude)
     outcomes = run(grid, x, y, batch_size=batch_size, progress=progress, folder=folder)
     correct: dict = {}
-    for name in all_attacks:
+    for name in all_attacks:  # clean first, then what is known, then the attacks run here, in order
         for cell in outcomes.results:
             if cell.attack == name:
                 correct[(name, cell.gradient)] = np.asarray(outcomes[cell]["correct"], dtype=np.int64)
+        if name == "clean":
+            correct.update(known)
     n = len(x)
     robust = np.ones(n, dtype=bool)
     first: list = [None] * n
@@ -284,7 +319,23 @@ def worst_case(
         for i in np.flatnonzero(newly):
             first[i], first_gradient[i] = name, gradient
         robust &= c == 1
-    return WorstCase(robust, first, first_gradient, correct, eps, outcomes)
+    return WorstCase(robust, first, first_gradient, correct, eps, outcomes, tuple(dict.fromkeys(a for a, _ in known)))
+
+
+def _known(known, n: int) -> dict:
+    if known is None:
+        return {}
+    if not isinstance(known, dict):
+        raise checks.fail("known", "a dict {(attack, gradient): 0/1 per image}", known)
+    out = {}
+    for k, v in known.items():
+        if not (isinstance(k, tuple) and len(k) == 2 and isinstance(k[0], str) and (k[1] is None or k[1] in GRADIENTS)):
+            raise checks.fail("known", "keys (attack name, gradient treatment or None)", k)
+        v = np.asarray(v)
+        if v.shape != (n,) or not np.isin(v, (0, 1)).all():
+            raise checks.ArgumentError("known", f"must hold 0/1 outcomes for each of the {n} images, got {v.shape} for {k}")
+        out[k] = v.astype(np.int64)
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -303,13 +303,44 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
     chunks = list(range(start, len(x), batch_size))
     for i in _bar_iter(chunks, f"{cell.attack} ({cell.gradient or 'no front end'})", progress):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        x_adv = attack(victim, model, xb, yb, cell.eps)
+        with _EvaluationCounter(victim.classifier) as counter:
+            x_adv = attack(victim, model, xb, yb, cell.eps)
         attacks.check_adversarial(x_adv, xb, cell.eps)
         for name, values in _outcomes(victim, model, xb, yb, x_adv).items():
             outcomes.setdefault(name, []).extend(values)
+        outcomes.setdefault("evaluations", []).append(counter.images)
         atomic_write_json(path, {"key": key, "complete": False, "outcomes": outcomes})
     atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
     return outcomes
+
+
+class _EvaluationCounter:
+    """Counts the images a classifier is evaluated on (its forward calls, summed over their batch sizes) while active.
+
+    The hook sits on the classifier, not on the front end, so attacks that
+    assemble their own defended model around the same classifier (the
+    adaptive attack's surrogate) are counted the same way.
+
+    An attack that takes a gradient runs one backward pass per forward pass
+    it differentiates, so this counts "model evaluations" the way the
+    attack literature does (a forward pass, with its backward pass if any).
+    Attacks on a linear classifier's weights (``semi_white_box`` and
+    friends) compute in closed form and count 0.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model, self.images, self._hook = model, 0, None
+
+    def __enter__(self):
+        def count(module, inputs):
+            self.images += int(inputs[0].shape[0]) if inputs and torch.is_tensor(inputs[0]) and inputs[0].dim() else 1
+
+        self._hook = self.model.register_forward_pre_hook(count)
+        return self
+
+    def __exit__(self, *exc):
+        self._hook.remove()
+        return False
 
 
 def _outcomes(victim: Victim, model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor) -> dict:
@@ -349,8 +380,17 @@ class Outcomes:
         return np.asarray(self.results[self.cell(victim, attack, gradient, eps)]["correct"], dtype=np.int64)
 
     def values(self, name: str, victim: str, attack: str, gradient: str | None = None, eps: float | None = None) -> np.ndarray:
-        """Another per-image outcome of a cell: ``"linf"``, ``"l2"`` or ``"overlap"``."""
+        """Another per-image outcome of a cell: ``"linf"``, ``"l2"`` or ``"overlap"`` (``"evaluations"`` is per batch: see :meth:`evaluations`)."""
         return np.asarray(self.results[self.cell(victim, attack, gradient, eps)][name])
+
+    def evaluations(self, victim: str, attack: str, gradient: str | None = None, eps: float | None = None) -> float:
+        """Model evaluations the attack spent per image (forward passes, each with its backward if it took a gradient).
+
+        Counted per batch while the attack ran (so it excludes the final
+        check of the result) and averaged over the cell's images.
+        """
+        res = self.results[self.cell(victim, attack, gradient, eps)]
+        return float(sum(res.get("evaluations", [])) / max(len(res["correct"]), 1))
 
     def accuracy(self, victim: str, attack: str, gradient: str | None = None, eps: float | None = None) -> tuple[float, float, float]:
         """Accuracy (%) and its 95% Wilson interval ``(p, lo, hi)``."""
@@ -360,6 +400,18 @@ class Outcomes:
         """The gradient treatment under which ``attack`` leaves the lowest accuracy (the paper reports that one)."""
         grads = [c.gradient for c in self.results if c.victim == victim and c.attack == attack and (eps is None or c.eps == eps)]
         return min(grads, key=lambda g: (self.correct(victim, attack, g, eps).mean(), str(g)))
+
+    def by_attack(self, victim: str, eps: float | None = None, images: int | None = None, skip: Sequence[str] = ()) -> dict:
+        """``{(attack, gradient): 0/1 per image}`` of every cell of ``victim`` (at ``eps``), on its first ``images`` images.
+
+        The form :func:`sparsenb.audit.worst_case` takes as ``known``, to add
+        the strong attacks to a grid that already ran on these images;
+        ``skip`` leaves attacks out (the grid's "no attack" cell).
+        """
+        cells = [c for c in self.results if c.victim == victim and (eps is None or c.eps == eps) and c.attack not in skip]
+        if not cells:
+            raise LookupError(f"no cells of victim {victim!r} at eps={eps!r}")
+        return {(c.attack, c.gradient): self.correct(c.victim, c.attack, c.gradient, c.eps)[:images] for c in cells}
 
     def worst(self, cells: Iterable[Cell] | None = None, **match) -> np.ndarray:
         """Per image, robust (1) only if it survived every cell given (or every cell matching ``match``)."""

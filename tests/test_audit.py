@@ -148,3 +148,33 @@ def test_bad_arguments(centroids, images):
         audit.audit_attacks("laptop")
     with pytest.raises(ArgumentError, match="^sweep "):
         audit.masking_checklist(centroids, x, y, 0.1, audit.SMOKE, sweep=[0.1])
+
+
+def test_known_outcomes_from_a_chapter_grid_join_the_strong_attacks(centroids, images, tmp_path):
+    """A chapter's grid of the paper's attacks plus audit.strong_attacks equals the full audit of the same attacks."""
+    from sparsenb.experiments import Grid, Victim, run
+
+    x, y = images
+    fe = SparsifyingFrontEnd(0.035, "coif1")
+    model = models.defended(fe, centroids).eval()
+    paper = {k: v for k, v in audit.audit_attacks(audit.SMOKE).items() if k in audit.PAPER_ATTACKS}
+    grid = Grid({"front end": Victim(centroids, fe)}, {"no attack": audit.Attack("none"), **paper}, eps=[0.15],
+                gradients=list(audit.SMOKE.gradients))
+    chapter = run(grid, x, y, progress=False, folder=tmp_path)
+    known = chapter.by_attack("front end", skip=["no attack"], images=10)
+    assert set(known) == {(a, g) for a in paper for g in audit.SMOKE.gradients}
+    strong = audit.strong_attacks(audit.SMOKE)
+    assert set(strong) == {"APGD-CE", "APGD-T", "FAB-T", "Square", "adaptive"}
+    joined = audit.worst_case(model, x[:10], y[:10], 0.15, audit.SMOKE, attacks=strong, known=known, folder=tmp_path)
+    whole = audit.worst_case(model, x[:10], y[:10], 0.15, audit.SMOKE, folder=tmp_path)
+    assert np.array_equal(joined.robust, whole.robust)
+    assert np.array_equal(joined.paper(), whole.paper()) and joined.known == tuple(paper)
+    assert list(joined.correct)[0] == ("clean", None) and list(joined.correct)[1] == ("FGSM", "bpda")
+    # model evaluations: known attacks ran elsewhere (None); Square spends at most its queries per image
+    assert joined.evaluations("FGSM") is None
+    assert 0 < joined.evaluations("Square") <= audit.SMOKE.square_queries + 2
+    assert joined.frame()["model evaluations / image"].iloc[0] == 0  # clean: no attack, no evaluation
+    with pytest.raises(ArgumentError, match="^known "):
+        audit.worst_case(model, x[:10], y[:10], 0.15, audit.SMOKE, attacks=strong, known={("Square", None): known[("FGSM", "bpda")]})
+    with pytest.raises(ArgumentError, match="^known "):
+        audit.worst_case(model, x[:10], y[:10], 0.15, audit.SMOKE, attacks=strong, known={("FGSM", "bpda"): np.ones(3)})

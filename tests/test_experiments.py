@@ -266,8 +266,24 @@ def test_batch_size_does_not_change_outcomes(net, digits, tmp_path):
     c = experiments.run(grid, x, y, batch_size=1, progress=False, folder=tmp_path / "c")
     for cell in a.results:
         assert a[cell]["correct"] == b[cell]["correct"] == c[cell]["correct"], cell
-        for name in a[cell]:
+        for name in set(a[cell]) - {"evaluations"}:  # per image; evaluations are counted per batch
             assert a[cell][name] == pytest.approx(b[cell][name], abs=1e-6) == c[cell][name], (cell, name)
+
+
+def test_model_evaluations_are_counted_per_image(net, digits, tmp_path):
+    x, y = digits
+    steps = 4
+    grid = Grid({"plain": Victim(net), "defended": Victim(net, _fe())},
+                {"none": Attack("none"), "fgsm": Attack("fgsm"), "ifgsm": Attack("ifgsm", step=0.02, steps=steps)}, [EPS])
+    for batch_size in (5, 12):
+        out = experiments.run(grid, x, y, batch_size=batch_size, progress=False, folder=tmp_path / str(batch_size))
+        batches = -(-len(x) // batch_size)
+        probe = batches / len(x)  # attacks ask the model for its number of classes once per batch, on one image
+        for victim, gradient in (("plain", None), ("defended", "bpda")):
+            assert out.evaluations(victim, "none") == 0.0
+            assert out.evaluations(victim, "fgsm", gradient) == pytest.approx(1 + probe)
+            assert out.evaluations(victim, "ifgsm", gradient) == pytest.approx(steps + probe)
+            assert len(out[out.cell(victim, "ifgsm", gradient)]["evaluations"]) == batches
 
 
 # --------------------------------------------------------------------------
