@@ -41,6 +41,7 @@ __all__ = [
     "SMOKE",
     "LAPTOP",
     "FULL",
+    "BUDGETS",
     "audit_attacks",
     "strong_attacks",
     "victim_of",
@@ -109,6 +110,8 @@ LAPTOP = Budget()
 #: AutoAttack's standard budgets, every gradient treatment, the paper's PGD (100 restarts of 100 steps).
 FULL = Budget(ifgsm_steps=1000, ill_steps=100, pgd_steps=100, pgd_restarts=100, targets=9, targeted_steps=100,
               adaptive_restarts=8, linear_steps=200, strong_gradients=GRADIENTS)
+#: The budgets by profile name, for the chapters' ``audit_budget`` parameter.
+BUDGETS = {"smoke": SMOKE, "laptop": LAPTOP, "full": FULL}
 
 
 def audit_attacks(budget: Budget = LAPTOP, linear: bool = False, frontend: bool = True) -> dict[str, Attack]:
@@ -247,6 +250,15 @@ class WorstCase:
         rows.append({"attack": "worst case, all attacks", "accuracy %": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
                      "broke first": int((~self.robust).sum()), "only this attack": 0, "model evaluations / image": None})
         return pd.DataFrame(rows)
+
+    def found_by(self) -> str:
+        """Which attacks found the images that are not robust: ``"PGD 120, Square 23, ..."`` (each image credited to the first attack, in the audit's order, that broke it; clean errors left out)."""
+        counts: dict[str, int] = {}
+        for f, r in zip(self.first, self.robust):
+            if not r and f != "clean":
+                counts[f] = counts.get(f, 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(f"{a} {c}" for a, c in ranked) if ranked else "no attack broke a correctly classified image"
 
     def to_json(self) -> dict:
         return {"robust": self.robust.astype(int).tolist(), "first": self.first, "first_gradient": self.first_gradient,

@@ -401,8 +401,10 @@ class Outcomes:
         grads = [c.gradient for c in self.results if c.victim == victim and c.attack == attack and (eps is None or c.eps == eps)]
         return min(grads, key=lambda g: (self.correct(victim, attack, g, eps).mean(), str(g)))
 
-    def by_attack(self, victim: str, eps: float | None = None, images: int | None = None, skip: Sequence[str] = ()) -> dict:
-        """``{(attack, gradient): 0/1 per image}`` of every cell of ``victim`` (at ``eps``), on its first ``images`` images.
+    def by_attack(self, victim: str, eps: float | None = None, images=None, skip: Sequence[str] = ()) -> dict:
+        """``{(attack, gradient): 0/1 per image}`` of every cell of ``victim`` (at ``eps``), on some of its images.
+
+        ``images``: None (all), an int ``n`` (the first ``n``) or a sequence of image indices.
 
         The form :func:`sparsenb.audit.worst_case` takes as ``known``, to add
         the strong attacks to a grid that already ran on these images;
@@ -411,7 +413,8 @@ class Outcomes:
         cells = [c for c in self.results if c.victim == victim and (eps is None or c.eps == eps) and c.attack not in skip]
         if not cells:
             raise LookupError(f"no cells of victim {victim!r} at eps={eps!r}")
-        return {(c.attack, c.gradient): self.correct(c.victim, c.attack, c.gradient, c.eps)[:images] for c in cells}
+        pick = slice(None) if images is None else slice(images) if isinstance(images, int) else np.asarray(images, dtype=np.int64)
+        return {(c.attack, c.gradient): self.correct(c.victim, c.attack, c.gradient, c.eps)[pick] for c in cells}
 
     def worst(self, cells: Iterable[Cell] | None = None, **match) -> np.ndarray:
         """Per image, robust (1) only if it survived every cell given (or every cell matching ``match``)."""
