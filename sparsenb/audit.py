@@ -32,7 +32,7 @@ from torch import nn
 
 from . import adaptive, autoattack, checks
 from .evaluation import accuracy_interval, format_accuracy
-from .experiments import Attack, Grid, Victim, run
+from .experiments import Attack, Grid, Outcomes, Victim, run
 from .frontend import GRADIENTS
 from .models import LinearClassifier
 
@@ -44,6 +44,8 @@ __all__ = [
     "BUDGETS",
     "audit_attacks",
     "strong_attacks",
+    "subset",
+    "audited",
     "victim_of",
     "WorstCase",
     "worst_case",
@@ -204,6 +206,10 @@ class WorstCase:
             raise LookupError(f"no attack named {attack!r}; have {sorted({a for a, _ in self.correct})}")
         return np.min(cells, axis=0)
 
+    def accuracy_of(self, attack: str) -> float:
+        """Accuracy (%) ``attack`` leaves (worst over its gradient treatments)."""
+        return 100.0 * float(self.attack_correct(attack).mean())
+
     def attacks(self) -> list[str]:
         return list(dict.fromkeys(a for a, _ in self.correct))
 
@@ -348,6 +354,46 @@ def _known(known, n: int) -> dict:
             raise checks.ArgumentError("known", f"must hold 0/1 outcomes for each of the {n} images, got {v.shape} for {k}")
         out[k] = v.astype(np.int64)
     return out
+
+
+def subset(n_images: int, n: int, seed: int) -> torch.Tensor:
+    """Indices (sorted) of a seeded random ``n`` of ``n_images`` attacked images: the ones the audit attacks (all when ``n >= n_images``)."""
+    n_images, n = checks.integer(n_images, "n_images", 1), checks.integer(n, "n", 1)
+    g = torch.Generator().manual_seed(checks.seed(seed))
+    return torch.randperm(n_images, generator=g)[: min(n, n_images)].sort().values
+
+
+def audited(
+    victims: dict[str, Victim],
+    outcomes: Outcomes,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    budget: Budget,
+    n: int,
+    seed: int = 0,
+    batch_size: int = 500,
+    progress: bool = True,
+) -> dict[str, WorstCase]:
+    """Per victim, the worst case per image over a grid's attacks and the audit's strong ones, on :func:`subset` of the images.
+
+    ``victims`` are the grid's (by the names it used), ``outcomes`` the grid
+    a chapter ran on ``(x, y)`` at ``eps`` (its "no attack" cells are
+    left out: the audit measures clean accuracy itself); its
+    cells on the audited images are credited as known (no recomputation),
+    so only :func:`strong_attacks` of ``budget`` run here.
+    """
+    if not isinstance(outcomes, Outcomes) or outcomes.n != len(x):
+        raise checks.fail("outcomes", f"the Outcomes of the grid run on these {len(x)} images", outcomes)
+    if not isinstance(budget, Budget):
+        raise checks.fail("budget", "a Budget", budget)
+    idx = subset(len(x), n, seed)
+    strong = strong_attacks(budget)
+    return {
+        name: worst_case(v.model(), x[idx], y[idx], eps, budget, attacks=strong, batch_size=batch_size, progress=progress,
+                         known=outcomes.by_attack(name, eps=eps, images=idx.tolist(), skip=["no attack"]))
+        for name, v in victims.items()
+    }
 
 
 # --------------------------------------------------------------------------

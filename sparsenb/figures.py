@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy_errorbar", "image_rows", "histograms_by_outcome", "histograms", "band_over_steps"]
+__all__ = ["attack_cost", "accuracy_errorbar", "image_rows", "histograms_by_outcome", "histograms", "band_over_steps"]
 
 
 def accuracy_errorbar(ax, xs, intervals, **kwargs):
@@ -100,4 +100,39 @@ def band_over_steps(mean, std, xlabel: str, ylabel: str, title: str, marker=None
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    return fig
+
+
+def attack_cost(*frames, labels=()):
+    """Accuracy each attack leaves against the model evaluations it spent per image, one marker style per frame.
+
+    ``frames`` are :meth:`sparsenb.audit.WorstCase.frame` tables indexed by
+    attack (columns "accuracy %" and "model evaluations / image"); attacks
+    without a count (outcomes credited from another run) are left out. The
+    first frame's markers are filled, the others hollow; a dashed line per
+    frame marks its worst case over all attacks.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    names = list(dict.fromkeys(a for f in frames for a in f.index if a not in ("clean", "worst case, all attacks")))
+    for i, f in enumerate(frames):
+        label = labels[i] if i < len(labels) else f"model {i + 1}"
+        for j, a in enumerate(names):
+            if a not in f.index or f.loc[a, "model evaluations / image"] is None:
+                continue
+            ev = float(f.loc[a, "model evaluations / image"])
+            if not np.isfinite(ev) or ev <= 0:
+                continue
+            c = colors[j % len(colors)]
+            ax.scatter([ev], [f.loc[a, "accuracy %"]], s=60, color=c if i == 0 else "none", edgecolors=c,
+                       label=a if i == 0 else None, zorder=3)
+        ax.axhline(f.loc["worst case, all attacks", "accuracy %"], ls="--", lw=1, color="0.3" if i == 0 else "0.6")
+        ax.annotate(f"worst case, {label}", (0.01, f.loc["worst case, all attacks", "accuracy %"]), xycoords=("axes fraction", "data"),
+                    va="bottom", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("model evaluations per image")
+    ax.set_ylabel("accuracy under attack (%)")
+    ax.legend(fontsize=8, loc="upper right")
     return fig

@@ -12,10 +12,8 @@ store.
 - :func:`test_images`: the seeded subset of the test set that is attacked.
 - :func:`table2_attacks`: the paper's six attacks (and no attack) with the
   chapter's step sizes and counts.
-- :func:`audited`: for each victim, :func:`sparsenb.audit.worst_case` on a
-  seeded random ``n`` of the attacked images (:func:`audit_subset`): the
-  grid's outcomes on them are credited as known, and only the strong attacks
-  (APGD-CE, APGD-T, FAB-T, Square, the adaptive attack) run on top.
+
+The audit of the grid's victims is :func:`sparsenb.audit.audited`.
 """
 from __future__ import annotations
 
@@ -23,13 +21,13 @@ import dataclasses
 
 import torch
 
-from . import audit, checks, data
-from .experiments import Attack, Outcomes, Victim
+from . import checks, data
+from .experiments import Attack, Victim
 from .frontend import SparsifyingFrontEnd
 from .models import CNNConfig
 from .training import CNN_TRAINING, trained
 
-__all__ = ["DEFENSES", "cnn_victims", "test_images", "table2_attacks", "audit_subset", "audited"]
+__all__ = ["DEFENSES", "cnn_victims", "test_images", "table2_attacks"]
 
 #: The victims' names, as the chapters' tables show them.
 DEFENSES = ("no defense", "front end")
@@ -92,42 +90,4 @@ def table2_attacks(
         "iterative FGSM": Attack("ifgsm", step=ifgsm_step, steps=ifgsm_steps),
         "momentum iterative FGSM": Attack("mifgsm", step=ifgsm_step, steps=ifgsm_steps, decay=1.0),
         "PGD": Attack("pgd", step=pgd_step, steps=pgd_steps, restarts=pgd_restarts, seed=seed),
-    }
-
-
-def audit_subset(n_images: int, n: int, seed: int) -> torch.Tensor:
-    """Indices (sorted) of a seeded random ``n`` of ``n_images`` attacked images: the ones the audit attacks (all when ``n >= n_images``)."""
-    n_images, n = checks.integer(n_images, "n_images", 1), checks.integer(n, "n", 1)
-    g = torch.Generator().manual_seed(checks.seed(seed))
-    return torch.randperm(n_images, generator=g)[: min(n, n_images)].sort().values
-
-
-def audited(
-    victims: dict[str, Victim],
-    outcomes: Outcomes,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float,
-    budget: audit.Budget,
-    n: int,
-    seed: int = 0,
-    batch_size: int = 500,
-    progress: bool = True,
-) -> dict[str, audit.WorstCase]:
-    """Per victim, the worst case per image over the grid's attacks and the audit's strong ones, on :func:`audit_subset` of the images.
-
-    ``outcomes`` is the grid the chapter ran on ``(x, y)`` at ``eps``; its
-    cells on the audited images are credited as known (no recomputation),
-    so only :func:`sparsenb.audit.strong_attacks` of ``budget`` run here.
-    """
-    if not isinstance(outcomes, Outcomes) or outcomes.n != len(x):
-        raise checks.fail("outcomes", f"the Outcomes of the grid run on these {len(x)} images", outcomes)
-    if not isinstance(budget, audit.Budget):
-        raise checks.fail("budget", "an audit.Budget", budget)
-    idx = audit_subset(len(x), n, seed)
-    strong = audit.strong_attacks(budget)
-    return {
-        name: audit.worst_case(v.model(), x[idx], y[idx], eps, budget, attacks=strong, batch_size=batch_size, progress=progress,
-                               known=outcomes.by_attack(name, eps=eps, images=idx.tolist(), skip=["no attack"]))
-        for name, v in victims.items()
     }

@@ -178,3 +178,25 @@ def test_known_outcomes_from_a_chapter_grid_join_the_strong_attacks(centroids, i
         audit.worst_case(model, x[:10], y[:10], 0.15, audit.SMOKE, attacks=strong, known={("Square", None): known[("FGSM", "bpda")]})
     with pytest.raises(ArgumentError, match="^known "):
         audit.worst_case(model, x[:10], y[:10], 0.15, audit.SMOKE, attacks=strong, known={("FGSM", "bpda"): np.ones(3)})
+
+
+def test_audit_subset_is_a_seeded_sorted_sample():
+    a = audit.subset(1000, 200, seed=0)
+    assert len(a) == 200 and len(set(a.tolist())) == 200 and torch.equal(a, a.sort().values)
+    assert torch.equal(a, audit.subset(1000, 200, seed=0)) and not torch.equal(a, audit.subset(1000, 200, seed=1))
+    assert a.max() > 800  # spread over the attacked images, not their first 200
+    assert torch.equal(audit.subset(20, 50, seed=0), torch.arange(20))
+
+
+def test_audited_checks_its_arguments(centroids, mnist_test, tmp_path):
+    from sparsenb.experiments import Grid, Victim, run
+
+    x, y = mnist_test[0][:6], mnist_test[1][:6]
+    victims = {"no defense": Victim(centroids.float())}
+    out = run(Grid(victims, {"FGSM": audit.Attack("fgsm")}, eps=[0.1]), x, y, progress=False, folder=tmp_path)
+    with pytest.raises(ArgumentError, match="^outcomes "):
+        audit.audited(victims, out, x[:5], y[:5], 0.1, audit.SMOKE, 3)
+    with pytest.raises(ArgumentError, match="^budget "):
+        audit.audited(victims, out, x, y, 0.1, "smoke", 3)
+    with pytest.raises(ArgumentError, match="^n "):
+        audit.audited(victims, out, x, y, 0.1, audit.SMOKE, 0)
