@@ -16,6 +16,16 @@ Any failing cell or Sphinx warning makes the command exit non-zero. The HTML
 lands in ``<staging>/_build/html``; the last line printed is the path of its
 ``index.html``.
 
+What the terminal shows: one line per chapter (``[2/5] theory_linear``) and
+its time; while a chapter runs, what its cells write to stdout/stderr (the
+progress bars of training and attack grids), indented under the cell that
+writes it (``cell 9/31, line 171``), and every cell that takes longer than
+``SLOW_CELL`` seconds; then Sphinx's warnings only (``jupyter-book -q``). The
+kernels talk to papermill over local IPC sockets (on POSIX), so no
+"unencrypted TCP" warning. A failing cell raises :class:`ChapterError`,
+which names the chapter, the cell's line in its source and carries the
+cell's traceback; the command line prints it once.
+
 Command line (``sparsenb-book`` or ``python -m sparsenb.book``)::
 
     sparsenb-book build   [--profile laptop] [--data DIR] [--out DIR] [--force]
@@ -28,8 +38,10 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +56,7 @@ from .data import DATA_ENV, data_root
 __all__ = [
     "PROFILES",
     "Book",
+    "ChapterError",
     "load_profiles",
     "chapter_parameters",
     "execute_chapter",
@@ -55,6 +68,7 @@ __all__ = [
 PROFILES = ("smoke", "laptop", "full")
 DEFAULT_PROFILE = "laptop"
 CELL_TIMEOUT = 4 * 3600  # seconds; the full profile runs long cells on a GPU
+SLOW_CELL = 10.0  # seconds; a cell that runs longer is reported with its time
 
 
 @dataclass
@@ -173,6 +187,155 @@ def _execution_key(source: Path, params: dict, data: Path) -> str:
     return h.hexdigest()
 
 
+class ChapterError(RuntimeError):
+    """A cell of a chapter failed.
+
+    ``str()`` names the chapter, the failing cell (its line in the chapter's
+    source and its first line of code), the error and the cell's traceback
+    (once, without terminal colours), and the notebook kept for inspection.
+    """
+
+    def __init__(self, chapter: str, where: str, ename: str, evalue: str, traceback: str, notebook: Path | None):
+        self.chapter, self.where, self.ename, self.evalue = chapter, where, ename, evalue
+        self.traceback, self.notebook = traceback, notebook
+        kept = f"\nthe executed part is kept in {notebook}" if notebook else ""
+        super().__init__(f"chapter {chapter} failed in {where}:\n{traceback.rstrip()}{kept}")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _source_line(source: Path, code: str) -> int | None:
+    """The line of ``source`` where the code cell whose source is ``code`` starts (1-based), if found."""
+    text = source.read_text()
+    at = text.find(code.strip()) if code.strip() else -1
+    return None if at < 0 else text.count("\n", 0, at) + 1
+
+
+def _cell_label(source: Path, index: int, n_cells: int, code: str) -> str:
+    """``cell 9/31, line 171 of book/ch.md`` for the ``index``-th cell of the executed notebook."""
+    line = _source_line(source, code) if source.suffix == ".md" else None
+    name = f"{source.parent.name}/{source.name}"
+    where = f"line {line} of {name}" if line else name
+    return f"cell {index + 1}/{n_cells}, {where}"
+
+
+class _CellOutput:
+    """The terminal side of a chapter's execution (papermill's ``stdout_file``/``stderr_file``).
+
+    Writes what the cells stream, indented under a header naming the cell
+    (shown before its first output), and reports cells slower than
+    ``SLOW_CELL`` seconds. Carriage returns (progress bars redrawing their
+    line) are kept, so bars update in place on a terminal.
+    """
+
+    INDENT = "      "
+
+    def __init__(self, source: Path, n_cells: int, stream=None, show_output: bool = True):
+        self.source, self.n_cells = source, n_cells
+        self.stream = stream or sys.stderr
+        self.show_output = show_output
+        self.index, self.code, self.t0 = None, "", 0.0
+        self.header_shown, self.line_start, self.dirty = False, True, False
+
+    # papermill's client calls these two around every cell (see _SparsenbClient)
+    def cell_start(self, index: int, code: str) -> None:
+        self.index, self.code, self.t0 = index, code, time.perf_counter()
+        self.header_shown = False
+
+    def cell_end(self) -> None:
+        seconds = time.perf_counter() - self.t0
+        self._end_line()
+        if seconds >= SLOW_CELL:
+            self._write(f"    {self._label()} took {seconds:.0f} s\n")
+
+    def _label(self) -> str:
+        return _cell_label(self.source, self.index or 0, self.n_cells, self.code)
+
+    def _end_line(self) -> None:
+        if self.dirty:
+            self._write("\n")
+            self.dirty = False
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    # the file interface papermill writes the cells' streams to
+    def write(self, text: str) -> int:
+        if not self.show_output or not text:
+            return len(text)
+        if not self.header_shown:
+            first = next((ln.strip() for ln in self.code.splitlines() if ln.strip()), "")
+            self._write(f"    {self._label()}: {first[:70]}\n")
+            self.header_shown, self.line_start = True, True
+        for piece in re.split(r"(\r\n|\r|\n)", text):
+            if piece in ("\r\n", "\n"):
+                self._write("\n")
+                self.line_start, self.dirty = True, False
+            elif piece == "\r":
+                self._write("\r")
+                self.line_start, self.dirty = True, True  # a bar's line: end it before the next header
+            elif piece:
+                self._write((self.INDENT if self.line_start else "") + piece)
+                self.line_start, self.dirty = False, True
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+_ENGINE_REGISTERED: list[str] = []
+
+
+def _engine_name() -> str:
+    """Register (once) and name the papermill engine that reports every cell to a :class:`_CellOutput`."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    name = "sparsenb"
+    if _ENGINE_REGISTERED:
+        return name
+
+    class _SparsenbClient(PapermillNotebookClient):
+        def execute_cell(self, cell, cell_index, *args, **kwargs):
+            report = self.stderr_file if isinstance(self.stderr_file, _CellOutput) else None
+            if report and cell.cell_type == "code":
+                report.cell_start(cell_index, cell.source)
+            try:
+                return super().execute_cell(cell, cell_index, *args, **kwargs)
+            finally:
+                if report and cell.cell_type == "code":
+                    report.cell_end()
+
+    class _SparsenbEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs.pop("input_path", None)
+            kwargs.pop("timeout", None)
+            kwargs.pop("startup_timeout", None)
+            client = _SparsenbClient(
+                nb_man, timeout=execution_timeout, startup_timeout=start_timeout, kernel_name=kernel_name,
+                log=logging.getLogger("papermill"), log_output=log_output, stdout_file=stdout_file,
+                stderr_file=stderr_file, **kwargs,
+            )
+            return client.execute()
+
+    papermill_engines.register(name, _SparsenbEngine)
+    _ENGINE_REGISTERED.append(name)
+    return name
+
+
+def _kernel_config(folder: Path):
+    """Kernel connections over IPC sockets in ``folder`` (POSIX), else papermill's default (TCP)."""
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "kernel")}})
+
+
 def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force: bool = False, progress: bool = True):
     """Execute one MyST chapter with papermill into ``out_dir/<stem>.ipynb``.
 
@@ -180,8 +343,12 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     already executed with the same source, parameters, data folder and
     package code. The notebook is written to a temporary name and renamed on
     success; on failure the partial notebook is kept as
-    ``<stem>.failed.ipynb`` for inspection and the papermill error is raised.
+    ``<stem>.failed.ipynb`` for inspection and :class:`ChapterError` is
+    raised. With ``progress``, the cells' output streams to stderr as they
+    run (see :class:`_CellOutput`).
     """
+    import tempfile
+
     import jupytext
     import papermill
 
@@ -195,24 +362,42 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     partial = out_dir / f".{source.stem}.partial.ipynb"
     failed = out_dir / f"{source.stem}.failed.ipynb"
     failed.unlink(missing_ok=True)
+    nb = jupytext.read(source)
+    n_cells = len(nb.cells) + 1  # papermill adds the injected-parameters cell
+    report = _CellOutput(source, n_cells, show_output=progress)
     env_before = os.environ.get(DATA_ENV)
     os.environ[DATA_ENV] = str(data)  # the kernel inherits it
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            jupytext.read(source),
-            str(partial),
-            parameters=params,
-            cwd=str(source.parent),
-            kernel_name="python3",
-            progress_bar={"desc": source.stem, "leave": False} if progress else False,
-            execution_timeout=CELL_TIMEOUT,
-        )
+        with tempfile.TemporaryDirectory(prefix="sparsenb-kernel-") as sockets:
+            papermill.execute_notebook(
+                nb,
+                str(partial),
+                parameters=params,
+                cwd=str(source.parent),
+                kernel_name="python3",
+                engine_name=_engine_name(),
+                progress_bar=False,
+                stdout_file=report,
+                stderr_file=report,
+                config=_kernel_config(Path(sockets)),
+                execution_timeout=CELL_TIMEOUT,
+            )
+    except papermill.PapermillExecutionError as err:
+        if partial.exists():
+            os.replace(partial, failed)
+        label = _cell_label(source, err.cell_index, n_cells, err.source)
+        first = next((ln.strip() for ln in err.source.splitlines() if ln.strip()), "")
+        traceback = _ANSI.sub("", "\n".join(err.traceback))
+        raise ChapterError(
+            source.stem, f"{label} ({first[:70]})", err.ename, err.evalue, traceback, failed if failed.exists() else None
+        ) from None
     except BaseException:
         if partial.exists():
             os.replace(partial, failed)
         raise
     finally:
+        report.flush()
         if env_before is None:
             os.environ.pop(DATA_ENV, None)
         else:
@@ -252,6 +437,11 @@ def _stage_static(book: Book, staging: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _say(text: str) -> None:
+    """A progress line of the build, on stderr (stdout ends with the path of ``index.html``)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def _jupyter_book() -> list[str]:
     exe = Path(sys.executable).parent / "jupyter-book"
     return [str(exe)] if exe.exists() else ["jupyter-book"]
@@ -267,33 +457,39 @@ def build(
 ) -> Path:
     """Execute every chapter under ``profile`` and build the HTML; return ``index.html``.
 
-    Raises ``papermill.PapermillExecutionError`` for a failing cell and
+    Prints one line per chapter (and, with ``progress``, the cells' output
+    as they run; see :func:`execute_chapter`), then builds the HTML with
+    Sphinx's status output off (its warnings still show and fail the build).
+    Raises :class:`ChapterError` for a failing cell and
     ``subprocess.CalledProcessError`` for a failing Sphinx build.
     """
-    from tqdm.auto import tqdm
-
     book = book or Book()
     staging = Path(out) if out else book.root / "_build" / profile
     staging = staging.resolve()
     data = data_root(data)
     chapters = book.chapters()
-    executed = {}
-    bar = tqdm(chapters, desc=f"chapters ({profile})", unit="chapter", disable=not progress)
-    for source in bar:
-        bar.set_postfix_str(source.stem)
+    _say(f"sparsenb-book: profile {profile}, {len(chapters)} chapters, data {data}, staging {staging}")
+    for i, source in enumerate(chapters, 1):
+        if progress:
+            _say(f"[{i}/{len(chapters)}] {source.stem} ...")
         params = chapter_parameters(profile, source.stem, book)
         _, seconds = execute_chapter(source, staging / "book", params, data, force=force, progress=progress)
-        executed[source.stem] = seconds
-    for stem, seconds in executed.items():
-        print(f"  {stem:24s} " + ("up to date" if seconds is None else f"executed in {seconds:.1f} s"))
+        _say(f"[{i}/{len(chapters)}] {source.stem}: " + ("up to date" if seconds is None else f"executed in {seconds:.1f} s"))
     _stage_static(book, staging)
     html = staging / "_build" / "html"
     if html.parent.exists():
         shutil.rmtree(html.parent)  # a full rebuild: no stale page can hide a warning
-    cmd = [*_jupyter_book(), "build", str(staging), "-W", "-n", "--keep-going", "--all"]
+    cmd = [*_jupyter_book(), "build", str(staging), "-W", "-n", "--keep-going", "--all", "-q"]
+    _say("HTML: jupyter-book (warnings are errors) ...")
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=staging)
-    print(f"  HTML built in {time.perf_counter() - t0:.1f} s")
+    # -q: Sphinx prints its warnings (stderr) only; Jupyter Book's banners (stdout) only matter when it fails
+    done = subprocess.run(cmd, cwd=staging, capture_output=True, text=True)
+    warnings = done.stderr if sys.stderr.isatty() else _ANSI.sub("", done.stderr)
+    sys.stderr.write(warnings)
+    if done.returncode:
+        sys.stderr.write(done.stdout)
+        raise subprocess.CalledProcessError(done.returncode, cmd, done.stdout, done.stderr)
+    _say(f"HTML: built in {time.perf_counter() - t0:.1f} s")
     return html / "index.html"
 
 
@@ -360,6 +556,9 @@ def main(argv=None) -> int:
                     source, staging.resolve() / "book", params, data_root(args.data), args.force, not args.no_progress
                 )
                 print(f"{path} ({'up to date' if seconds is None else f'{seconds:.1f} s'})")
+    except ChapterError as err:  # the chapter, the cell and its traceback, once
+        print(f"sparsenb-book: {err}", file=sys.stderr)
+        return 1
     except subprocess.CalledProcessError as err:
         print(f"sparsenb-book: the HTML build failed (exit {err.returncode}); see the Sphinx output above", file=sys.stderr)
         return 1

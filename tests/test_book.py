@@ -12,7 +12,6 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import papermill
 import pytest
 import yaml
 
@@ -172,11 +171,16 @@ def test_mini_book_builds(tmp_path):
 
 
 def test_failing_cell_fails_the_build(tmp_path):
-    book = _mini_book(tmp_path / "src", "```{code-cell} ipython3\nraise RuntimeError('boom')\n```\n")
-    with pytest.raises(papermill.PapermillExecutionError, match="boom"):
+    book = _mini_book(tmp_path / "src", "```{code-cell} ipython3\nx = 1\nraise RuntimeError('boom')\n```\n")
+    with pytest.raises(bk.ChapterError, match="boom") as failure:
         bk.build("smoke", data=tmp_path, out=tmp_path / "out", progress=False, book=book)
     assert (tmp_path / "out" / "book" / "ch.failed.ipynb").is_file()
     assert not (tmp_path / "out" / "book" / "ch.ipynb").exists()
+    # the error names the chapter and the failing cell by its line in the source (the line after the fence)
+    lines = (tmp_path / "src" / "book" / "ch.md").read_text().splitlines()
+    line = lines.index("x = 1") + 1
+    assert "chapter ch failed in cell" in str(failure.value) and f"line {line} of book/ch.md (x = 1)" in str(failure.value)
+    assert failure.value.ename == "RuntimeError" and "\x1b[" not in str(failure.value)  # no terminal colours
 
 
 def test_broken_reference_fails_the_build(tmp_path):
@@ -191,7 +195,20 @@ def test_cli_reports_failure_with_nonzero_exit(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _mini_book(tmp_path, "```{code-cell} ipython3\nraise ValueError('bad cell')\n```\n")
     assert bk.main(["build", "--profile", "smoke", "--no-progress", "--data", str(tmp_path)]) == 1
-    assert "bad cell" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "chapter ch failed in cell" in err and "line " in err
+    assert err.count("ValueError: bad cell") == 1, err  # the traceback, once
+
+
+def test_build_streams_cell_output_under_the_cell(tmp_path, capfd):
+    """With progress on, what a cell prints reaches the terminal while it runs, under a header naming the cell;
+    the kernel's transport warning does not."""
+    book = _mini_book(tmp_path / "src", "```{code-cell} ipython3\nimport sys\nprint('step 1 of 2', file=sys.stderr)\n```\n")
+    bk.build("smoke", data=tmp_path, out=tmp_path / "out", progress=True, book=book)
+    err = capfd.readouterr().err
+    header = next(line for line in err.splitlines() if "line " in line and "book/ch.md: import sys" in line)
+    assert err.index(header) < err.index("step 1 of 2") < err.index("[1/1] ch: executed in")
+    assert "without encryption" not in err and "writing output" not in err  # no transport warning, no Sphinx status
 
 
 # ---------------------------------------------------------------------------
