@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sparsenb import mnist
+from sparsenb.cache import PROJECT_ROOT
 from sparsenb.checks import ArgumentError
 
 
@@ -19,3 +20,17 @@ def test_table2_attacks_are_the_papers_six_and_no_attack():
 def test_cnn_victims_checks_its_arguments():
     with pytest.raises(ArgumentError, match="^n_train "):
         mnist.cnn_victims(-1, 1, 0, 0.035, "coif1", 2, 0.01)
+
+
+def test_the_audit_chapter_reads_the_multiclass_chapters_results():
+    """book/adaptive.md re-declares the multiclass chapter's CNNs, grid and audit to read their stored results back:
+    every parameter the two chapters share must be equal in every profile, or the audit chapter would recompute
+    (and report) a different experiment."""
+    import tomllib
+
+    profiles = tomllib.loads((PROJECT_ROOT / "book" / "profiles.toml").read_text())
+    for name in ("smoke", "laptop", "full"):
+        adaptive, multiclass = profiles[name]["adaptive"], profiles[name]["mnist_multiclass"]
+        shared = set(adaptive) & set(multiclass)
+        assert {"n_train", "epochs", "n_images", "pgd_restarts", "audit_images", "audit_budget"} <= shared
+        assert {k: adaptive[k] for k in shared} == {k: multiclass[k] for k in shared}, name
