@@ -410,7 +410,8 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
 
 
 def _show_injected_parameters_only(path: Path) -> None:
-    """Hide the chapter's default ``parameters`` cell; the injected one shows what ran."""
+    """Remove the chapter's default ``parameters`` cell; the injected one, which shows what ran, is collapsed
+    (``hide-input``: the page opens with its narrative, and a reader can still open the cell)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -419,6 +420,8 @@ def _show_injected_parameters_only(path: Path) -> None:
             tags = cell.metadata.setdefault("tags", [])
             if "parameters" in tags and "remove-cell" not in tags:
                 tags.append("remove-cell")
+            if "injected-parameters" in tags and "hide-input" not in tags:
+                tags.append("hide-input")
     nbformat.write(nb, path)
 
 

@@ -49,6 +49,7 @@ def test_chapter_executed_without_errors(smoke_build, stem):
     assert not errors
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
+    assert "hide-input" in injected[0].metadata["tags"]  # the page opens with its narrative, not 30 parameters
     # the default parameters cell is hidden so that the page shows what ran
     default = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert all("remove-cell" in c.metadata["tags"] for c in default)

@@ -48,6 +48,11 @@ Each chapter named in ``_toc.yml`` (the MyST notebooks, read with jupytext) must
    cite it with ``{ref}``.
 6. **glue through one helper**: no chapter imports ``myst_nb`` itself;
    values and figures go through :mod:`sparsenb.page`.
+7. **read like a book**: a code cell that imports or draws (calls
+   ``figure``/``page.figure``, ``plt.*`` or ``subplots``) hides its code
+   (``hide-input``, or ``remove-input``/``remove-cell``/``hide-cell``), so a
+   reader meets the narrative, tables and figures first and can still open
+   the cell.
 
 The chapters being converted fail these until they are done; the test ids
 name the chapter (``test_no_definitions[frontend]``).
@@ -411,3 +416,41 @@ def test_glue_goes_through_sparsenb_page(path):
             elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "myst_nb":
                 direct.append(_where(cell))
     assert not direct, f"{path.name} imports myst_nb directly (use sparsenb.page.glue/figure): {direct}"
+
+
+# --------------------------------------------------------------------------
+# 7. import and plotting code collapsed
+# --------------------------------------------------------------------------
+HIDDEN_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+
+
+def imports_or_draws(tree: ast.Module) -> str | None:
+    """Why a cell's code belongs collapsed: it imports, or it draws a figure; ``None`` if neither."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            return "imports"
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("figure", "subplots"):
+                return "draws"
+        if isinstance(node, ast.Name) and node.id == "plt":
+            return "draws"
+    return None
+
+
+def test_imports_or_draws_rule():
+    assert imports_or_draws(ast.parse("import numpy as np")) == "imports"
+    assert imports_or_draws(ast.parse("page.figure(f(x), 'fig_a')")) == "draws"
+    assert imports_or_draws(ast.parse("fig, ax = plt.subplots()")) == "draws"
+    assert imports_or_draws(ast.parse("table = f(x)\ntable")) is None
+
+
+@chapter_params()
+def test_import_and_plotting_code_is_collapsed(path):
+    shown = [
+        f"{_where(c)} ({why})"
+        for c in _cells(path, "code")
+        if (why := imports_or_draws(_parse(c))) and not HIDDEN_TAGS & set(c.metadata.get("tags", []))
+    ]
+    assert not shown, f"{path.name}: cells that import or draw show their code (tag them hide-input): {shown}"
+
