@@ -114,6 +114,7 @@ class SoftTopK(nn.Module):
         self.calls = 0
 
     def reset(self) -> None:
+        """Start the annealing again: the next differentiated forward pass uses the start temperature."""
         self.calls = 0
 
     def current_temperature(self) -> float:

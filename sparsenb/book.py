@@ -62,6 +62,7 @@ __all__ = [
     "execute_chapter",
     "build",
     "provenance",
+    "api_reference",
     "main",
 ]
 
@@ -289,7 +290,7 @@ _ENGINE_REGISTERED: list[str] = []
 
 
 def _engine_name() -> str:
-    """Register (once) and name the papermill engine that reports every cell to a :class:`_CellOutput`."""
+    """Register (once) and name the papermill engine that reports every cell to a ``_CellOutput``."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
 
@@ -345,7 +346,7 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     success; on failure the partial notebook is kept as
     ``<stem>.failed.ipynb`` for inspection and :class:`ChapterError` is
     raised. With ``progress``, the cells' output streams to stderr as they
-    run (see :class:`_CellOutput`).
+    run (see ``_CellOutput``).
     """
     import tempfile
 
@@ -425,8 +426,42 @@ def _show_injected_parameters_only(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+API_MARKER = "% sparsenb-book: module reference"
+
+
+def api_reference(package: str = "sparsenb") -> str:
+    """MyST for the API page: one section per public module of ``package`` (autodoc of its members, in RST).
+
+    The modules are found by walking the installed package (names with a
+    leading underscore are private and left out), so the page lists every
+    module without anyone keeping a list. Each section has the target
+    ``api-<module path with dashes>``.
+    """
+    import importlib
+    import pkgutil
+
+    root = importlib.import_module(package)
+    names = [package] + sorted(
+        m.name
+        for m in pkgutil.walk_packages(root.__path__, package + ".")
+        if not any(part.startswith("_") for part in m.name.split("."))
+    )
+    sections = []
+    for name in names:
+        label = "api-" + name.replace(".", "-").replace("_", "-")
+        # a package's own section has its docstring only: its members are documented in their modules
+        members = "" if hasattr(importlib.import_module(name), "__path__") else "   :members:\n"
+        # eval-rst: autodoc's output (the docstrings) is reStructuredText, not MyST
+        sections.append(f"({label})=\n### `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n{members}```\n")
+    return "\n".join(sections)
+
+
 def _stage_static(book: Book, staging: Path) -> None:
-    """Copy the YAML files, the plain pages and any assets into the staging folder."""
+    """Copy the YAML files, the plain pages and any assets into the staging folder.
+
+    A plain page with the line :data:`API_MARKER` gets the module reference
+    of :func:`api_reference` in its place.
+    """
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(book.root / name, staging / name)
     chapters = set(book.chapters())
@@ -438,6 +473,8 @@ def _stage_static(book: Book, staging: Path) -> None:
         dst = staging / src.relative_to(book.root)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
+        if src.suffix == ".md" and API_MARKER in (text := src.read_text()).splitlines():
+            dst.write_text(text.replace(API_MARKER, api_reference()))
 
 
 def _say(text: str) -> None:

@@ -18,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cache_dir() -> Path:
+    """The cache folder: ``$SPARSENB_CACHE``, else ``.cache/`` in a source checkout, else ``~/.cache/sparsenb``."""
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser().resolve()

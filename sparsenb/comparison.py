@@ -4,7 +4,7 @@
 number from ``paper_numbers.csv``); the verdict is "agrees" when the
 paper's number lies in our 95% Wilson interval, else "ours higher" or "ours
 lower". :meth:`Comparison.table` builds a chapter's side-by-side table and
-adds its rows, and :meth:`Comparison.frame` then yields the chapter's
+adds its rows, and :meth:`~sparsenb.comparison.Comparison.frame` then yields the chapter's
 agree/disagree table.
 """
 from __future__ import annotations
@@ -73,6 +73,7 @@ class Comparison:
         return pd.DataFrame(table).T.reindex(columns=columns).fillna("")
 
     def frame(self, disagreements_only: bool = False):
+        """The compared rows as a table (only the disagreements with ``disagreements_only``)."""
         import pandas as pd
 
         df = pd.DataFrame(self.rows, columns=["table", "row", "column", "ours", "95% CI", "paper", "ours - paper", "verdict"])

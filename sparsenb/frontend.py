@@ -279,8 +279,8 @@ class _IteratedProjection(torch.autograd.Function):
 class SparsifyingFrontEnd(nn.Module):
     r"""Project each image onto its K largest wavelet coefficients.
 
-    Parameters
-    ----------
+    Parameters:
+
     rho : float or tuple of floats
         Sparsity level :math:`\rho \in (0, 1]`; one per channel as a tuple
         (e.g. ``(0.035, 0.01, 0.01)`` for Y, Cb, Cr). ``K = floor(rho * N)``.
@@ -289,7 +289,9 @@ class SparsifyingFrontEnd(nn.Module):
     level : int
         Decomposition levels; each image side must be divisible by ``2**level``.
     image_size : (H, W)
+        Image height and width in pixels.
     channels : int
+        Channels per image (1 for MNIST, 3 for colour images).
     gradient : {"bpda", "projection", "iterated"}
         What the backward pass returns for an upstream gradient ``g``:
 

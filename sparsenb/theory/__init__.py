@@ -4,7 +4,7 @@ One module per section of the paper; every public name is re-exported
 here, so ``from sparsenb import theory; theory.delta_w(...)`` works.
 
 =====================================  ================================================================================================
-:mod:`~sparsenb.theory.weights`        weight laws of Sec. IV-B, :func:`make_rng`
+:mod:`~sparsenb.theory.weights`        weight laws of Sec. IV-B, :func:`~sparsenb.theory.weights.make_rng`
 :mod:`~sparsenb.theory.bases1d`        fast 1-D wavelet and DCT bases, :math:`\|\psi_k\|_1`, :math:`\|\psi_k\|_\infty`
 :mod:`~sparsenb.theory.linear`         Sec. IV: :math:`\Delta_0, Z_K, \Delta_\mathrm{SW}, \Delta_\mathrm{W}`, Lemma 1, Lemma 4, Eq. (6)
 :mod:`~sparsenb.theory.linear_sweeps`  Prop. 2, Thms 1–2 by Monte Carlo; the white box on images
@@ -26,7 +26,7 @@ are :func:`sparsenb.frontend.S_K`, :func:`~sparsenb.frontend.P_K`; a
 *transform* is any object with ``analysis``/``synthesis``, ``N`` and
 ``shape`` (the image transforms of :mod:`sparsenb.basis` or the 1-D ones of
 :mod:`~sparsenb.theory.bases1d`). Everything random takes a ``seed``
-(:func:`make_rng`).
+(:func:`~sparsenb.theory.weights.make_rng`).
 """
 from __future__ import annotations
 

@@ -199,7 +199,7 @@ def psi_norms(transform, indices=None, batch: int = 256) -> tuple[torch.Tensor, 
 def max_psi_norms(transform) -> tuple[float, float]:
     r""":math:`\max_k \|\psi_k\|_1` and :math:`\max_k \|\psi_k\|_\infty`, exactly.
 
-    Evaluated on :meth:`representative_indices` (one function per wavelet
+    Evaluated on the transform's ``representative_indices()`` (one function per wavelet
     band; :math:`k = 0, 1, N/2` for the DCT), where the maxima are attained.
     """
     l1, linf = psi_norms(transform, transform.representative_indices())

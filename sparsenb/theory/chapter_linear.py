@@ -2,7 +2,7 @@ r"""What the chapter "Theory I: linear classifiers" computes, one function per s
 
 Each function runs a section's experiment with the chapter's parameters and
 returns a :class:`Section`: its tables as attributes (the chapter shows some
-and :mod:`sparsenb.theory.figures` draws them) and ``numbers``, the values
+and :mod:`sparsenb.theory.figures_linear` draws them) and ``numbers``, the values
 the prose quotes, keyed by their glue names (``glue(**section.numbers)``).
 Basis specs such as ``"coif1:1"`` appear in glue names as ``coif1_1``.
 

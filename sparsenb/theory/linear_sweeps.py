@@ -104,9 +104,9 @@ def linear_sweep(
 ) -> LinearSweep:
     r"""Sec. IV's distortions for random classifiers, over 1-D bases and ``(N, K)`` pairs.
 
-    For each basis spec (see :func:`transform_1d`) and each ``(N, K)``: a
+    For each basis spec (see :func:`~sparsenb.theory.bases1d.transform_1d`) and each ``(N, K)``: a
     :math:`K`-sparse signal :math:`x` with a uniformly random support
-    (:func:`sparse_signal`), and ``n_draws`` classifiers :math:`w` with i.i.d.
+    (:func:`~sparsenb.theory.bases1d.sparse_signal`), and ``n_draws`` classifiers :math:`w` with i.i.d.
     entries of law ``dist``. The same :math:`w` draws are used for every
     basis at a given ``(N, K)`` (common random numbers).
 
@@ -115,7 +115,7 @@ def linear_sweep(
     ``delta_sw_over_K``, ``delta_w_over_K``, ``bound_over_K``,
     ``attenuation_sw`` (:math:`\Delta_\mathrm{SW}/\Delta_0`),
     ``attenuation_w`` and ``tightness`` (:math:`\Delta_\mathrm{W}` / Lemma 1's bound). ``cases``: ``basis, N, K, mu, sigma2, z_mean, z_var,
-    z_var_bound`` (exact, :func:`z_k_moments`), and the largest and mean
+    z_var_bound`` (exact, :func:`~sparsenb.theory.linear.z_k_moments`), and the largest and mean
     :math:`\|\psi_k\|_1` and largest :math:`\|\psi_k\|_\infty` over the support.
     """
     n_draws = checks.integer(n_draws, "n_draws", 1)

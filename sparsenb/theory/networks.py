@@ -184,7 +184,7 @@ def thm3_sweep(
     r"""Switch flips of random two-layer networks against the input size :math:`N = \mathrm{side}^2` (Thm 3).
 
     Inputs are the digits of ``images`` resized and normalized
-    (:func:`normalized_digits`, Assumption 1). Two perturbations of budget
+    (:func:`~sparsenb.theory.gaussianity.normalized_digits`, Assumption 1). Two perturbations of budget
     :math:`\delta`: ``"random sign"`` and ``"attack"``, the semi-white box
     attack :math:`\delta\,\mathrm{sgn}(w_\mathrm{eq}(x))` on the network.
     One row per ``(bias, side, network, kind, image)`` with the shares of
