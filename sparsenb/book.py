@@ -63,6 +63,7 @@ __all__ = [
     "build",
     "provenance",
     "api_reference",
+    "export_figures",
     "main",
 ]
 
@@ -405,6 +406,7 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
             os.environ[DATA_ENV] = env_before
     seconds = time.perf_counter() - t0
     _show_injected_parameters_only(partial)
+    export_figures(partial, source.stem)
     os.replace(partial, target)
     atomic_write_json(stamp, {"key": key, "seconds": round(seconds, 2), "parameters": params})
     return target, seconds
@@ -454,6 +456,72 @@ def api_reference(package: str = "sparsenb") -> str:
         # eval-rst: autodoc's output (the docstrings) is reStructuredText, not MyST
         sections.append(f"({label})=\n### `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n{members}```\n")
     return "\n".join(sections)
+
+
+_GLUE_PREFIX = "application/papermill.record/"
+_GLUE_FIGURE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{glue:figure\}\s+(?P<key>\S+)\s*$")
+FIGURE_FORMATS = ("png", "svg")
+
+
+def export_figures(path: Path, chapter: str | None = None) -> dict[str, list[Path]]:
+    """Offer every figure that a page shows for download, under its anchor's name.
+
+    For each ``{glue:figure}`` in the executed notebook ``path``, writes the
+    glued image as ``figures/<chapter>/<anchor>.png`` and ``.svg`` beside
+    the notebook (``chapter`` defaults to the notebook's stem; the anchor is the directive's ``:name:``, else its key)
+    and appends ``{download}`` links to them to the figure's caption, so a
+    teacher can take the figure from the page under a stable file name. The
+    SVG exists when the chapter glued through :func:`sparsenb.page.figure`.
+    Returns ``{anchor: [files]}``. Rewrites the notebook in place.
+    """
+    import base64
+
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    images: dict[str, dict[str, bytes]] = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            record, data = out.get("metadata", {}).get("scrapbook", {}), out.get("data", {})
+            prefix = record.get("mime_prefix", "")
+            if record.get("name") and prefix + "image/png" in data:
+                found = {"png": base64.b64decode(data[prefix + "image/png"])}
+                if prefix + "image/svg+xml" in data:
+                    found["svg"] = data[prefix + "image/svg+xml"].encode()
+                images[record["name"]] = found
+    chapter = chapter or path.stem
+    folder = path.parent / "figures" / chapter
+    if folder.exists():
+        shutil.rmtree(folder)
+    written: dict[str, list[Path]] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or "{glue:figure}" not in cell.source:
+            continue
+        lines, out, i = cell.source.splitlines(), [], 0
+        while i < len(lines):
+            match = _GLUE_FIGURE.match(lines[i])
+            end = next((k for k in range(i + 1, len(lines)) if match and lines[k].strip() == match["fence"]), None)
+            if end is None or match["key"] not in images:
+                out.append(lines[i])
+                i += 1
+                continue
+            block = lines[i:end]
+            anchor = next((ln.split(":name:", 1)[1].strip() for ln in block if ln.startswith(":name:")), match["key"])
+            links = []
+            for ext in FIGURE_FORMATS:
+                if ext in images[match["key"]]:
+                    target = folder / f"{anchor}.{ext}"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(images[match["key"]][ext])
+                    written.setdefault(anchor, []).append(target)
+                    links.append(f"{{download}}`{ext.upper()} <figures/{chapter}/{anchor}.{ext}>`")
+            if not any(ln.startswith("Download this figure:") for ln in block):  # once, if exported again
+                block += ["", "Download this figure: " + " · ".join(links)]
+            out += [*block, lines[end]]
+            i = end + 1
+        cell.source = "\n".join(out)
+    nbformat.write(nb, path)
+    return written
 
 
 def _stage_static(book: Book, staging: Path) -> None:

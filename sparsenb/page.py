@@ -29,12 +29,28 @@ def glue(**values) -> None:
 
 
 def figure(fig, name: str) -> None:
-    """Finish ``fig`` (tight layout), glue it under ``name`` for a ``{glue:figure}`` and close it."""
+    """Finish ``fig`` (tight layout), glue it under ``name`` for a ``{glue:figure}`` and close it.
+
+    Inside a kernel the glued figure carries an SVG beside the PNG: the page
+    shows the PNG, and the build offers both for download under the
+    figure's anchor (see :func:`sparsenb.book.export_figures`).
+    """
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
+    _png_and_svg()
     glue(**{name: fig})
     plt.close(fig)
+
+
+def _png_and_svg() -> None:
+    """Let the kernel's display formatter render matplotlib figures as PNG and SVG (no-op outside IPython)."""
+    from IPython import get_ipython
+
+    if get_ipython() is not None:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png", "svg")
 
 
 def paper(name: str | None = None, **match) -> float:

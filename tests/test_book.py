@@ -86,6 +86,31 @@ def test_pages_load_no_remote_script_and_bundle_mathjax(smoke_build):
     assert local and all((html / "book" / src).resolve().is_file() for src in local), local
 
 
+def test_figures_numbered_per_chapter_with_downloads(smoke_build):
+    """Every chapter's figures are Fig. <chapter>.1, .2, ... with their anchor, and each caption links the
+    figure's PNG and SVG, named after the anchor."""
+    out, _ = smoke_build
+    html = out / "_build" / "html"
+    pages = bk.Book(PROJECT_ROOT).pages()  # pages[0] is the unnumbered introduction
+    numbered = 0
+    for number, source in enumerate(pages[1:], 1):
+        page = (html / "book" / f"{source.stem}.html").read_text()
+        figures = re.findall(r'<figure[^>]*id="([^"]+)".*?</figure>', page, flags=re.S)
+        blocks = re.findall(r'<figure[^>]*id="[^"]+".*?</figure>', page, flags=re.S)
+        captions = [re.search(r'caption-number">Fig\. ([\d.]+) ', b).group(1) for b in blocks]
+        assert captions == [f"{number}.{i}" for i in range(1, len(blocks) + 1)], (source.stem, captions)
+        for anchor, block in zip(figures, blocks):
+            assert f'href="#{anchor}"' in block, f"{anchor}: no link to its anchor"
+            links = re.findall(r'href="([^"]+_downloads/[^"]+)"', block)
+            assert sorted(Path(u).name for u in links) == [f"{anchor}.png", f"{anchor}.svg"], (anchor, links)
+            for url in links:
+                assert (html / "book" / url).resolve().stat().st_size > 1000, url
+            svg = next((html / "book" / u).resolve() for u in links if u.endswith(".svg"))
+            assert svg.read_text().lstrip().startswith(("<?xml", "<svg")), f"{svg.name} is not an SVG"
+        numbered += len(blocks)
+    assert numbered >= 20  # the chapters' figures were found at all
+
+
 def test_bibliography_and_api_reference(smoke_build):
     """Chapters cite into the references page, which lists the paper; the API page documents every public
     module of sparsenb, and a chapter links a formula to the function that computes it."""
@@ -113,6 +138,32 @@ def test_api_reference_lists_every_public_module():
     assert ".. automodule:: sparsenb.theory._common" not in text  # private modules stay out
     # a package's section is its docstring: its members are documented in their own modules, once
     assert ".. automodule:: sparsenb.theory\n```" in text and ".. automodule:: sparsenb.frontend\n   :members:" in text
+
+
+def test_export_figures_names_files_after_the_anchor(tmp_path):
+    import base64
+
+    png = (PROJECT_ROOT / "book").parent / "_toc.yml"  # any bytes stand in for the image data
+    data = base64.b64encode(png.read_bytes()).decode()
+    record = {"scrapbook": {"name": "fig_a", "mime_prefix": "application/papermill.record/"}}
+    glued = nbformat.v4.new_output(
+        "display_data",
+        data={"application/papermill.record/image/png": data, "application/papermill.record/image/svg+xml": "<svg/>"},
+        metadata=record,
+    )
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("page.figure(fig, 'fig_a')", outputs=[glued]),
+        nbformat.v4.new_markdown_cell("```{glue:figure} fig_a\n:name: fig-a\n\nCaption.\n```"),
+    ])
+    path = tmp_path / "ch.ipynb"
+    nbformat.write(nb, path)
+    written = bk.export_figures(path)
+    bk.export_figures(path)  # again: the same files, the links once
+    assert {p.name for p in written["fig-a"]} == {"fig-a.png", "fig-a.svg"}
+    assert (tmp_path / "figures" / "ch" / "fig-a.png").read_bytes() == png.read_bytes()
+    source = nbformat.read(path, as_version=4).cells[1].source
+    assert source.count("Download this figure:") == 1 and "{download}`SVG <figures/ch/fig-a.svg>`" in source
+    assert source.endswith("```")
 
 
 def test_rebuild_skips_finished_chapters(smoke_build):

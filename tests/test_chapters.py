@@ -46,6 +46,10 @@ Each chapter named in ``_toc.yml`` (the MyST notebooks, read with jupytext) must
    chapters every heading that names a result (Theorem, Lemma,
    Proposition, Corollary) carries a ``(label)=`` target so other pages can
    cite it with ``{ref}``.
+   Every figure (``{glue:figure}`` or ``{figure}``) has a ``:name:``, its
+   stable anchor (the page's URL fragment and the name of its downloadable
+   files), and a caption: the book numbers figures per chapter, and a
+   teacher cites a figure by its anchor.
 6. **glue through one helper**: no chapter imports ``myst_nb`` itself;
    values and figures go through :mod:`sparsenb.page`.
 7. **read like a book**: a code cell that imports or draws (calls
@@ -401,6 +405,34 @@ def test_theory_results_are_labelled(path):
             if not (before and re.fullmatch(r"\([\w:.-]+\)=\s*", before[-1])):
                 unlabelled.append(line.strip())
     assert not unlabelled, f"{path.name}: headings naming a result without a (label)= target: {unlabelled}"
+
+
+_FIGURE_BLOCK = re.compile(r"^(`{3,}|:{3,})\{(?:glue:figure|figure)\}[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
+
+
+def figures_without_anchor_or_caption(markdown: str) -> list[str]:
+    """The first line of every figure directive that lacks a ``:name:`` or a caption."""
+    bad = []
+    for m in _FIGURE_BLOCK.finditer(markdown):
+        body = m.group(2).splitlines()
+        named = any(re.match(r":name:\s*\S+", line) for line in body)
+        captioned = any(line.strip() and not line.startswith(":") for line in body)
+        if not (named and captioned):
+            bad.append(m.group(0).splitlines()[0])
+    return bad
+
+
+def test_figure_rule():
+    good = "```{glue:figure} fig_a\n:name: fig-a\n\nA caption.\n```\n"
+    assert figures_without_anchor_or_caption(good) == []
+    assert figures_without_anchor_or_caption("```{glue:figure} fig_a\n\nA caption.\n```\n") == ["```{glue:figure} fig_a"]
+    assert figures_without_anchor_or_caption(":::{figure} a.png\n:name: fig-b\n:::\n") == [":::{figure} a.png"]
+
+
+@chapter_params()
+def test_figures_have_anchors_and_captions(path):
+    bad = figures_without_anchor_or_caption(_page_text(path))
+    assert not bad, f"{path.name}: figures without a :name: (stable anchor) or a caption: {bad}"
 
 
 # --------------------------------------------------------------------------
