@@ -21,7 +21,7 @@ from sparsenb.training import Adversary, TrainConfig
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CFG = TrainConfig(lr=0.1, batch_size=16)
-SLEEP = 0.03
+SLEEP = 0.05
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,10 @@ def test_the_timed_loop_is_fit_with_each_variant(digits):
 def test_a_slow_adversary_costs_wall_time_per_batch_not_cpu_time(digits):
     x, y = digits
     cost = training_cost.training_cost(TinyConfig(), x, y, CFG, {"plain": (None, None), "slow": (None, Sleepy())},
-                                       batches=2, repeats=2)
+                                       batches=4, repeats=3)
+    # a margin of half the sleep: a burst of load on a shared machine must not fail the test
     wall = training_cost.per_step_seconds(cost, "slow", "wall") - training_cost.per_step_seconds(cost, "plain", "wall")
-    assert wall >= 0.9 * SLEEP
+    assert wall >= 0.5 * SLEEP
     assert training_cost.per_step_seconds(cost, "slow", "cpu") < training_cost.per_step_seconds(cost, "slow", "wall") - 0.5 * SLEEP
 
 
