@@ -5,17 +5,15 @@ Table III of the paper and the paragraphs after it give one number per
 through the most damaging of the front end's gradient treatments. Per
 ``(victim, eps)`` cell, :func:`robust_accuracy` computes
 
-* **the audited worst case**: :func:`sparsenb.audit.worst_case` on the first
-  ``audit_images`` images, with an audit :class:`~sparsenb.audit.Budget`
-  whose PGD is the page's PGD (its step a fixed fraction of
-  :math:`\epsilon`, so settings differ between budgets);
-* **PGD as the paper ran it**, on all images: the audit's own PGD outcomes
-  on the audited images, and one :class:`~sparsenb.experiments.Grid` per
-  budget on the rest. PGD seeds its random starts per image from the
-  image's content, so an image's outcome does not depend on the batch or
-  run it was attacked in, and the two parts make one run. The reported
-  treatment is the one with the lowest accuracy over all images
-  (:meth:`RobustAccuracy.pgd`), as in the paper.
+* **PGD as the paper ran it**, on all images: one
+  :class:`~sparsenb.experiments.Grid` per budget (PGD's step is a fixed
+  fraction of :math:`\epsilon`, so its settings differ between budgets); the
+  reported treatment is the one with the lowest accuracy
+  (:meth:`RobustAccuracy.pgd`), as in the paper. A cell another chapter
+  ran with the same settings on the same images is read back;
+* **the audited worst case**: :func:`sparsenb.audit.worst_case` on a seeded
+  subset of the images (:func:`sparsenb.audit.subset`), crediting PGD's
+  outcomes there as known and adding the audit's other attacks.
 
 Everything is stored per image and resumed (:func:`sparsenb.experiments.run`).
 :meth:`RobustAccuracy.frame` tabulates the cells.
@@ -42,10 +40,13 @@ class AttackSettings:
 
     PGD takes ``pgd_steps`` steps of ``pgd_step_per_eps * eps`` from a
     uniform random start, ``pgd_restarts`` times, through each of
-    ``gradients`` (for a victim with a front end). The audit runs the attacks
-    named in ``audit_attacks`` (names of :func:`sparsenb.audit.audit_attacks`)
-    with ``budget``, whose PGD and gradient settings are replaced by the ones
-    above, on the first ``audit_images`` images; it must include ``"PGD"``.
+    ``gradients`` (for a victim with a front end). The audit adds the
+    attacks named in ``audit_attacks`` (names of
+    :func:`sparsenb.audit.audit_attacks` other than PGD, which is credited
+    from the PGD run) with ``budget``, on a seeded ``audit_images`` of the
+    images; the paper's attacks among them go through ``gradients``, the
+    strong gradient attacks through ``budget.strong_gradients`` (those of
+    them that are in ``gradients``).
     """
 
     pgd_steps: int = 20
@@ -53,7 +54,7 @@ class AttackSettings:
     pgd_step_per_eps: float = 0.25
     gradients: tuple = GRADIENTS
     audit_images: int = 100
-    audit_attacks: tuple = ("PGD", "APGD-CE", "APGD-T", "FAB-T", "Square", "adaptive")
+    audit_attacks: tuple = ("APGD-CE", "APGD-T", "FAB-T", "Square", "adaptive")
     budget: audit.Budget = audit.LAPTOP
     seed: int = 0
 
@@ -66,13 +67,11 @@ class AttackSettings:
         for i, g in enumerate(self.gradients):
             checks.choice(g, f"gradients[{i}]", GRADIENTS)
         checks.integer(self.audit_images, "audit_images", 1)
-        known = tuple(audit.audit_attacks(audit.SMOKE, linear=False))
+        known = tuple(a for a in audit.audit_attacks(audit.SMOKE) if a != "PGD")
         if isinstance(self.audit_attacks, str) or not isinstance(self.audit_attacks, tuple) or not self.audit_attacks:
             raise checks.fail("audit_attacks", f"a non-empty tuple drawn from {known}", self.audit_attacks)
         for i, a in enumerate(self.audit_attacks):
             checks.choice(a, f"audit_attacks[{i}]", known)
-        if "PGD" not in self.audit_attacks:
-            raise checks.fail("audit_attacks", "a tuple that includes 'PGD' (the paper's attack is part of the audit)", self.audit_attacks)
         if not isinstance(self.budget, audit.Budget):
             raise checks.fail("budget", "a sparsenb.audit.Budget", self.budget)
         checks.seed(self.seed)
@@ -89,18 +88,19 @@ class AttackSettings:
                                    seed=self.seed)
 
     def audit_attacks_at(self, eps: float) -> dict[str, Attack]:
-        """The audit's attacks at ``eps``, in :func:`~sparsenb.audit.audit_attacks`' order."""
-        every = audit.audit_attacks(self.audit_budget(eps), linear=False)
+        """The audit's attacks besides PGD at ``eps``, in :func:`~sparsenb.audit.audit_attacks`' order."""
+        every = audit.audit_attacks(self.audit_budget(eps))
         return {name: a for name, a in every.items() if name in self.audit_attacks}
 
 
 @dataclass
 class RobustAccuracy:
-    """Per cell: PGD's per-image outcomes through each gradient treatment (all images) and the audit (the first images)."""
+    """Per cell: PGD's per-image outcomes through each gradient treatment (all images) and the audit (the images ``audited``)."""
 
     cells: list
     pgd_cells: dict
     audits: dict
+    audited: np.ndarray
     settings: AttackSettings
 
     def _check(self, victim: str, eps: float) -> tuple:
@@ -124,7 +124,7 @@ class RobustAccuracy:
         return by_gradient[gradient]
 
     def worst(self, victim: str, eps: float) -> audit.WorstCase:
-        """The audit of the cell (on the first ``settings.audit_images`` images)."""
+        """The audit of the cell (on the images ``audited``, in their order)."""
         return self.audits[self._check(victim, eps)]
 
     def frame(self, names: dict | None = None):
@@ -142,7 +142,7 @@ class RobustAccuracy:
             rows.append({
                 "defense": (names or {}).get(victim, victim), "eps": eps,
                 "PGD %": format_accuracy(self.pgd(victim, eps)), "PGD gradient": self.pgd_gradient(victim, eps) or "-",
-                "audited images": wc.n, "PGD on them %": format_accuracy(self.pgd(victim, eps)[: wc.n]),
+                "audited images": wc.n, "PGD on them %": format_accuracy(self.pgd(victim, eps)[self.audited]),
                 "worst case %": format_accuracy(wc.robust), "attack that broke most first": top,
             })
         return pd.DataFrame(rows)
@@ -162,11 +162,11 @@ def robust_accuracy(
     progress: bool = False,
     folder=None,
 ) -> RobustAccuracy:
-    """PGD on ``(x, y)`` and the audit on its first ``settings.audit_images`` images, for every ``(victim, eps)`` in ``cells``.
+    """PGD on ``(x, y)`` and the audit on a seeded ``settings.audit_images`` of them, for every ``(victim, eps)`` in ``cells``.
 
-    PGD runs once per image: on the audited images it is the audit's own
-    PGD, on the rest a PGD-only grid (see the module docstring). Results are
-    stored per image and resumed (:func:`sparsenb.experiments.run`).
+    The audit credits PGD's outcomes on its images as known (PGD runs once
+    per image). Results are stored per image and resumed
+    (:func:`sparsenb.experiments.run`).
     """
     if not isinstance(victims, dict) or not victims or not all(isinstance(v, Victim) for v in victims.values()):
         raise checks.fail("victims", "a non-empty dict of name -> Victim", victims)
@@ -175,22 +175,23 @@ def robust_accuracy(
     cells = _check_cells(cells, victims)
     checks.images(x, "x")
     checks.labels(y, "y", n=len(x))
-    n = min(settings.audit_images, len(x))
+    pgd_cells = {}
+    for eps in dict.fromkeys(e for _, e in cells):
+        chosen = {v: victims[v] for v, e in cells if e == eps}
+        out = run(Grid(chosen, {"PGD": settings.pgd(eps)}, eps=[eps], gradients=settings.gradients), x, y, batch_size,
+                  progress, folder)
+        for v in chosen:
+            grads = settings.gradients if victims[v].frontend is not None else (None,)
+            pgd_cells[(v, eps)] = {g: out.correct(v, "PGD", g, eps) for g in grads}
+    chosen = audit.subset(len(x), settings.audit_images, settings.seed)
+    idx, xa, ya = chosen.numpy(), x[chosen.to(x.device)], y[chosen.to(y.device)]
     audits = {
-        (v, e): audit.worst_case(victims[v].model(), x[:n], y[:n], e, settings.audit_budget(e),
-                                 attacks=settings.audit_attacks_at(e), batch_size=batch_size, progress=progress, folder=folder)
+        (v, e): audit.worst_case(victims[v].model(), xa, ya, e, settings.audit_budget(e),
+                                 attacks=settings.audit_attacks_at(e), batch_size=batch_size, progress=progress, folder=folder,
+                                 known={("PGD", g): c[idx] for g, c in pgd_cells[(v, e)].items()})
         for v, e in cells
     }
-    pgd_cells = {cell: {g: c for (a, g), c in audits[cell].correct.items() if a == "PGD"} for cell in cells}
-    if n < len(x):  # the images the audit did not cover: PGD alone, one grid per budget
-        for eps in dict.fromkeys(e for _, e in cells):
-            chosen = {v: victims[v] for v, e in cells if e == eps}
-            rest = run(Grid(chosen, {"PGD": settings.pgd(eps)}, eps=[eps], gradients=settings.gradients), x[n:], y[n:],
-                       batch_size, progress, folder)
-            for v in chosen:
-                for g, first in pgd_cells[(v, eps)].items():
-                    pgd_cells[(v, eps)][g] = np.concatenate([first, rest.correct(v, "PGD", g, eps)])
-    return RobustAccuracy(cells, pgd_cells, audits, settings)
+    return RobustAccuracy(cells, pgd_cells, audits, idx, settings)
 
 
 def _check_cells(cells, victims) -> list:
