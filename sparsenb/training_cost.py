@@ -101,7 +101,7 @@ def training_cost(
     for name in names:
         frontend, adversary = runs[name]
         fit(model_config, x, y, warm, frontend, adversary=adversary, device=device)
-    out = {name: {"wall": [], "cpu": []} for name in names}
+    out = {name: {"wall": [], "cpu": [], "setup_wall": [], "setup_cpu": []} for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
             frontend, adversary = runs[name]
@@ -112,6 +112,8 @@ def training_cost(
             w2, c2 = _clock(device)
             out[name]["wall"].append(max((w2 - w1) - (w1 - w0), 0.0) / batches)
             out[name]["cpu"].append(max((c2 - c1) - (c1 - c0), 0.0) / batches)
+            out[name]["setup_wall"].append(w1 - w0)
+            out[name]["setup_cpu"].append(c1 - c0)
     return {"batch_size": config.batch_size, "batches": batches, "repeats": repeats, "device": str(device),
             "threads": torch.get_num_threads(), "runs": out}
 
@@ -137,8 +139,11 @@ def _measure(model_config, x, y, config, runs, batches, repeats, device, threads
 
 
 def per_step_seconds(cost: dict, name: str, clock: str = "cpu") -> float:
-    """The median over rounds of one variant's seconds per training batch (``clock``: ``"cpu"`` or ``"wall"``)."""
-    checks.choice(clock, "clock", ("cpu", "wall"))
+    """The median over rounds of one variant's seconds per training batch (``clock``: ``"cpu"`` or ``"wall"``).
+
+    ``"setup_cpu"`` and ``"setup_wall"`` give the seconds of its run with no step instead.
+    """
+    checks.choice(clock, "clock", ("cpu", "wall", "setup_cpu", "setup_wall"))
     if not isinstance(cost, dict) or name not in cost.get("runs", {}):
         raise checks.fail("name", f"one of the measured variants {sorted(cost.get('runs', {}))}", name)
     return float(statistics.median(cost["runs"][name][clock]))

@@ -67,7 +67,7 @@ def test_the_timed_loop_is_fit_with_each_variant(digits):
     assert cost["threads"] == torch.get_num_threads()
     assert set(cost["runs"]) == {"plain", "slow"}
     for name in ("plain", "slow"):
-        assert len(cost["runs"][name]["wall"]) == len(cost["runs"][name]["cpu"]) == 3
+        assert {k: len(v) for k, v in cost["runs"][name].items()} == {"wall": 3, "cpu": 3, "setup_wall": 3, "setup_cpu": 3}
     # one warm-up batch, then 2 batches per round; the empty run reaches no batch
     assert calls == [16] * (1 + 2 * 3)
 
@@ -86,6 +86,7 @@ def test_fixed_costs_of_a_run_are_subtracted(digits):
     x, y = digits
     cost = training_cost.training_cost(TinyConfig(build_sleep=0.2), x, y, CFG, {"plain": (None, None)}, batches=1, repeats=2)
     assert training_cost.per_step_seconds(cost, "plain", "wall") < 0.1  # building the model (0.2 s) is not a step
+    assert training_cost.per_step_seconds(cost, "plain", "setup_wall") >= 0.2  # it is the run's setup
 
 
 def test_front_end_and_pgd_variants_run(digits):
