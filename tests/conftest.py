@@ -53,3 +53,16 @@ def centroids(mnist_test):
         lin.weight.copy_(mu)
         lin.bias.copy_(-0.5 * mu.pow(2).sum(1))
     return nn.Sequential(nn.Flatten(), lin).eval()
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory, mnist_root):
+    """Every chapter executed with the smoke profile and the HTML built, once per session: ``(staging, index.html)``.
+
+    Shared by the book tests and the browser check, so a session builds the book once.
+    """
+    from sparsenb import book
+
+    out = tmp_path_factory.mktemp("book") / "smoke"
+    index = book.build("smoke", data=mnist_root, out=out, progress=False)
+    return out, index

@@ -25,12 +25,7 @@ def _data_dir() -> Path:
     return Path(os.environ.get("SPARSENB_DATA") or PROJECT_ROOT.parent / "shared" / "data").resolve()
 
 
-@pytest.fixture(scope="session")
-def smoke_build(tmp_path_factory):
-    """Execute every chapter with the smoke profile and build the HTML, once."""
-    out = tmp_path_factory.mktemp("book") / "smoke"
-    index = bk.build("smoke", data=_data_dir(), out=out, progress=False)
-    return out, index
+# smoke_build (conftest.py): every chapter executed with the smoke profile and the HTML built, once per session
 
 
 def _chapter_stems():
