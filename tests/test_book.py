@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import textwrap
 import tomllib
@@ -207,6 +208,7 @@ def test_two_executions_from_empty_caches_glue_identical_numbers(tmp_path, monke
 def _mini_book(root: Path, chapter_body: str, page_body: str = "# Home\n") -> bk.Book:
     (root / "book").mkdir(parents=True)
     (root / "_config.yml").write_text((PROJECT_ROOT / "_config.yml").read_text())
+    shutil.copy(PROJECT_ROOT / "book" / "references.bib", root / "book")  # the project's config names it
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/home\nchapters:\n  - file: book/ch\n")
     (root / "book" / "home.md").write_text(page_body)
     header = textwrap.dedent(
