@@ -98,6 +98,10 @@ __all__ = [
     "exact_extremes",
     "toy_problem",
     "soundness_check",
+    "certificate_table",
+    "soundness_table",
+    "versus_attacks",
+    "certified_figure",
 ]
 
 PAD = 1e-4  # widening of coefficient and pixel intervals: covers the front end's float32 rounding
@@ -707,3 +711,118 @@ def soundness_check(problems, epsilons, K: int, clip_options=(True, False), exac
                          "min": fmin, "max": fmax, "violation": max(lo - fmin, fmax - hi),
                          "slack": (fmin - lo) + (hi - fmax), "uncertain": int(bounds.n_uncertain[0])})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# stored results for the chapter
+# --------------------------------------------------------------------------
+def _certificate_rows(model, x, y, epsilons, methods, batch_size, code):
+    out = {k: [] for k in ("method", "eps", "image", "margin", "certified", "n_sure", "n_uncertain")}
+    for method in methods:
+        for eps in epsilons:
+            cert = certify(model, x, y, eps, method, batch_size)
+            out["method"] += [method] * cert.n
+            out["eps"] += [float(eps)] * cert.n
+            out["image"] += list(range(cert.n))
+            out["margin"] += [float(m) for m in cert.margin]
+            out["certified"] += [bool(c) for c in cert.certified]
+            out["n_sure"] += [int(k) for k in cert.n_sure]
+            out["n_uncertain"] += [int(k) for k in cert.n_uncertain]
+    return out
+
+
+def certificate_table(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons, methods=tuple(METHODS),
+                      batch_size: int = 64):
+    """One row per (method, eps, image): the certified margin, the verdict and the support counts (stored, then read back).
+
+    Computed once per model, images, budgets and code of this module (its
+    fingerprint is part of the key), then read from the result store
+    (:func:`sparsenb.experiments.stored`).
+    """
+    import pandas as pd
+
+    from .cache import code_fingerprint
+    from .experiments import stored
+
+    epsilons = [checks.real(e, f"epsilons[{i}]", 0.0, 1.0) for i, e in enumerate(epsilons)]
+    methods = [checks.choice(m, f"methods[{i}]", tuple(METHODS)) for i, m in enumerate(methods)]
+    rows = stored(_certificate_rows, model, x, y, epsilons, methods, batch_size, code=code_fingerprint("certify"))
+    return pd.DataFrame(rows)
+
+
+def _soundness_rows(specs, N, K, seeds, epsilons, exact, samples, code):
+    problems = []
+    for spec, seed in itertools.product(specs, seeds):
+        x, w, b, psi = toy_problem(N, spec, K, seed)
+        problems.append((f"{spec}/{seed}", x, w, b, psi))
+    return soundness_check(problems, epsilons, K, exact=exact, samples=samples).to_dict("list")
+
+
+def soundness_table(specs, N: int, K: int, seeds, epsilons, exact: bool, samples: int = 4000):
+    """:func:`soundness_check` on :func:`toy_problem` ``(N, spec, K, seed)`` for every spec and seed (stored, then read back)."""
+    import pandas as pd
+
+    from .cache import code_fingerprint
+    from .experiments import stored
+
+    rows = stored(_soundness_rows, list(specs), N, K, list(seeds), list(epsilons), exact, samples,
+                  code=code_fingerprint("certify"))
+    return pd.DataFrame(rows)
+
+
+def versus_attacks(table, worst_cases: dict, method: str = "tight"):
+    """Certified accuracy beside the attacks' at each budget, and the certified images any attack broke.
+
+    ``table`` is a :func:`certificate_table`, ``worst_cases`` maps
+    :math:`\epsilon` to the :class:`~sparsenb.audit.WorstCase` of the same
+    model on the same images. One row per budget: certified accuracy per
+    method, the accuracy left by the white box, by the iterated white box and
+    by the worst case over every attack (with 95% Wilson intervals where
+    noted), and ``broken certified``, the certified images (``method``) that
+    some attack fooled, which must be 0. Percentages are rounded to 0.1.
+    """
+    import pandas as pd
+
+    rows = []
+    for eps, wc in worst_cases.items():
+        at = table[table.eps == float(eps)]
+        row = {"eps": float(eps)}
+        for m, g in at.groupby("method", sort=False):
+            row[f"certified ({m}) %"] = round(100.0 * float(g.sort_values("image").certified.mean()), 1)
+        for attack in ("white box", "iterated white box"):
+            if attack in wc.attacks():
+                row[f"{attack} %"] = round(100.0 * float(wc.attack_correct(attack).mean()), 1)
+        p, lo, hi = wc.accuracy()
+        row["worst case %"], row["worst case 95% CI"] = round(p, 1), f"[{lo:.1f}, {hi:.1f}]"
+        certified = at[at.method == method].sort_values("image").certified.to_numpy(dtype=bool)
+        row["broken certified"] = int((certified & ~wc.robust).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def certified_figure(tables: dict, worst_cases: dict):
+    """Certified accuracy against :math:`\epsilon` (one line per method) beside the attacks, one panel per model.
+
+    ``tables`` maps a model's name to its :func:`certificate_table`,
+    ``worst_cases`` the same names to ``{eps: WorstCase}``: the white box
+    (squares) and the worst case over every attack (crosses, with 95%
+    Wilson intervals) are drawn at the audited budgets.
+    """
+    import matplotlib.pyplot as plt
+
+    from .figures import accuracy_errorbar
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(6.2 * len(tables), 4.4), squeeze=False)
+    styles = {"prop1": "o:", "interval": "s--", "tight": "D-"}
+    for ax, (name, table) in zip(axes[0], tables.items()):
+        for method, g in table.groupby("method", sort=False):
+            acc = g.groupby("eps").certified.mean() * 100
+            ax.plot(acc.index, acc.to_numpy(), styles.get(method, "o-"), label=f"certified ({method})")
+        wcs = worst_cases[name]
+        eps = sorted(wcs)
+        accuracy_errorbar(ax, eps, [accuracy_interval(wcs[e].attack_correct("white box")) for e in eps], fmt="ks",
+                          label="white box")
+        accuracy_errorbar(ax, eps, [wcs[e].accuracy() for e in eps], fmt="rX", ms=9, label="worst case, all attacks")
+        ax.set(xscale="log", xlabel=r"attack budget $\epsilon$", ylabel="accuracy (%)", ylim=(-2, 102), title=name)
+        ax.legend(loc="lower left", fontsize=8)
+    return fig
