@@ -168,7 +168,7 @@ def dense_basis(spec: str, x_train: torch.Tensor | None = None) -> torch.Tensor:
 
 def frontend_for(spec: str, rho: float, x_train: torch.Tensor | None = None, basis: torch.Tensor | None = None,
                  **kwargs) -> SparsifyingFrontEnd:
-    """The front end for a basis spec (see the module docstring); ``"pca"`` learns from ``x_train``.
+    r"""The front end for a basis spec (see the module docstring); ``"pca"`` learns from ``x_train``.
 
     A dense spec's matrix may be passed as ``basis`` (computed once for many :math:`\rho`).
     """

@@ -771,7 +771,7 @@ def soundness_table(specs, N: int, K: int, seeds, epsilons, exact: bool, samples
 
 
 def versus_attacks(table, worst_cases: dict, method: str = "tight"):
-    """Certified accuracy beside the attacks' at each budget, and the certified images any attack broke.
+    r"""Certified accuracy beside the attacks' at each budget, and the certified images any attack broke.
 
     ``table`` is a :func:`certificate_table`, ``worst_cases`` maps
     :math:`\epsilon` to the :class:`~sparsenb.audit.WorstCase` of the same
@@ -801,7 +801,7 @@ def versus_attacks(table, worst_cases: dict, method: str = "tight"):
 
 
 def certified_figure(tables: dict, worst_cases: dict):
-    """Certified accuracy against :math:`\epsilon` (one line per method) beside the attacks, one panel per model.
+    r"""Certified accuracy against :math:`\epsilon` (one line per method) beside the attacks, one panel per model.
 
     ``tables`` maps a model's name to its :func:`certificate_table`,
     ``worst_cases`` the same names to ``{eps: WorstCase}``: the white box
