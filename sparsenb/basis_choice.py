@@ -221,7 +221,7 @@ def _train(model: str, fe, x_train, y_train, seed: int, svm_max_iter: int, nn_st
     from .training import CNN_TRAINING, TWO_LAYER_TRAINING, SVMConfig, trained, trained_svm
 
     if model == "svm":
-        return trained_svm(x_train, y_train, SVMConfig(max_iter=svm_max_iter, seed=seed), frontend=fe)
+        return trained_svm(x_train, y_train, SVMConfig(max_iter=svm_max_iter, seed=seed), frontend=fe).to(device)
     if model == "two-layer":
         recipe = dataclasses.replace(TWO_LAYER_TRAINING, steps=nn_steps, seed=seed)
         return trained(TwoLayerConfig(), x_train, y_train, recipe, frontend=fe, device=device).to(device)

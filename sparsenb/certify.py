@@ -388,8 +388,9 @@ def logit_bounds(
     clip = checks.flag(clip, "clip")
     pad = checks.real(pad, "pad", 0.0)
     dt = torch.float64
-    psi, x = basis.detach().to(dt), x.detach().to(dt)
-    w, b = w.detach().to(dt, copy=True).reshape(N), float(b)
+    x = x.detach().to(dt)
+    psi = basis.detach().to(x.device, dt)
+    w, b = w.detach().to(x.device, dt, copy=True).reshape(N), float(b)
     m, r = _threat_box(x, eps, method.box)
     cm = m @ psi.T
     if method.radius == "uniform":
@@ -420,7 +421,7 @@ def logit_bounds(
         lower = _optimise_slopes(lambda t: relaxed(t, 1), t0, method.slope_steps, maximise=True)
         upper = _optimise_slopes(lambda t: relaxed(t, -1), t0, method.slope_steps, maximise=False)
     else:
-        wt, bt = w.expand(B, N), torch.full((B,), b, dtype=dt)
+        wt, bt = w.expand(B, N), torch.full((B,), b, dtype=dt, device=x.device)
         lower = _linear_lower(wt, bt, *common)
         upper = -_linear_lower(-wt, -bt, *common)
     return Bounds(lower, upper, sure, unc, eps, method)
@@ -490,9 +491,9 @@ def certify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, meth
     margins, sure, unc = [], [], []
     for xb, yb in zip(x.flatten(1).split(batch_size), y.split(batch_size)):
         bounds = logit_bounds(xb, w, b, eps, psi, K, frontend.clip, name, pad)
-        margins.append(bounds.margin(yb.cpu()) - guard)
-        sure.append(bounds.n_sure)
-        unc.append(bounds.n_uncertain)
+        margins.append(bounds.margin(yb.to(xb.device)).cpu() - guard)
+        sure.append(bounds.n_sure.cpu())
+        unc.append(bounds.n_uncertain.cpu())
     margin = torch.cat(margins).numpy() if margins else np.zeros(0)
     return Certificate(margin, margin > 0, torch.cat(sure).numpy() if sure else np.zeros(0, int),
                        torch.cat(unc).numpy() if unc else np.zeros(0, int), float(eps), name)
