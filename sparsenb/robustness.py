@@ -128,22 +128,23 @@ class RobustAccuracy:
         return self.audits[self._check(victim, eps)]
 
     def frame(self, names: dict | None = None):
-        """One row per cell: PGD's accuracy and treatment, the paper's attacks and the worst case on the audited images.
+        """One row per cell: PGD's accuracy and treatment, PGD and the worst case on the audited images, and what broke them.
 
         ``names`` maps a victim to the name to show (default: the victim's).
+        "broken by" credits each audited image that is not robust to the
+        first attack that broke it, PGD first (so the other attacks' counts
+        are the images PGD missed).
         """
         import pandas as pd
 
         rows = []
         for victim, eps in self.cells:
             wc = self.worst(victim, eps)
-            broke = [f for f in wc.first if f not in (None, "clean")]
-            top = max(set(broke), key=broke.count) if broke else "-"
             rows.append({
                 "defense": (names or {}).get(victim, victim), "eps": eps,
                 "PGD %": format_accuracy(self.pgd(victim, eps)), "PGD gradient": self.pgd_gradient(victim, eps) or "-",
                 "audited images": wc.n, "PGD on them %": format_accuracy(self.pgd(victim, eps)[self.audited]),
-                "worst case %": format_accuracy(wc.robust), "attack that broke most first": top,
+                "worst case %": format_accuracy(wc.robust), "broken by": wc.found_by(),
             })
         return pd.DataFrame(rows)
 

@@ -106,7 +106,8 @@ def test_frame_has_a_row_per_cell(result):
     frame = result.frame({"plain": "no defense"})
     assert list(frame["defense"]) == ["no defense", "no defense", "front end"]
     assert list(frame["eps"]) == [0.1, 0.2, 0.2]
-    assert {"PGD %", "PGD gradient", "worst case %", "audited images"} <= set(frame.columns)
+    assert {"PGD %", "PGD gradient", "worst case %", "audited images", "broken by"} <= set(frame.columns)
+    assert frame.loc[2, "broken by"] == result.worst("front end", 0.2).found_by()
     assert frame.loc[2, "PGD gradient"] in SETTINGS.gradients and frame.loc[0, "PGD gradient"] == "-"
 
 
