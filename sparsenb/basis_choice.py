@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from . import checks, data
-from .basis import DenseTransform, dct_basis, gamma, pixel_basis
+from .basis import DenseTransform, _dct_matrix, dct_basis, gamma, pixel_basis
 from .evaluation import accuracy_interval, predict
 from .frontend import SparsifyingFrontEnd, energy_captured
 from .training import data_fingerprint
@@ -72,13 +72,6 @@ DENSE_BASES = ("dct", "blockdct8", "pixel", "pca")
 # --------------------------------------------------------------------------
 # bases
 # --------------------------------------------------------------------------
-def _dct_matrix(n: int) -> np.ndarray:
-    k, i = np.arange(n)[:, None], np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    m[0] /= np.sqrt(2.0)
-    return m
-
-
 def _block_dct_1d(n: int, block: int) -> np.ndarray:
     """Block-diagonal 1-D DCT of length ``n``: blocks of ``block``, the last one shorter if ``block`` does not divide ``n``."""
     out = np.zeros((n, n))
