@@ -69,6 +69,9 @@ __all__ = [
 
 PROFILES = ("smoke", "laptop", "full")
 DEFAULT_PROFILE = "laptop"
+# pages that summarise the others (they read the records the other chapters wrote in the same build,
+# see sparsenb.scorecard): executed after every other chapter, and again whenever a record changes
+SUMMARY_PAGES = ("scorecard",)
 CELL_TIMEOUT = 4 * 3600  # seconds; the full profile runs long cells on a GPU
 SLOW_CELL = 10.0  # seconds; a cell that runs longer is reported with its time
 
@@ -180,12 +183,24 @@ def _package_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _execution_key(source: Path, params: dict, data: Path) -> str:
+def _records_fingerprint(out_dir: Path) -> str:
+    """A hash of the chapters' records in ``out_dir/.records`` (what a summary page reads)."""
+    h = hashlib.sha256()
+    folder = out_dir / ".records"
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _execution_key(source: Path, params: dict, data: Path, out_dir: Path | None = None) -> str:
     h = hashlib.sha256()
     h.update(source.read_bytes())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(str(data).encode())
     h.update(_package_fingerprint().encode())
+    if source.stem in SUMMARY_PAGES and out_dir is not None:
+        h.update(_records_fingerprint(out_dir).encode())
     return h.hexdigest()
 
 
@@ -357,7 +372,7 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{source.stem}.ipynb"
     stamp = out_dir / ".executed" / f"{source.stem}.json"
-    key = _execution_key(source, params, data)
+    key = _execution_key(source, params, data, out_dir)
     if not force and target.is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
         return target, None
 
@@ -367,8 +382,13 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     nb = jupytext.read(source)
     n_cells = len(nb.cells) + 1  # papermill adds the injected-parameters cell
     report = _CellOutput(source, n_cells, show_output=progress)
-    env_before = os.environ.get(DATA_ENV)
-    os.environ[DATA_ENV] = str(data)  # the kernel inherits it
+    from . import scorecard
+
+    (out_dir / ".records" / f"{source.stem}.json").unlink(missing_ok=True)  # a record is this execution's or none
+    env = {DATA_ENV: str(data), scorecard.RECORDS_ENV: str(out_dir / ".records"), scorecard.KEY_ENV: key,
+           scorecard.CHAPTER_ENV: source.stem}
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits them
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="sparsenb-kernel-") as sockets:
@@ -400,10 +420,11 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
         raise
     finally:
         report.flush()
-        if env_before is None:
-            os.environ.pop(DATA_ENV, None)
-        else:
-            os.environ[DATA_ENV] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     seconds = time.perf_counter() - t0
     _show_injected_parameters_only(partial)
     export_figures(partial, source.stem)
@@ -576,6 +597,7 @@ def build(
     staging = staging.resolve()
     data = data_root(data)
     chapters = book.chapters()
+    chapters = [c for c in chapters if c.stem not in SUMMARY_PAGES] + [c for c in chapters if c.stem in SUMMARY_PAGES]
     _say(f"sparsenb-book: profile {profile}, {len(chapters)} chapters, data {data}, staging {staging}")
     for i, source in enumerate(chapters, 1):
         if progress:

@@ -6,43 +6,71 @@ paper's number lies in our 95% Wilson interval, else "ours higher" or "ours
 lower". :meth:`Comparison.table` builds a chapter's side-by-side table and
 adds its rows, and :meth:`~sparsenb.comparison.Comparison.frame` then yields the chapter's
 agree/disagree table.
+
+Each row also says what *kind* of number of ours it is (:data:`KINDS`): the
+like-for-like reproduction of the paper's number (``"ours"``), the same
+number under a setting the paper did not use (``"other setting"``, e.g. the
+coif1 front end beside the paper's db5 row), or an audited worst case per
+image, over the paper's attacks or over all attacks. The chapters' tables
+treat them alike; the scorecard (:mod:`sparsenb.scorecard`) takes the
+paper's verdict from the ``"ours"`` row and sets the all-attacks worst case
+beside it.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from . import checks
 from .evaluation import accuracy_interval, format_accuracy
 from .reference import paper_number, paper_numbers, paper_rows
 
-__all__ = ["Comparison"]
+__all__ = ["Comparison", "KINDS", "OURS", "OTHER_SETTING", "PAPERS_ATTACKS", "WORST_CASE", "verdict"]
+
+OURS = "ours"
+OTHER_SETTING = "other setting"
+PAPERS_ATTACKS = "paper's attacks, worst case"
+WORST_CASE = "all attacks, worst case"
+KINDS = (OURS, OTHER_SETTING, PAPERS_ATTACKS, WORST_CASE)
+
+
+def verdict(value: float, p: float, lo: float, hi: float) -> str:
+    """"agrees" when the paper's ``value`` lies in our interval ``[lo, hi]``, else "ours higher"/"ours lower"."""
+    return "agrees" if lo <= value <= hi else ("ours higher" if p > value else "ours lower")
 
 
 class Comparison:
     """Our per-image outcomes beside the paper's numbers, one row each, with a verdict.
 
-    ``add(section, row, column, correct, **paper)`` looks up the paper's
-    number with :func:`sparsenb.reference.paper_number` (``paper`` holds the
-    CSV's columns). The verdict is "agrees" when the paper's number lies in
-    our 95% Wilson interval, else "ours higher" or "ours lower".
+    ``add(section, row, column, correct, kind="ours", **paper)`` looks up
+    the paper's number with :func:`sparsenb.reference.paper_number`
+    (``paper`` holds the CSV's columns). The verdict is "agrees" when the
+    paper's number lies in our 95% Wilson interval, else "ours higher" or
+    "ours lower". ``kind`` is one of :data:`KINDS`.
     """
 
     def __init__(self):
         self.rows: list[dict] = []
 
-    def add(self, section: str, row: str, column: str, correct, **paper) -> float:
+    def add(self, section: str, row: str, column: str, correct, kind: str = OURS, **paper) -> float:
+        checks.choice(kind, "kind", KINDS)
         value = paper_number(**paper)
+        csv_row = int(paper_rows(**paper).index[0])  # its position in paper_numbers.csv (0 = first number)
         p, lo, hi = accuracy_interval(correct)
-        verdict = "agrees" if lo <= value <= hi else ("ours higher" if p > value else "ours lower")
+        n = int(np.asarray(correct).size)
         self.rows.append(
             {"table": section, "row": row, "column": column, "ours": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
-             "paper": value, "ours - paper": round(p - value, 2), "verdict": verdict}
+             "paper": value, "ours - paper": round(p - value, 2), "verdict": verdict(value, p, lo, hi),
+             "kind": kind, "paper_row": csv_row, "n": n, "lo": lo, "hi": hi, "accuracy": p}
         )
         return value
 
     def table(self, section: str, entries) -> "pandas.DataFrame":  # noqa: F821
         """A table of our accuracies (with 95% intervals) beside the paper's, rows added to ``comparison``.
 
-        ``entries`` holds ``(row, column, correct, paper)`` tuples: ``correct``
-        the per-image 0/1 outcomes, ``paper`` the columns of the paper's row in
+        ``entries`` holds ``(row, column, correct, paper)`` tuples, or
+        ``(row, column, correct, paper, kind)`` with ``kind`` one of
+        :data:`KINDS` (default ``"ours"``): ``correct`` the per-image 0/1
+        outcomes, ``paper`` the columns of the paper's row in
         ``paper_numbers.csv`` (a dict), or ``None`` where the paper has no
         number. Each column ``c`` of the result is followed by ``"paper: c"``;
         a cell without a paper number shows "-". A ``paper`` match naming a value
@@ -53,7 +81,10 @@ class Comparison:
 
         table: dict = {}
         columns: list = []
-        for row, column, correct, paper in entries:
+        for entry in entries:
+            if len(entry) not in (4, 5):
+                raise checks.ArgumentError("entries", f"must hold (row, column, correct, paper[, kind]) tuples, got {entry!r:.80}")
+            row, column, correct, paper, kind = (*entry, OURS)[:5]
             value = "-"
             if paper is not None:
                 rows = paper_rows(**paper)  # an unknown column raises here
@@ -62,7 +93,7 @@ class Comparison:
                     if ("" if v is None else str(v)) not in set(known[k]):  # None matches an empty field, as in paper_rows
                         raise checks.ArgumentError("paper", f"{k}={v!r} appears in no row of paper_numbers.csv")
                 if len(rows) == 1:
-                    value = self.add(section, row, column, correct, **paper)
+                    value = self.add(section, row, column, correct, kind, **paper)
                 elif len(rows) > 1:
                     raise LookupError(f"several rows of paper_numbers.csv match {paper}")
             table.setdefault(row, {})[column] = format_accuracy(correct)

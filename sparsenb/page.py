@@ -10,12 +10,14 @@ figures, so every page does it the same way.
 * :func:`paper`: the paper's number from ``paper_numbers.csv``
   (:func:`sparsenb.reference.paper_number`), glued under ``name`` so that
   prose quotes it instead of typing it.
+* :func:`record`: hands the chapter's comparison with the paper to the
+  scorecard page (:func:`sparsenb.scorecard.record`).
 """
 from __future__ import annotations
 
 from .reference import paper_number
 
-__all__ = ["glue", "figure", "paper", "setup"]
+__all__ = ["glue", "figure", "paper", "record", "setup"]
 
 
 def glue(**values) -> None:
@@ -59,6 +61,18 @@ def paper(name: str | None = None, **match) -> float:
     if name is not None:
         glue(**{name: value})
     return value
+
+
+def record(comparison, profile: str, where: str, why: dict | None = None) -> None:
+    """Record the chapter's :class:`~sparsenb.comparison.Comparison` for the scorecard (nothing is displayed).
+
+    ``where``: the label of the section discussing the disagreements;
+    ``why``: ``{section: what differs by construction}``. Inside a build the
+    record is stored with this execution's key (:func:`sparsenb.scorecard.record`).
+    """
+    from .scorecard import record as _record
+
+    _record(comparison, profile, where, why)
 
 
 def setup():

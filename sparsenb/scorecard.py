@@ -1,0 +1,261 @@
+"""The reproduction scorecard: every number of the paper beside ours, from what the chapters stored in this build.
+
+A chapter that compares its numbers with the paper ends by recording its
+:class:`~sparsenb.comparison.Comparison` (:func:`record`, called through
+:func:`sparsenb.page.record`). Inside a build, :func:`sparsenb.book.execute_chapter`
+tells the kernel where records go and the key of this execution
+(:data:`RECORDS_ENV`, :data:`KEY_ENV`, :data:`CHAPTER_ENV`), and the record is
+written atomically to ``<staging>/book/.records/<chapter>.json``. The
+scorecard page executes after every other chapter
+(:data:`sparsenb.book.SUMMARY_PAGES`) and :func:`card` reads only records
+whose key is that of the chapter's last successful execution in the same
+staging folder: a record left by a failed or older run counts as "did not
+run". Nothing is recomputed and nothing is typed.
+
+:func:`card` has one row per row of ``paper_numbers.csv``, with
+
+* ``ours`` and its 95% Wilson interval: the chapter's like-for-like number
+  (kind ``"ours"``);
+* ``worst case``: the audited worst case per image over all attacks for the
+  same model, defense and :math:`\\epsilon` (kind ``"all attacks, worst
+  case"``), where the chapter measured one: the model's robust accuracy
+  bounds every attack's accuracy, so it applies to every attacked row of
+  that model;
+* ``verdict`` (:data:`VERDICTS`): "agrees" when the paper's number lies in
+  our interval, "ours higher", "ours lower"; "not run at this profile" when
+  the chapter that reproduces the number did not run in this build or ran
+  without this cell; "cannot be run here" with the reason
+  (:data:`CANNOT_RUN`, or no chapter of the book reproduces it yet);
+* ``why``: the reason for a missing number, or the chapter's explanation of
+  what differs by construction for a disagreement.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .cache import PROJECT_ROOT, atomic_write_json
+
+# the rest of the package (and torch) is imported where it is used: the build imports this module for its
+# environment variables only
+
+__all__ = [
+    "RECORDS_ENV",
+    "KEY_ENV",
+    "CHAPTER_ENV",
+    "CHAPTERS",
+    "CANNOT_RUN",
+    "VERDICTS",
+    "record",
+    "records",
+    "card",
+    "counts",
+    "largest_disagreements",
+]
+
+RECORDS_ENV = "SPARSENB_RECORDS"  # the folder of this build's records
+KEY_ENV = "SPARSENB_EXECUTION_KEY"  # the execution key of the running chapter
+CHAPTER_ENV = "SPARSENB_CHAPTER"  # the running chapter's file stem
+RECORD_VERSION = 1
+
+# which chapter (file stem) reproduces the numbers of each artifact of paper_numbers.csv
+CHAPTERS = {
+    "Table I": "mnist_binary",
+    "text VI-A": "mnist_binary",
+    "App. B-D": "mnist_binary",
+    "Table II": "mnist_multiclass",
+    "Table V": "mnist_multiclass",
+    "Table VI": "mnist_multiclass",
+    "App. B-E": "mnist_multiclass",
+    "Table III": "adversarial_training",
+    "text VI-B": "adversarial_training",
+    "Table IV": "cifar10",
+}
+# rows no chapter can reproduce, whatever the profile: (column, value) -> why
+CANNOT_RUN = {
+    ("model", "pretrained"): "the paper cites it for another group's pretrained model, which this offline machine does not have",
+}
+NOT_RUN = "not run at this profile"
+CANNOT = "cannot be run here"
+VERDICTS = ("agrees", "ours higher", "ours lower", NOT_RUN, CANNOT)
+_IDENTITY = ("dataset", "model", "defense", "eps", "rho")  # rows sharing these measure the same model at the same budget
+
+
+def record(comparison, profile: str, where: str, why: dict | None = None) -> dict:
+    """A chapter's comparison with the paper, written for the scorecard when it runs inside a build.
+
+    ``comparison``: the chapter's :class:`~sparsenb.comparison.Comparison`;
+    ``profile``: the profile it ran at; ``where``: the label of the section
+    that discusses its disagreements (the scorecard links to it); ``why``:
+    ``{section: text}``, what differs by construction in each section of
+    the comparison (shown beside that section's disagreements; sections the
+    comparison does not have at this profile are left out). Returns the
+    record; inside a build (:data:`RECORDS_ENV` set) it is also written
+    atomically to ``<records>/<chapter>.json`` with the execution's key.
+    """
+    from . import checks
+    from .book import PROFILES
+
+    checks.choice(profile, "profile", PROFILES)
+    if not isinstance(where, str) or not where:
+        raise checks.ArgumentError("where", f"must name the label of a section, got {where!r}")
+    why = {} if why is None else why
+    if not isinstance(why, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in why.items()):
+        raise checks.ArgumentError("why", "must map section names to explanations (str -> str)")
+    rows = getattr(comparison, "rows", None)
+    if not isinstance(rows, list):
+        raise checks.ArgumentError("comparison", f"must be a sparsenb.comparison.Comparison, got {type(comparison).__name__}")
+    sections = {r["table"] for r in rows}
+    why = {k: v for k, v in why.items() if k in sections}  # a section this profile did not compare has nothing to explain
+    keep = ("table", "row", "column", "kind", "paper_row", "paper", "n", "accuracy", "lo", "hi")
+    out = {
+        "version": RECORD_VERSION,
+        "chapter": os.environ.get(CHAPTER_ENV, ""),
+        "key": os.environ.get(KEY_ENV, ""),
+        "profile": profile,
+        "where": where,
+        "why": why,
+        "rows": [{k: r[k] for k in keep} for r in rows],
+    }
+    folder = os.environ.get(RECORDS_ENV)
+    if folder and out["chapter"]:
+        atomic_write_json(Path(folder) / f"{out['chapter']}.json", out)
+    return out
+
+
+def records(folder=None, profile: str = "laptop") -> tuple[dict, dict]:
+    """This build's valid records and why the others are not: ``({chapter: record}, {chapter: why})``.
+
+    ``folder`` defaults to :data:`RECORDS_ENV`, else ``_build/<profile>/book/.records``.
+    A record is valid when its chapter's last successful execution in the
+    same staging folder (``../.executed/<chapter>.json``) has the record's
+    key, its profile is ``profile``, and every paper number it compared is
+    still the number of that row of ``paper_numbers.csv``.
+    """
+    from . import checks
+    from .book import PROFILES
+    from .reference import paper_numbers
+
+    checks.choice(profile, "profile", PROFILES)
+    if folder is None:
+        folder = os.environ.get(RECORDS_ENV) or (PROJECT_ROOT / "_build" / profile / "book" / ".records")
+    folder = Path(folder)
+    stamps = folder.parent / ".executed"
+    numbers = paper_numbers()
+    valid, invalid = {}, {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            invalid[path.stem] = "its record cannot be read"
+            continue
+        stamp = stamps / path.name
+        stamp_key = json.loads(stamp.read_text()).get("key") if stamp.is_file() else None
+        if rec.get("version") != RECORD_VERSION or not rec.get("key") or rec.get("key") != stamp_key:
+            invalid[path.stem] = "its record is not from its last successful execution"
+        elif rec.get("profile") != profile:
+            invalid[path.stem] = f"it ran at the {rec.get('profile')} profile"
+        elif any(r["paper_row"] >= len(numbers) or float(numbers["value"].iloc[r["paper_row"]]) != r["paper"]
+                 for r in rec["rows"]):
+            invalid[path.stem] = "paper_numbers.csv changed since it ran"
+        else:
+            valid[path.stem] = rec
+    return valid, invalid
+
+
+def _cannot_run(row) -> str | None:
+    for (column, value), why in CANNOT_RUN.items():
+        if row[column] == value:
+            return why
+    return None
+
+
+def card(profile: str = "laptop", folder=None, chapters=None):
+    """The scorecard: one row per row of ``paper_numbers.csv``, in its order (see the module docstring).
+
+    ``chapters``: the file stems of the book's chapters (default: those in
+    ``_toc.yml``); a number whose chapter is not among them "cannot be run
+    here" (no chapter reproduces it yet).
+    """
+    import pandas as pd
+
+    from .comparison import KINDS, OURS, WORST_CASE, verdict
+    from .reference import paper_numbers
+
+    if chapters is None:
+        from .book import Book
+
+        chapters = [p.stem for p in Book().chapters()]
+    chapters = set(chapters)
+    valid, invalid = records(folder, profile)
+    numbers = paper_numbers()
+    ours: dict[int, tuple] = {}  # csv row -> (chapter, record row), the first like-for-like number recorded
+    worst: dict[tuple, tuple] = {}  # (chapter, identity) -> (csv row, record row) of an all-attacks worst case
+    worst_on: dict[int, dict] = {}  # csv row -> its own worst case
+    order = [c for c in CHAPTERS.values() if c in valid] + sorted(set(valid) - set(CHAPTERS.values()))
+    for chapter in dict.fromkeys(order):
+        for r in valid[chapter]["rows"]:
+            if r["kind"] not in KINDS:
+                continue
+            if r["kind"] == OURS:
+                ours.setdefault(r["paper_row"], (chapter, r))
+            elif r["kind"] == WORST_CASE:
+                worst_on.setdefault(r["paper_row"], r)
+                identity = tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)
+                worst.setdefault((chapter, identity), r)
+    out = []
+    for i, row in numbers.iterrows():
+        entry = {c: row[c] for c in ("artifact", "model", "defense", "attack", "gradient", "eps", "metric")}
+        entry.update({"paper": float(row["value"]), "ours": None, "95% CI": "", "n": None, "worst case": "",
+                      "worst case - paper": None, "chapter": CHAPTERS.get(row["artifact"], ""), "section": "", "why": ""})
+        chapter = entry["chapter"]
+        if i in ours:
+            chapter, r = ours[i]
+            p, lo, hi = r["accuracy"], r["lo"], r["hi"]
+            entry.update({"ours": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]", "n": r["n"], "chapter": chapter,
+                          "section": r["table"], "verdict": verdict(entry["paper"], p, lo, hi)})
+            if entry["verdict"] != "agrees":
+                entry["why"] = valid[chapter]["why"].get(r["table"], "")
+            attacked = row["metric"] == "accuracy %" and row["attack"] != "none"
+            identity = tuple(row[c] for c in _IDENTITY)
+            w = worst_on.get(i) or (worst.get((chapter, identity)) if attacked else None)
+            if w is not None:
+                entry["worst case"] = f"{w['accuracy']:.1f} [{w['lo']:.1f}, {w['hi']:.1f}] (n = {w['n']})"
+                entry["worst case - paper"] = round(w["accuracy"] - entry["paper"], 2)
+        elif (why := _cannot_run(row)) is not None:
+            entry.update({"verdict": CANNOT, "why": why})
+        elif chapter not in chapters:
+            entry.update({"verdict": CANNOT, "why": f"no chapter of this book reproduces {row['artifact']} yet"})
+        elif chapter in valid:
+            entry.update({"verdict": NOT_RUN, "why": f"{chapter} ran at the {profile} profile without this number"})
+        else:
+            reason = invalid.get(chapter, "it did not run in this build")
+            entry.update({"verdict": NOT_RUN, "why": f"{chapter}: {reason}"})
+        entry["where"] = valid[chapter]["where"] if chapter in valid else ""
+        out.append(entry)
+    columns = ["artifact", "model", "defense", "attack", "gradient", "eps", "metric", "paper", "ours", "95% CI", "n",
+               "worst case", "worst case - paper", "verdict", "why", "chapter", "section", "where"]
+    return pd.DataFrame(out, columns=columns)
+
+
+def counts(scorecard) -> dict[str, int]:
+    """How many numbers of the paper have each verdict (every verdict of :data:`VERDICTS`, zeros included)."""
+    from . import checks
+
+    found = scorecard["verdict"].value_counts().to_dict()
+    unknown = set(found) - set(VERDICTS)
+    if unknown:
+        raise checks.ArgumentError("scorecard", f"has verdicts {sorted(unknown)} outside {VERDICTS}")
+    return {v: int(found.get(v, 0)) for v in VERDICTS}
+
+
+def largest_disagreements(scorecard, n: int = 5):
+    """The ``n`` compared numbers farthest from the paper's among the disagreements (largest ``|ours - paper|``)."""
+    from . import checks
+
+    n = checks.integer(n, "n", 0)
+    compared = scorecard[scorecard["verdict"].isin(("ours higher", "ours lower"))].copy()
+    compared["ours - paper"] = (compared["ours"] - compared["paper"]).round(2)
+    order = compared["ours - paper"].abs().sort_values(ascending=False, kind="stable").index
+    return compared.loc[order[:n]]

@@ -1,0 +1,271 @@
+"""The scorecard: chapters record their comparisons with the paper in a build, the scorecard page reads
+only this build's valid records and gives every number of paper_numbers.csv a verdict."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparsenb import book as bk
+from sparsenb import scorecard
+from sparsenb.checks import ArgumentError
+from sparsenb.comparison import OTHER_SETTING, WORST_CASE, Comparison
+from sparsenb.reference import paper_numbers, paper_rows
+
+
+def _outcomes(k: int, n: int = 200) -> np.ndarray:
+    return np.r_[np.ones(k, int), np.zeros(n - k, int)]
+
+
+def _csv_row(**match) -> int:
+    rows = paper_rows(**match)
+    assert len(rows) == 1
+    return int(rows.index[0])
+
+
+PGD_FE = {"artifact": "Table II", "defense": "front end coif1", "attack": "PGD 100 restarts"}
+FGSM_BPDA = {"artifact": "Table V", "attack": "FGSM", "gradient": "bpda"}
+CLEAN_FE = {"artifact": "Table II", "defense": "front end coif1", "attack": "none"}
+PGD_NONE = {"artifact": "Table II", "defense": "none", "attack": "PGD 100 restarts"}
+
+
+@pytest.fixture
+def build_env(tmp_path, monkeypatch):
+    """A staging folder as a build leaves it; ``write(chapter, comparison)`` records as that chapter's kernel would."""
+    records = tmp_path / "book" / ".records"
+    monkeypatch.setenv(scorecard.RECORDS_ENV, str(records))
+
+    def write(chapter: str, comparison, profile: str = "laptop", key: str | None = None, stamp: str | None = None, why=None):
+        key = key or f"key-{chapter}"
+        monkeypatch.setenv(scorecard.CHAPTER_ENV, chapter)
+        monkeypatch.setenv(scorecard.KEY_ENV, key)
+        out = scorecard.record(comparison, profile, f"{chapter}-disagree", why)
+        stamps = tmp_path / "book" / ".executed"
+        stamps.mkdir(parents=True, exist_ok=True)
+        (stamps / f"{chapter}.json").write_text(json.dumps({"key": stamp or key}))
+        return out
+
+    return records, write
+
+
+def _multiclass() -> Comparison:
+    c = Comparison()
+    c.table("Table II", [
+        ("PGD", "front end", _outcomes(130), PGD_FE),  # 65% [58.2, 71.3]
+        ("PGD", "no defense", _outcomes(40), PGD_NONE),  # 20%, the paper's 5.12 far below
+        ("no attack", "front end", _outcomes(197), CLEAN_FE),
+        ("all attacks, worst case", "front end", _outcomes(100), PGD_FE, WORST_CASE),  # 50% on the audited images
+        ("all attacks, worst case", "no defense", _outcomes(2), PGD_NONE, WORST_CASE),
+    ])
+    c.table("Table V", [("FGSM", "bpda", _outcomes(190), FGSM_BPDA)])  # 95% [91.0, 97.3], the paper's 85.35 below
+    return c
+
+
+def test_every_number_of_the_paper_has_one_row_and_a_verdict_without_records(tmp_path):
+    card = scorecard.card("laptop", folder=tmp_path / "none", chapters=["mnist_binary", "mnist_multiclass", "adversarial_training"])
+    numbers = paper_numbers()
+    assert len(card) == len(numbers) and list(card["paper"]) == list(numbers["value"])
+    assert set(card["verdict"]) <= set(scorecard.VERDICTS) and card["ours"].isna().all()
+    pretrained = card["model"] == "pretrained"
+    assert pretrained.any() and (card.loc[pretrained, "verdict"] == "cannot be run here").all()
+    assert card.loc[pretrained, "why"].str.contains("pretrained").all()
+    cifar = card["artifact"] == "Table IV"  # no CIFAR-10 chapter in this list
+    assert (card.loc[cifar, "verdict"] == "cannot be run here").all() and card.loc[cifar, "why"].str.contains("no chapter").all()
+    rest = ~pretrained & ~cifar
+    assert (card.loc[rest, "verdict"] == "not run at this profile").all()
+    assert card.loc[rest, "why"].str.contains("did not run in this build").all()
+    counts = scorecard.counts(card)
+    assert sum(counts.values()) == len(numbers) and counts["agrees"] == 0
+
+
+def test_every_artifact_of_the_paper_has_a_chapter():
+    assert set(paper_numbers()["artifact"]) <= set(scorecard.CHAPTERS)
+
+
+def test_a_recorded_comparison_sets_ours_interval_worst_case_and_verdict(build_env):
+    records, write = build_env
+    comparison = _multiclass()
+    out = write("mnist_multiclass", comparison, why={"Table II": "PGD with 5 restarts", "Table VI": "not compared"})
+    assert out["why"] == {"Table II": "PGD with 5 restarts"}
+    card = scorecard.card("laptop", chapters=["mnist_multiclass"])
+    row = card.iloc[_csv_row(**PGD_FE)]
+    mine = next(r for r in comparison.rows if r["row"] == "PGD" and r["column"] == "front end")
+    assert row["ours"] == 65.0 and row["95% CI"] == mine["95% CI"] and row["n"] == 200
+    assert row["verdict"] == mine["verdict"] == "agrees"  # the paper's 61.04 lies in [58.2, 71.3]
+    assert row["worst case"].startswith("50.0 [") and "n = 200" in row["worst case"]
+    assert row["worst case - paper"] == pytest.approx(50.0 - row["paper"], abs=0.01)
+    assert row["chapter"] == "mnist_multiclass" and row["where"] == "mnist_multiclass-disagree"
+    # the defended model's worst case stands beside its other attacked rows at the same budget ...
+    fgsm = card.iloc[_csv_row(**FGSM_BPDA)]
+    assert fgsm["worst case"].startswith("50.0 [") and fgsm["verdict"] == "ours higher"
+    # ... but not beside its clean accuracy, nor another model's rows
+    assert card.iloc[_csv_row(**CLEAN_FE)]["worst case"] == ""
+    assert card.iloc[_csv_row(**PGD_NONE)]["worst case"].startswith("1.0 [")
+    # a disagreement carries the chapter's explanation of its section (none given for Table V)
+    plain = card.iloc[_csv_row(**PGD_NONE)]
+    assert plain["verdict"] != "agrees" and plain["why"] == "PGD with 5 restarts"
+    # numbers of the chapter it did not compare at this profile
+    table6 = card[card["artifact"] == "Table VI"]
+    assert (table6["verdict"] == "not run at this profile").all() and table6["why"].str.contains("without this number").all()
+
+
+def test_other_settings_do_not_stand_in_for_the_paper(build_env):
+    _, write = build_env
+    c = Comparison()
+    row = {"artifact": "Table I", "defense": "front end db5", "attack": "white box"}
+    c.table("Table I", [("white box", "coif1", _outcomes(100), row, OTHER_SETTING)])
+    write("mnist_binary", c)
+    card = scorecard.card("laptop", chapters=["mnist_binary"])
+    assert card.iloc[_csv_row(**row)]["verdict"] == "not run at this profile"
+    c.table("Table I", [("white box", "db5", _outcomes(190), row)])
+    write("mnist_binary", c)
+    card = scorecard.card("laptop", chapters=["mnist_binary"])
+    assert card.iloc[_csv_row(**row)]["ours"] == 95.0
+
+
+@pytest.mark.parametrize("case, reason", [
+    ({"stamp": "another-key"}, "not from its last successful execution"),
+    ({"profile": "smoke"}, "ran at the smoke profile"),
+])
+def test_a_record_not_from_this_build_counts_as_not_run(build_env, case, reason):
+    _, write = build_env
+    write("mnist_multiclass", _multiclass(), **case)
+    card = scorecard.card("laptop", chapters=["mnist_multiclass"])
+    row = card.iloc[_csv_row(**PGD_FE)]
+    assert pd.isna(row["ours"]) and row["verdict"] == "not run at this profile" and reason in row["why"]
+
+
+def test_a_record_whose_paper_numbers_changed_counts_as_not_run(build_env):
+    records, write = build_env
+    write("mnist_multiclass", _multiclass())
+    path = records / "mnist_multiclass.json"
+    rec = json.loads(path.read_text())
+    rec["rows"][0]["paper"] += 1.0
+    path.write_text(json.dumps(rec))
+    row = scorecard.card("laptop", chapters=["mnist_multiclass"]).iloc[_csv_row(**PGD_FE)]
+    assert row["verdict"] == "not run at this profile" and "paper_numbers.csv changed" in row["why"]
+
+
+def test_record_outside_a_build_writes_nothing(tmp_path, monkeypatch):
+    for env in (scorecard.RECORDS_ENV, scorecard.KEY_ENV, scorecard.CHAPTER_ENV):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = scorecard.record(_multiclass(), "laptop", "mc-disagree")
+    assert out["chapter"] == "" and len(out["rows"]) == 6 and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"profile": "paper"}, "profile"),
+    ({"where": ""}, "where"),
+    ({"why": {"Table II": 1}}, "why"),
+    ({"why": ["Table II"]}, "why"),
+    ({"comparison": [1, 2]}, "comparison"),
+])
+def test_record_rejects_bad_input_before_writing(build_env, kwargs, name):
+    records, _ = build_env
+    args = {"comparison": _multiclass(), "profile": "laptop", "where": "mc", "why": None} | kwargs
+    with pytest.raises(ArgumentError, match=f"^{name}"):
+        scorecard.record(**args)
+    assert not records.exists()
+
+
+def test_largest_disagreements_are_sorted_by_distance(build_env):
+    _, write = build_env
+    write("mnist_multiclass", _multiclass())
+    card = scorecard.card("laptop", chapters=["mnist_multiclass"])
+    top = scorecard.largest_disagreements(card, 3)
+    assert len(top) == 2 and (top["verdict"] != "agrees").all()  # PGD without defense and FGSM disagree
+    gaps = top["ours - paper"].abs().tolist()
+    assert gaps == sorted(gaps, reverse=True)
+    with pytest.raises(ArgumentError, match="^n"):
+        scorecard.largest_disagreements(card, -1)
+
+
+def test_comparison_entries_name_a_known_kind():
+    with pytest.raises(ArgumentError, match="^kind"):
+        Comparison().table("Table II", [("PGD", "front end", _outcomes(10), PGD_FE, "best case")])
+    with pytest.raises(ArgumentError, match="^entries"):
+        Comparison().table("Table II", [("PGD", "front end", _outcomes(10))])
+
+
+# ---------------------------------------------------------------------------
+# in a build: the scorecard runs after the chapters it reads, and again when a record changes
+# ---------------------------------------------------------------------------
+_HEADER = textwrap.dedent(
+    """\
+    ---
+    kernelspec:
+      display_name: Python 3
+      language: python
+      name: python3
+    jupytext:
+      text_representation:
+        extension: .md
+        format_name: myst
+    ---
+
+    # {title}
+
+    ```{{code-cell}} ipython3
+    :tags: [parameters]
+
+    profile = "laptop"
+    ```
+
+    ```{{code-cell}} ipython3
+    {body}
+    ```
+    """
+)
+_CHAPTER = """import numpy as np
+from sparsenb.comparison import Comparison
+from sparsenb.page import record
+c = Comparison()
+c.table("Table II", [("PGD", "front end", np.r_[np.ones(K), np.zeros(200 - K)], {PGD})])
+record(c, profile, "ch")"""
+_CARD = """import json
+from sparsenb import scorecard
+card = scorecard.card(profile)
+row = card.iloc[ROW]
+open("../seen.json", "w").write(json.dumps({"ours": row["ours"], "chapter": row["chapter"]}))"""
+
+
+def _book(root, k: int):
+    from sparsenb.cache import PROJECT_ROOT
+
+    (root / "book").mkdir(parents=True, exist_ok=True)
+    (root / "_config.yml").write_text((PROJECT_ROOT / "_config.yml").read_text())
+    (root / "book" / "references.bib").write_text((PROJECT_ROOT / "book" / "references.bib").read_text())
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/home\nchapters:\n  - file: book/scorecard\n  - file: book/ch\n")
+    (root / "book" / "home.md").write_text("# Home\n")
+    body = _CHAPTER.replace("K", str(k)).replace("{PGD}", repr(PGD_FE))
+    (root / "book" / "ch.md").write_text(_HEADER.format(title="Chapter", body=body) + "\n(ch)=\n## Disagreements\n")
+    (root / "book" / "scorecard.md").write_text(_HEADER.format(title="Scorecard", body=_CARD.replace("ROW", str(_csv_row(**PGD_FE)))))
+    (root / "book" / "profiles.toml").write_text("".join(f'[{p}]\ndescription = "{p}"\n' for p in bk.PROFILES))
+    return bk.Book(root)
+
+
+def test_the_scorecard_reads_this_builds_records_and_follows_them(tmp_path, capfd):
+    out = tmp_path / "out"
+    bk.build("smoke", data=tmp_path, out=out, progress=False, book=_book(tmp_path / "src", 130))
+    err = capfd.readouterr().err
+    assert err.index("ch: executed") < err.index("scorecard: executed")  # first in the table of contents, run last
+    seen = json.loads((tmp_path / "src" / "seen.json").read_text())
+    assert seen == {"ours": 65.0, "chapter": "ch"}
+    record = json.loads((out / "book" / ".records" / "ch.json").read_text())
+    assert record["key"] == json.loads((out / "book" / ".executed" / "ch.json").read_text())["key"]
+    # nothing changed: nothing runs
+    source = bk.Book(tmp_path / "src")
+    bk.build("smoke", data=tmp_path, out=out, progress=True, book=source)
+    err = capfd.readouterr().err
+    assert "ch: up to date" in err and "scorecard: up to date" in err
+    # the chapter's number changes: it runs again, and so does the scorecard, which reads the new number
+    chapter = tmp_path / "src" / "book" / "ch.md"
+    chapter.write_text(chapter.read_text().replace("130", "150"))
+    bk.build("smoke", data=tmp_path, out=out, progress=True, book=source)
+    err = capfd.readouterr().err
+    assert "ch: executed" in err and "scorecard: executed" in err
+    assert json.loads((tmp_path / "src" / "seen.json").read_text())["ours"] == 75.0
