@@ -6,8 +6,10 @@ The chapters are MyST Markdown notebooks in ``book/``. A build
    ``book/profiles.toml``: one table of papermill parameters per chapter;
 2. executes each chapter headlessly with those parameters into a staging
    folder (``_build/<profile>/`` by default) as ``.ipynb``, skipping chapters
-   whose source, parameters and package code have not changed since their
-   last successful execution;
+   whose source, parameters, package code and the paper's numbers have not
+   changed since their last successful execution; the summary pages
+   (:data:`SUMMARY_PAGES`: the scorecard, which reads what the other
+   chapters recorded, see :mod:`sparsenb.scorecard`) run after all others;
 3. copies the plain pages and ``_config.yml``/``_toc.yml`` beside them and
    runs ``jupyter-book build`` with execution off, warnings as errors,
    nitpicky references and a full rebuild (``-W -n --keep-going --all``).
@@ -194,12 +196,20 @@ def _records_fingerprint(out_dir: Path) -> str:
 
 
 def _execution_key(source: Path, params: dict, data: Path, out_dir: Path | None = None) -> str:
+    """What a chapter's execution depends on: its source, parameters, data folder, the package's code and the
+    paper's numbers; a summary page also on the book's table of contents and the other chapters' records."""
+    from .reference import FILENAME, reference_dir
+
     h = hashlib.sha256()
     h.update(source.read_bytes())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(str(data).encode())
     h.update(_package_fingerprint().encode())
+    numbers = reference_dir() / FILENAME
+    h.update(numbers.read_bytes() if numbers.is_file() else b"")
     if source.stem in SUMMARY_PAGES and out_dir is not None:
+        toc = find_root(source.parent) / "_toc.yml"
+        h.update(toc.read_bytes() if toc.is_file() else b"")
         h.update(_records_fingerprint(out_dir).encode())
     return h.hexdigest()
 
@@ -384,7 +394,10 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     report = _CellOutput(source, n_cells, show_output=progress)
     from . import scorecard
 
-    (out_dir / ".records" / f"{source.stem}.json").unlink(missing_ok=True)  # a record is this execution's or none
+    # until this execution succeeds, the chapter has no record and no stamp: a failed run leaves neither
+    record = out_dir / ".records" / f"{source.stem}.json"
+    record.unlink(missing_ok=True)
+    stamp.unlink(missing_ok=True)
     env = {DATA_ENV: str(data), scorecard.RECORDS_ENV: str(out_dir / ".records"), scorecard.KEY_ENV: key,
            scorecard.CHAPTER_ENV: source.stem}
     env_before = {k: os.environ.get(k) for k in env}
@@ -406,6 +419,7 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
                 execution_timeout=CELL_TIMEOUT,
             )
     except papermill.PapermillExecutionError as err:
+        record.unlink(missing_ok=True)  # what the failed run recorded is not a result
         if partial.exists():
             os.replace(partial, failed)
         label = _cell_label(source, err.cell_index, n_cells, err.source)
@@ -415,6 +429,7 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
             source.stem, f"{label} ({first[:70]})", err.ename, err.evalue, traceback, failed if failed.exists() else None
         ) from None
     except BaseException:
+        record.unlink(missing_ok=True)
         if partial.exists():
             os.replace(partial, failed)
         raise
@@ -679,8 +694,9 @@ def main(argv=None) -> int:
             print(index)
         else:
             staging = Path(args.out) if args.out else book.root / "_build" / args.profile
-            for name in args.chapters:
-                source = book.chapter(name)
+            sources = [book.chapter(name) for name in args.chapters]
+            sources = [s for s in sources if s.stem not in SUMMARY_PAGES] + [s for s in sources if s.stem in SUMMARY_PAGES]
+            for source in sources:
                 params = chapter_parameters(args.profile, source.stem, book)
                 path, seconds = execute_chapter(
                     source, staging.resolve() / "book", params, data_root(args.data), args.force, not args.no_progress

@@ -89,13 +89,15 @@ def record(comparison, profile: str, where: str, why: dict | None = None) -> dic
     ``profile``: the profile it ran at; ``where``: the label of the section
     that discusses its disagreements (the scorecard links to it); ``why``:
     ``{section: text}``, what differs by construction in each section of
-    the comparison (shown beside that section's disagreements; sections the
+    the comparison (shown beside that section's disagreements; a key
+    ``"section / row"`` explains one row of a section instead; keys the
     comparison does not have at this profile are left out). Returns the
     record; inside a build (:data:`RECORDS_ENV` set) it is also written
     atomically to ``<records>/<chapter>.json`` with the execution's key.
     """
     from . import checks
     from .book import PROFILES
+    from .reference import paper_numbers
 
     checks.choice(profile, "profile", PROFILES)
     if not isinstance(where, str) or not where:
@@ -107,8 +109,11 @@ def record(comparison, profile: str, where: str, why: dict | None = None) -> dic
     if not isinstance(rows, list):
         raise checks.ArgumentError("comparison", f"must be a sparsenb.comparison.Comparison, got {type(comparison).__name__}")
     sections = {r["table"] for r in rows}
-    why = {k: v for k, v in why.items() if k in sections}  # a section this profile did not compare has nothing to explain
+    named = sections | {f"{r['table']} / {r['row']}" for r in rows}
+    why = {k: v for k, v in why.items() if k in named}  # a section this profile did not compare has nothing to explain
     keep = ("table", "row", "column", "kind", "paper_row", "paper", "n", "accuracy", "lo", "hi")
+    numbers = paper_numbers()
+    identify = [c for c in numbers.columns if c != "value"]
     out = {
         "version": RECORD_VERSION,
         "chapter": os.environ.get(CHAPTER_ENV, ""),
@@ -116,7 +121,7 @@ def record(comparison, profile: str, where: str, why: dict | None = None) -> dic
         "profile": profile,
         "where": where,
         "why": why,
-        "rows": [{k: r[k] for k in keep} for r in rows],
+        "rows": [{k: r[k] for k in keep} | {"paper_columns": {c: numbers[c].iloc[r["paper_row"]] for c in identify}} for r in rows],
     }
     folder = os.environ.get(RECORDS_ENV)
     if folder and out["chapter"]:
@@ -156,12 +161,19 @@ def records(folder=None, profile: str = "laptop") -> tuple[dict, dict]:
             invalid[path.stem] = "its record is not from its last successful execution"
         elif rec.get("profile") != profile:
             invalid[path.stem] = f"it ran at the {rec.get('profile')} profile"
-        elif any(r["paper_row"] >= len(numbers) or float(numbers["value"].iloc[r["paper_row"]]) != r["paper"]
-                 for r in rec["rows"]):
+        elif not all(_same_paper_row(numbers, r) for r in rec["rows"]):
             invalid[path.stem] = "paper_numbers.csv changed since it ran"
         else:
             valid[path.stem] = rec
     return valid, invalid
+
+
+def _same_paper_row(numbers, r: dict) -> bool:
+    """Whether the record row's CSV row still holds the number (and every column) it was compared with."""
+    i = r["paper_row"]
+    if not 0 <= i < len(numbers) or float(numbers["value"].iloc[i]) != r["paper"] or not r.get("paper_columns"):
+        return False
+    return all(c in numbers.columns and numbers[c].iloc[i] == v for c, v in r["paper_columns"].items())
 
 
 def _cannot_run(row) -> str | None:
@@ -180,48 +192,46 @@ def card(profile: str = "laptop", folder=None, chapters=None):
     """
     import pandas as pd
 
-    from .comparison import KINDS, OURS, WORST_CASE, verdict
+    from .comparison import OURS, WORST_CASE, verdict
     from .reference import paper_numbers
 
     if chapters is None:
         from .book import Book
 
         chapters = [p.stem for p in Book().chapters()]
-    chapters = set(chapters)
+    chapters = list(chapters)
     valid, invalid = records(folder, profile)
+    valid = {c: valid[c] for c in chapters if c in valid}  # in book order; a chapter no longer in the book does not count
     numbers = paper_numbers()
-    ours: dict[int, tuple] = {}  # csv row -> (chapter, record row), the first like-for-like number recorded
-    worst: dict[tuple, tuple] = {}  # (chapter, identity) -> (csv row, record row) of an all-attacks worst case
-    worst_on: dict[int, dict] = {}  # csv row -> its own worst case
-    order = [c for c in CHAPTERS.values() if c in valid] + sorted(set(valid) - set(CHAPTERS.values()))
-    for chapter in dict.fromkeys(order):
-        for r in valid[chapter]["rows"]:
-            if r["kind"] not in KINDS:
-                continue
+    ours: dict[int, list] = {}  # csv row -> [(chapter, record row)], like-for-like numbers in book order
+    worst_on: dict[tuple, dict] = {}  # (chapter, csv row) -> the all-attacks worst case recorded on that row
+    worst: dict[tuple, dict] = {}  # (chapter, identity) -> the same, for every row of that model at that budget
+    for chapter, rec in valid.items():
+        for r in rec["rows"]:
             if r["kind"] == OURS:
-                ours.setdefault(r["paper_row"], (chapter, r))
+                ours.setdefault(r["paper_row"], []).append((chapter, r))
             elif r["kind"] == WORST_CASE:
-                worst_on.setdefault(r["paper_row"], r)
-                identity = tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)
-                worst.setdefault((chapter, identity), r)
+                worst_on.setdefault((chapter, r["paper_row"]), r)
+                worst.setdefault((chapter, tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)), r)
     out = []
     for i, row in numbers.iterrows():
-        entry = {c: row[c] for c in ("artifact", "model", "defense", "attack", "gradient", "eps", "metric")}
+        entry = {c: row[c] for c in ("artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric")}
         entry.update({"paper": float(row["value"]), "ours": None, "95% CI": "", "n": None, "worst case": "",
                       "worst case - paper": None, "chapter": CHAPTERS.get(row["artifact"], ""), "section": "", "why": ""})
         chapter = entry["chapter"]
-        if i in ours:
-            chapter, r = ours[i]
+        if i in ours:  # the chapter that reproduces this table, if it recorded the number, else the first that did
+            chapter, r = next((c for c in ours[i] if c[0] == chapter), ours[i][0])
             p, lo, hi = r["accuracy"], r["lo"], r["hi"]
-            entry.update({"ours": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]", "n": r["n"], "chapter": chapter,
+            entry.update({"ours": round(p, 2), "95% CI": f"[{lo:.2f}, {hi:.2f}]", "n": r["n"], "chapter": chapter,
                           "section": r["table"], "verdict": verdict(entry["paper"], p, lo, hi)})
             if entry["verdict"] != "agrees":
-                entry["why"] = valid[chapter]["why"].get(r["table"], "")
+                why = valid[chapter]["why"]
+                entry["why"] = why.get(f"{r['table']} / {r['row']}", why.get(r["table"], ""))
             attacked = row["metric"] == "accuracy %" and row["attack"] != "none"
             identity = tuple(row[c] for c in _IDENTITY)
-            w = worst_on.get(i) or (worst.get((chapter, identity)) if attacked else None)
+            w = worst_on.get((chapter, i)) or (worst.get((chapter, identity)) if attacked else None)
             if w is not None:
-                entry["worst case"] = f"{w['accuracy']:.1f} [{w['lo']:.1f}, {w['hi']:.1f}] (n = {w['n']})"
+                entry["worst case"] = f"{w['accuracy']:.2f} [{w['lo']:.2f}, {w['hi']:.2f}] (n = {w['n']})"
                 entry["worst case - paper"] = round(w["accuracy"] - entry["paper"], 2)
         elif (why := _cannot_run(row)) is not None:
             entry.update({"verdict": CANNOT, "why": why})
@@ -234,7 +244,7 @@ def card(profile: str = "laptop", folder=None, chapters=None):
             entry.update({"verdict": NOT_RUN, "why": f"{chapter}: {reason}"})
         entry["where"] = valid[chapter]["where"] if chapter in valid else ""
         out.append(entry)
-    columns = ["artifact", "model", "defense", "attack", "gradient", "eps", "metric", "paper", "ours", "95% CI", "n",
+    columns = ["artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric", "paper", "ours", "95% CI", "n",
                "worst case", "worst case - paper", "verdict", "why", "chapter", "section", "where"]
     return pd.DataFrame(out, columns=columns)
 

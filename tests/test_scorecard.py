@@ -93,17 +93,17 @@ def test_a_recorded_comparison_sets_ours_interval_worst_case_and_verdict(build_e
     card = scorecard.card("laptop", chapters=["mnist_multiclass"])
     row = card.iloc[_csv_row(**PGD_FE)]
     mine = next(r for r in comparison.rows if r["row"] == "PGD" and r["column"] == "front end")
-    assert row["ours"] == 65.0 and row["95% CI"] == mine["95% CI"] and row["n"] == 200
+    assert row["ours"] == 65.0 and row["95% CI"] == f"[{mine['lo']:.2f}, {mine['hi']:.2f}]" == "[58.16, 71.27]" and row["n"] == 200
     assert row["verdict"] == mine["verdict"] == "agrees"  # the paper's 61.04 lies in [58.2, 71.3]
-    assert row["worst case"].startswith("50.0 [") and "n = 200" in row["worst case"]
+    assert row["worst case"].startswith("50.00 [") and "n = 200" in row["worst case"]
     assert row["worst case - paper"] == pytest.approx(50.0 - row["paper"], abs=0.01)
     assert row["chapter"] == "mnist_multiclass" and row["where"] == "mnist_multiclass-disagree"
     # the defended model's worst case stands beside its other attacked rows at the same budget ...
     fgsm = card.iloc[_csv_row(**FGSM_BPDA)]
-    assert fgsm["worst case"].startswith("50.0 [") and fgsm["verdict"] == "ours higher"
+    assert fgsm["worst case"].startswith("50.00 [") and fgsm["verdict"] == "ours higher"
     # ... but not beside its clean accuracy, nor another model's rows
     assert card.iloc[_csv_row(**CLEAN_FE)]["worst case"] == ""
-    assert card.iloc[_csv_row(**PGD_NONE)]["worst case"].startswith("1.0 [")
+    assert card.iloc[_csv_row(**PGD_NONE)]["worst case"].startswith("1.00 [")
     # a disagreement carries the chapter's explanation of its section (none given for Table V)
     plain = card.iloc[_csv_row(**PGD_NONE)]
     assert plain["verdict"] != "agrees" and plain["why"] == "PGD with 5 restarts"
@@ -138,15 +138,30 @@ def test_a_record_not_from_this_build_counts_as_not_run(build_env, case, reason)
     assert pd.isna(row["ours"]) and row["verdict"] == "not run at this profile" and reason in row["why"]
 
 
-def test_a_record_whose_paper_numbers_changed_counts_as_not_run(build_env):
+@pytest.mark.parametrize("change", ["value", "row moved to a row with the same value"])
+def test_a_record_whose_paper_numbers_changed_counts_as_not_run(build_env, change):
     records, write = build_env
     write("mnist_multiclass", _multiclass())
     path = records / "mnist_multiclass.json"
     rec = json.loads(path.read_text())
-    rec["rows"][0]["paper"] += 1.0
+    if change == "value":
+        rec["rows"][0]["paper"] += 1.0
+    else:  # Table II's PGD number 61.04 is also Table III's at eps 0.2 and Table V's iterated PGD
+        twin = _csv_row(artifact="Table V", attack="PGD 100 restarts", gradient="iterated")
+        assert paper_numbers()["value"].iloc[twin] == rec["rows"][0]["paper"]
+        rec["rows"][0]["paper_row"] = twin
     path.write_text(json.dumps(rec))
     row = scorecard.card("laptop", chapters=["mnist_multiclass"]).iloc[_csv_row(**PGD_FE)]
     assert row["verdict"] == "not run at this profile" and "paper_numbers.csv changed" in row["why"]
+
+
+def test_only_the_books_chapters_count_and_a_row_can_have_its_own_explanation(build_env):
+    _, write = build_env
+    write("mnist_multiclass", _multiclass(), why={"Table II": "attacks", "Table II / PGD": "PGD with 5 restarts"})
+    card = scorecard.card("laptop", chapters=["mnist_binary"])  # the multiclass chapter left the book
+    assert card.iloc[_csv_row(**PGD_NONE)]["verdict"] == "cannot be run here"
+    card = scorecard.card("laptop", chapters=["mnist_multiclass"])
+    assert card.iloc[_csv_row(**PGD_NONE)]["why"] == "PGD with 5 restarts"
 
 
 def test_record_outside_a_build_writes_nothing(tmp_path, monkeypatch):
@@ -269,3 +284,17 @@ def test_the_scorecard_reads_this_builds_records_and_follows_them(tmp_path, capf
     err = capfd.readouterr().err
     assert "ch: executed" in err and "scorecard: executed" in err
     assert json.loads((tmp_path / "src" / "seen.json").read_text())["ours"] == 75.0
+
+
+def test_a_failed_run_leaves_no_record_and_no_stamp(tmp_path):
+    book = _book(tmp_path / "src", 130)
+    out = tmp_path / "out" / "book"
+    source = book.chapter("ch")
+    bk.execute_chapter(source, out, bk.chapter_parameters("smoke", "ch", book), tmp_path, progress=False)
+    assert (out / ".records" / "ch.json").is_file() and (out / ".executed" / "ch.json").is_file()
+    source.write_text(source.read_text() + "\n```{code-cell} ipython3\nraise RuntimeError('after the record')\n```\n")
+    with pytest.raises(bk.ChapterError, match="after the record"):
+        bk.execute_chapter(source, out, bk.chapter_parameters("smoke", "ch", book), tmp_path, progress=False)
+    assert not (out / ".records" / "ch.json").exists() and not (out / ".executed" / "ch.json").exists()
+    card = scorecard.card("smoke", folder=out / ".records", chapters=["ch", "mnist_multiclass"])
+    assert card.iloc[_csv_row(**PGD_FE)]["verdict"] == "not run at this profile"
