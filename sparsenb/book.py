@@ -57,6 +57,7 @@ from .data import DATA_ENV, data_root
 
 __all__ = [
     "PROFILES",
+    "SUMMARY_PAGES",
     "Book",
     "ChapterError",
     "load_profiles",
@@ -71,8 +72,8 @@ __all__ = [
 
 PROFILES = ("smoke", "laptop", "full")
 DEFAULT_PROFILE = "laptop"
-# pages that summarise the others (they read the records the other chapters wrote in the same build,
-# see sparsenb.scorecard): executed after every other chapter, and again whenever a record changes
+#: Pages that summarise the others (they read the records the other chapters wrote in the same build, see
+#: :mod:`sparsenb.scorecard`): executed after every other chapter, and again whenever a record changes.
 SUMMARY_PAGES = ("scorecard",)
 CELL_TIMEOUT = 4 * 3600  # seconds; the full profile runs long cells on a GPU
 SLOW_CELL = 10.0  # seconds; a cell that runs longer is reported with its time

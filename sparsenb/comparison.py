@@ -30,6 +30,8 @@ OURS = "ours"
 OTHER_SETTING = "other setting"
 PAPERS_ATTACKS = "paper's attacks, worst case"
 WORST_CASE = "all attacks, worst case"
+#: What a number of ours compared with the paper's is: the like-for-like reproduction, the same under another
+#: setting, the worst case per image over the paper's attacks, or over all attacks (the audited robust accuracy).
 KINDS = (OURS, OTHER_SETTING, PAPERS_ATTACKS, WORST_CASE)
 
 

@@ -54,12 +54,15 @@ __all__ = [
     "largest_disagreements",
 ]
 
-RECORDS_ENV = "SPARSENB_RECORDS"  # the folder of this build's records
-KEY_ENV = "SPARSENB_EXECUTION_KEY"  # the execution key of the running chapter
-CHAPTER_ENV = "SPARSENB_CHAPTER"  # the running chapter's file stem
+#: The environment variable naming the folder of this build's records (set by the build for each chapter).
+RECORDS_ENV = "SPARSENB_RECORDS"
+#: The environment variable holding the running chapter's execution key.
+KEY_ENV = "SPARSENB_EXECUTION_KEY"
+#: The environment variable holding the running chapter's file stem.
+CHAPTER_ENV = "SPARSENB_CHAPTER"
 RECORD_VERSION = 1
 
-# which chapter (file stem) reproduces the numbers of each artifact of paper_numbers.csv
+#: Which chapter (file stem) reproduces the numbers of each artifact of ``paper_numbers.csv``.
 CHAPTERS = {
     "Table I": "mnist_binary",
     "text VI-A": "mnist_binary",
@@ -72,12 +75,13 @@ CHAPTERS = {
     "text VI-B": "adversarial_training",
     "Table IV": "cifar10",
 }
-# rows no chapter can reproduce, whatever the profile: (column, value) -> why
+#: Rows no chapter can reproduce, whatever the profile: ``(column, value) -> why``.
 CANNOT_RUN = {
     ("model", "pretrained"): "the paper cites it for another group's pretrained model, which this offline machine does not have",
 }
 NOT_RUN = "not run at this profile"
 CANNOT = "cannot be run here"
+#: The verdicts of the scorecard, in the order its summary counts them.
 VERDICTS = ("agrees", "ours higher", "ours lower", NOT_RUN, CANNOT)
 _IDENTITY = ("dataset", "model", "defense", "eps", "rho")  # rows sharing these measure the same model at the same budget
 
