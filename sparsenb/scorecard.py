@@ -14,6 +14,8 @@ run". Nothing is recomputed and nothing is typed.
 
 :func:`card` has one row per row of ``paper_numbers.csv``, with
 
+* ``number``: the attack (with the paper's gradient treatment and any
+  metric other than accuracy under attack) in one short cell;
 * ``ours`` and its 95% Wilson interval: the chapter's like-for-like number
   (kind ``"ours"``);
 * ``worst case``: the audited worst case per image over all attacks for the
@@ -220,6 +222,8 @@ def card(profile: str = "laptop", folder=None, chapters=None):
     out = []
     for i, row in numbers.iterrows():
         entry = {c: row[c] for c in ("artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric")}
+        entry["number"] = row["attack"] + (f" ({row['gradient']})" if row["gradient"] else "") + (
+            f", {row['metric']}" if row["metric"] != "accuracy %" else "")  # what was measured, in one short cell
         entry.update({"paper": float(row["value"]), "ours": None, "95% CI": "", "n": None, "worst case": "",
                       "worst case - paper": None, "chapter": CHAPTERS.get(row["artifact"], ""), "section": "", "why": ""})
         chapter = entry["chapter"]
@@ -248,7 +252,7 @@ def card(profile: str = "laptop", folder=None, chapters=None):
             entry.update({"verdict": NOT_RUN, "why": f"{chapter}: {reason}"})
         entry["where"] = valid[chapter]["where"] if chapter in valid else ""
         out.append(entry)
-    columns = ["artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric", "paper", "ours", "95% CI", "n",
+    columns = ["artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric", "number", "paper", "ours", "95% CI", "n",
                "worst case", "worst case - paper", "verdict", "why", "chapter", "section", "where"]
     return pd.DataFrame(out, columns=columns)
 

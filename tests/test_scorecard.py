@@ -100,6 +100,9 @@ def test_a_recorded_comparison_sets_ours_interval_worst_case_and_verdict(build_e
     assert row["chapter"] == "mnist_multiclass" and row["where"] == "mnist_multiclass-disagree"
     # the defended model's worst case stands beside its other attacked rows at the same budget ...
     fgsm = card.iloc[_csv_row(**FGSM_BPDA)]
+    assert fgsm["number"] == "FGSM (bpda)"
+    natural = card.iloc[_csv_row(artifact="Table III", defense="Madry adversarial training", eps=0.1, attack="none")]
+    assert natural["number"] == "none, natural accuracy %"
     assert fgsm["worst case"].startswith("50.00 [") and fgsm["verdict"] == "ours higher"
     # ... but not beside its clean accuracy, nor another model's rows
     assert card.iloc[_csv_row(**CLEAN_FE)]["worst case"] == ""
