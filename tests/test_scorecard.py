@@ -301,3 +301,19 @@ def test_a_failed_run_leaves_no_record_and_no_stamp(tmp_path):
     assert not (out / ".records" / "ch.json").exists() and not (out / ".executed" / "ch.json").exists()
     card = scorecard.card("smoke", folder=out / ".records", chapters=["ch", "mnist_multiclass"])
     assert card.iloc[_csv_row(**PGD_FE)]["verdict"] == "not run at this profile"
+
+
+@pytest.mark.book
+def test_the_smoke_builds_scorecard_reads_every_comparing_chapter(smoke_build):
+    """In the smoke build every chapter that compares with the paper left a valid record, and the scorecard
+    page (built, first after the introduction) gives each of the paper's numbers a verdict."""
+    out, index = smoke_build
+    valid, invalid = scorecard.records(out / "book" / ".records", "smoke")
+    assert {"mnist_binary", "mnist_multiclass", "adversarial_training"} <= set(valid) and not invalid
+    card = scorecard.card("smoke", folder=out / "book" / ".records")
+    assert len(card) == len(paper_numbers()) and set(card["verdict"]) <= set(scorecard.VERDICTS)
+    compared = card["ours"].notna()
+    assert compared.sum() >= 40 and card.loc[compared, "chapter"].isin(valid).all()
+    page = (index.parent / "book" / "scorecard.html").read_text()
+    assert "Every number, by table" in page and "cannot be run here" in page
+    assert bk.Book().chapters()[0].stem == "scorecard", "the scorecard is the first chapter after the introduction"
