@@ -582,6 +582,11 @@ def _stage_static(book: Book, staging: Path) -> None:
             dst.write_text(text.replace(API_MARKER, api_reference()))
 
 
+def _execution_order(chapters: list[Path]) -> list[Path]:
+    """``chapters`` in their order, the summary pages (:data:`SUMMARY_PAGES`) moved last: they read the others."""
+    return sorted(chapters, key=lambda c: c.stem in SUMMARY_PAGES)  # stable: the rest keep their order
+
+
 def _say(text: str) -> None:
     """A progress line of the build, on stderr (stdout ends with the path of ``index.html``)."""
     print(text, file=sys.stderr, flush=True)
@@ -612,8 +617,7 @@ def build(
     staging = Path(out) if out else book.root / "_build" / profile
     staging = staging.resolve()
     data = data_root(data)
-    chapters = book.chapters()
-    chapters = [c for c in chapters if c.stem not in SUMMARY_PAGES] + [c for c in chapters if c.stem in SUMMARY_PAGES]
+    chapters = _execution_order(book.chapters())
     _say(f"sparsenb-book: profile {profile}, {len(chapters)} chapters, data {data}, staging {staging}")
     for i, source in enumerate(chapters, 1):
         if progress:
@@ -695,9 +699,7 @@ def main(argv=None) -> int:
             print(index)
         else:
             staging = Path(args.out) if args.out else book.root / "_build" / args.profile
-            sources = [book.chapter(name) for name in args.chapters]
-            sources = [s for s in sources if s.stem not in SUMMARY_PAGES] + [s for s in sources if s.stem in SUMMARY_PAGES]
-            for source in sources:
+            for source in _execution_order([book.chapter(name) for name in args.chapters]):
                 params = chapter_parameters(args.profile, source.stem, book)
                 path, seconds = execute_chapter(
                     source, staging.resolve() / "book", params, data_root(args.data), args.force, not args.no_progress

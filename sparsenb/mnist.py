@@ -12,6 +12,8 @@ store.
 - :func:`test_images`: the seeded subset of the test set that is attacked.
 - :func:`table2_attacks`: the paper's six attacks (and no attack) with the
   chapter's step sizes and counts.
+- :func:`pgd_cost`: the model evaluations PGD spent per image in the grid,
+  beside the nominal count of its restarts and steps.
 
 The audit of the grid's victims is :func:`sparsenb.audit.audited`.
 """
@@ -27,7 +29,7 @@ from .frontend import SparsifyingFrontEnd
 from .models import CNNConfig
 from .training import CNN_TRAINING, trained
 
-__all__ = ["DEFENSES", "cnn_victims", "test_images", "table2_attacks"]
+__all__ = ["DEFENSES", "cnn_victims", "test_images", "table2_attacks", "pgd_cost"]
 
 #: The victims' names, as the chapters' tables show them.
 DEFENSES = ("no defense", "front end")
@@ -91,3 +93,30 @@ def table2_attacks(
         "momentum iterative FGSM": Attack("mifgsm", step=ifgsm_step, steps=ifgsm_steps, decay=1.0),
         "PGD": Attack("pgd", step=pgd_step, steps=pgd_steps, restarts=pgd_restarts, seed=seed),
     }
+
+
+def pgd_cost(outcomes, restarts: int, steps: int):
+    """PGD's model evaluations per image in each cell of ``outcomes``, beside the nominal ``restarts * (steps + 1)``.
+
+    PGD stops restarting an image once it is fooled
+    (:func:`sparsenb.attacks.pgd`), so the evaluations the grid counted
+    (:meth:`sparsenb.experiments.Outcomes.evaluations`: forward passes, each
+    with its backward pass) fall short of the nominal count, which has one
+    check per restart besides the steps. Returns a frame indexed by
+    ``(victim, gradient)`` ("-" without a front end) with the columns
+    "evaluations / image", "nominal / image" and "share of nominal %".
+    """
+    import pandas as pd
+
+    restarts = checks.integer(restarts, "restarts", 1)
+    steps = checks.integer(steps, "steps", 1)
+    nominal = restarts * (steps + 1)
+    cells = [c for c in outcomes.results if c.attack == "PGD"]
+    if not cells:
+        raise checks.ArgumentError("outcomes", "holds no PGD cell")
+    frame = pd.DataFrame(
+        {(c.victim, c.gradient or "-"): {"evaluations / image": outcomes.evaluations(c.victim, "PGD", c.gradient, c.eps),
+                                         "nominal / image": nominal} for c in cells}
+    ).T
+    frame["share of nominal %"] = 100 * frame["evaluations / image"] / nominal
+    return frame

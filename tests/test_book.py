@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import textwrap
 import tomllib
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import nbformat
 import pytest
 import yaml
 
+from minibook import write_book
 from sparsenb import book as bk
 from sparsenb.cache import PROJECT_ROOT
 
@@ -206,39 +205,7 @@ def test_two_executions_from_empty_caches_glue_identical_numbers(tmp_path, monke
 # failures fail
 # ---------------------------------------------------------------------------
 def _mini_book(root: Path, chapter_body: str, page_body: str = "# Home\n") -> bk.Book:
-    (root / "book").mkdir(parents=True)
-    (root / "_config.yml").write_text((PROJECT_ROOT / "_config.yml").read_text())
-    shutil.copy(PROJECT_ROOT / "book" / "references.bib", root / "book")  # the project's config names it
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/home\nchapters:\n  - file: book/ch\n")
-    (root / "book" / "home.md").write_text(page_body)
-    header = textwrap.dedent(
-        """\
-        ---
-        kernelspec:
-          display_name: Python 3
-          language: python
-          name: python3
-        jupytext:
-          text_representation:
-            extension: .md
-            format_name: myst
-        ---
-
-        # Chapter
-
-        ```{code-cell} ipython3
-        :tags: [parameters]
-
-        profile = "laptop"
-        ```
-
-        """
-    )
-    (root / "book" / "ch.md").write_text(header + chapter_body)
-    (root / "book" / "profiles.toml").write_text(
-        "".join(f'[{p}]\ndescription = "{p}"\n[{p}.ch]\n' for p in bk.PROFILES)
-    )
-    return bk.Book(root)
+    return write_book(root, {"ch": chapter_body}, page_body)
 
 
 def test_mini_book_builds(tmp_path):

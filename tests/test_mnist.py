@@ -34,3 +34,26 @@ def test_the_audit_chapter_reads_the_multiclass_chapters_results():
         shared = set(adaptive) & set(multiclass)
         assert {"n_train", "epochs", "n_images", "pgd_restarts", "audit_images", "audit_budget"} <= shared
         assert {k: adaptive[k] for k in shared} == {k: multiclass[k] for k in shared}, name
+
+
+def test_pgd_cost_sets_the_counted_evaluations_beside_the_nominal_count():
+    from sparsenb.experiments import Cell
+
+    class Counted:  # the two things pgd_cost reads from an Outcomes
+        results = {Cell("no defense", "PGD", None, 0.2): None, Cell("front end", "PGD", "bpda", 0.2): None,
+                   Cell("front end", "FGSM", "bpda", 0.2): None}
+
+        def evaluations(self, victim, attack, gradient, eps):
+            assert attack == "PGD" and eps == 0.2
+            return {"no defense": 29.0, "front end": 84.0}[victim]
+
+    frame = mnist.pgd_cost(Counted(), restarts=5, steps=20)
+    assert list(frame.index) == [("no defense", "-"), ("front end", "bpda")]
+    assert (frame["nominal / image"] == 105).all()
+    assert frame.loc[("no defense", "-"), "share of nominal %"] == pytest.approx(100 * 29 / 105)
+    assert frame.loc[("front end", "bpda"), "share of nominal %"] == pytest.approx(80.0)
+    with pytest.raises(ArgumentError, match="^restarts"):
+        mnist.pgd_cost(Counted(), restarts=0, steps=20)
+    Counted.results = {Cell("front end", "FGSM", "bpda", 0.2): None}
+    with pytest.raises(ArgumentError, match="^outcomes"):
+        mnist.pgd_cost(Counted(), restarts=5, steps=20)

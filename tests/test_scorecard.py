@@ -3,12 +3,12 @@ only this build's valid records and gives every number of paper_numbers.csv a ve
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from minibook import code_cell, write_book
 from sparsenb import book as bk
 from sparsenb import scorecard
 from sparsenb.checks import ArgumentError
@@ -212,32 +212,6 @@ def test_comparison_entries_name_a_known_kind():
 # ---------------------------------------------------------------------------
 # in a build: the scorecard runs after the chapters it reads, and again when a record changes
 # ---------------------------------------------------------------------------
-_HEADER = textwrap.dedent(
-    """\
-    ---
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    ---
-
-    # {title}
-
-    ```{{code-cell}} ipython3
-    :tags: [parameters]
-
-    profile = "laptop"
-    ```
-
-    ```{{code-cell}} ipython3
-    {body}
-    ```
-    """
-)
 _CHAPTER = """import numpy as np
 from sparsenb.comparison import Comparison
 from sparsenb.page import record
@@ -252,18 +226,9 @@ open("../seen.json", "w").write(json.dumps({"ours": row["ours"], "chapter": row[
 
 
 def _book(root, k: int):
-    from sparsenb.cache import PROJECT_ROOT
-
-    (root / "book").mkdir(parents=True, exist_ok=True)
-    (root / "_config.yml").write_text((PROJECT_ROOT / "_config.yml").read_text())
-    (root / "book" / "references.bib").write_text((PROJECT_ROOT / "book" / "references.bib").read_text())
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/home\nchapters:\n  - file: book/scorecard\n  - file: book/ch\n")
-    (root / "book" / "home.md").write_text("# Home\n")
     body = _CHAPTER.replace("K", str(k)).replace("{PGD}", repr(PGD_FE))
-    (root / "book" / "ch.md").write_text(_HEADER.format(title="Chapter", body=body) + "\n(ch)=\n## Disagreements\n")
-    (root / "book" / "scorecard.md").write_text(_HEADER.format(title="Scorecard", body=_CARD.replace("ROW", str(_csv_row(**PGD_FE)))))
-    (root / "book" / "profiles.toml").write_text("".join(f'[{p}]\ndescription = "{p}"\n' for p in bk.PROFILES))
-    return bk.Book(root)
+    card = _CARD.replace("ROW", str(_csv_row(**PGD_FE)))
+    return write_book(root, {"scorecard": code_cell(card), "ch": code_cell(body) + "\n(ch)=\n## Disagreements\n"})
 
 
 def test_the_scorecard_reads_this_builds_records_and_follows_them(tmp_path, capfd):
