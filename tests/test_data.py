@@ -1,4 +1,4 @@
-"""Tests for sparsenb.data (MNIST from a local folder) and sparsenb.cache (atomic writes)."""
+"""Tests for sparsenb.data (MNIST and CIFAR-10 from a local folder) and sparsenb.cache (atomic writes)."""
 from __future__ import annotations
 
 import json
@@ -399,3 +399,214 @@ def test_pooled_split_valid():
     xtr, ytr, xte, yte = data.pooled_split(_X, _Y, _X, _Y, test_fraction=0.5, seed=1)
     assert len(xtr) + len(xte) == 12 and len(ytr) == len(xtr) and len(yte) == len(xte)
     assert sorted(torch.cat([ytr, yte]).tolist()) == sorted(_Y.tolist() * 2)
+
+
+# --------------------------------------------------------------------------
+# CIFAR-10: the exact 4,000-image subset, torchvision's full set, the error
+# --------------------------------------------------------------------------
+from sparsenb.data import (  # noqa: E402
+    CIFAR10_BATCHES,
+    CIFAR10_CLASSES,
+    CIFAR10_SUBSET,
+    cifar10_source,
+    load_cifar10,
+)
+
+SUBSET_SOURCE = "CIFAR-10 subset (first 4,000 training images: 3,000 train / 1,000 held out)"
+FULL_SOURCE = "CIFAR-10 (torchvision, 50,000 + 10,000)"
+
+
+@pytest.fixture(scope="module")
+def cifar_subset_root(tmp_path_factory, mnist_root):
+    """A data folder holding only the shared CIFAR-10 subset (a link), so the subset is read even where
+    the shared folder also has torchvision's full set."""
+    root = tmp_path_factory.mktemp("cifar-subset")
+    (root / CIFAR10_SUBSET).symlink_to(mnist_root / CIFAR10_SUBSET, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cifar_subset(cifar_subset_root):
+    """``{"train": (x, y), "test": (x, y)}`` from the subset, loaded once per module. Treat as read-only."""
+    return {split: load_cifar10(split, root=cifar_subset_root) for split in ("train", "test")}
+
+
+def _subset_index(root, split):
+    """The training-set indices of a split of the subset, in load order (from the file names)."""
+    files = sorted(int(p.stem) for p in (root / CIFAR10_SUBSET).glob("*/*.png"))
+    return files[:3000] if split == "train" else files[3000:]
+
+
+def test_cifar10_classes_in_torchvision_order():
+    from torchvision.datasets import CIFAR10
+
+    assert CIFAR10_CLASSES == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    # ImageFolder would label the folders alphabetically: for these names that is the same order
+    assert sorted(CIFAR10_CLASSES) == list(CIFAR10_CLASSES)
+    assert CIFAR10_BATCHES == CIFAR10.base_folder
+
+
+@pytest.mark.parametrize("split,n", [("train", 3000), ("test", 1000)])
+def test_load_cifar10_subset_shapes_and_values(cifar_subset, split, n):
+    x, y = cifar_subset[split]
+    assert x.shape == (n, 3, 32, 32) and x.dtype == torch.float32 and x.is_contiguous()
+    assert y.shape == (n,) and y.dtype == torch.int64
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0  # some pixels are black, some white
+    assert torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # 8-bit pixels
+    assert set(y.tolist()) == set(range(10))
+    assert 0.4 < float(x.mean()) < 0.55  # CIFAR-10's mean pixel is about 0.47
+
+
+def test_load_cifar10_subset_matches_the_files(cifar_subset, cifar_subset_root):
+    """Sorted by training-set index, labels from the class folder, pixels from the PNG."""
+    import numpy as np
+    from PIL import Image
+
+    folder = cifar_subset_root / CIFAR10_SUBSET
+    by_index = {int(p.stem): (CIFAR10_CLASSES.index(p.parent.name), p) for p in folder.glob("*/*.png")}
+    assert sorted(by_index) == list(range(4000))  # images 0..3999 of the training set
+    for split in ("train", "test"):
+        x, y = cifar_subset[split]
+        index = _subset_index(cifar_subset_root, split)
+        assert y.tolist() == [by_index[i][0] for i in index]
+        for k in (0, 1, len(index) // 2, len(index) - 1):
+            label, path = by_index[index[k]]
+            with Image.open(path) as im:
+                expected = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float() / 255
+            assert torch.equal(x[k], expected), (split, k)
+
+
+def test_load_cifar10_subset_split_by_index(cifar_subset_root):
+    train, test = _subset_index(cifar_subset_root, "train"), _subset_index(cifar_subset_root, "test")
+    assert train == list(range(3000)) and test == list(range(3000, 4000))
+    assert not set(train) & set(test)
+
+
+def test_load_cifar10_subset_known_labels(cifar_subset):
+    """Published facts about data_batch_1: its first labels and per-class counts of the subset's folders."""
+    _, ytr = cifar_subset["train"]
+    _, yte = cifar_subset["test"]
+    assert ytr[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]  # frog, truck, truck, deer, automobile, ...
+    counts = (torch.bincount(ytr, minlength=10) + torch.bincount(yte, minlength=10)).tolist()
+    assert counts == [396, 366, 420, 384, 422, 393, 414, 385, 407, 413]
+
+
+def test_load_cifar10_subset_deterministic(cifar_subset, cifar_subset_root, monkeypatch):
+    x, y = cifar_subset["test"]
+    monkeypatch.setenv(DATA_ENV, str(cifar_subset_root))
+    x2, y2 = load_cifar10("test")  # the data folder from the environment
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert x2.data_ptr() != x.data_ptr()  # a fresh tensor every call
+
+
+def test_cifar10_source(cifar_subset_root, monkeypatch):
+    assert cifar10_source(cifar_subset_root) == SUBSET_SOURCE
+    monkeypatch.setenv(DATA_ENV, str(cifar_subset_root))
+    assert cifar10_source() == SUBSET_SOURCE
+
+
+@pytest.fixture
+def fake_full_cifar(tmp_path, monkeypatch):
+    """A data folder with torchvision's full layout holding tiny batches (md5 check bypassed), next to the subset."""
+    import pickle
+
+    import torchvision.datasets.cifar as tv_cifar
+
+    folder = tmp_path / CIFAR10_BATCHES
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    batches = {}
+    for name, n in [(f"data_batch_{i}", 3) for i in range(1, 6)] + [("test_batch", 4)]:
+        data = torch.randint(0, 256, (n, 3 * 32 * 32), generator=g, dtype=torch.uint8).numpy()
+        labels = torch.randint(0, 10, (n,), generator=g).tolist()
+        batches[name] = (data, labels)
+        (folder / name).write_bytes(pickle.dumps({"data": data, "labels": labels}))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(CIFAR10_CLASSES)}))
+    (tmp_path / CIFAR10_SUBSET).mkdir()  # both there: the full set wins
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+    return tmp_path, batches
+
+
+def test_load_cifar10_prefers_torchvision_full_set(fake_full_cifar):
+    import numpy as np
+
+    root, batches = fake_full_cifar
+    assert cifar10_source(root) == FULL_SOURCE
+    x, y = load_cifar10("train", root=root)
+    assert x.shape == (15, 3, 32, 32) and x.dtype == torch.float32 and x.is_contiguous()
+    assert y.dtype == torch.int64 and y.tolist() == sum((batches[f"data_batch_{i}"][1] for i in range(1, 6)), [])
+    first = torch.from_numpy(np.ascontiguousarray(batches["data_batch_1"][0][0])).reshape(3, 32, 32)
+    assert torch.equal(x[0], first.float() / 255)  # channel-first, as the pickles store it
+    xt, yt = load_cifar10("test", root=root)
+    assert xt.shape == (4, 3, 32, 32) and yt.tolist() == batches["test_batch"][1]
+
+
+def test_corrupt_full_set_is_an_error_not_a_fallback(tmp_path, cifar_subset_root):
+    (tmp_path / CIFAR10_BATCHES).mkdir()
+    (tmp_path / CIFAR10_BATCHES / "data_batch_1").write_bytes(b"truncated")
+    (tmp_path / CIFAR10_SUBSET).symlink_to(cifar_subset_root / CIFAR10_SUBSET, target_is_directory=True)
+    with pytest.raises(DataNotFoundError, match="incomplete or corrupted") as info:
+        load_cifar10("test", root=tmp_path)
+    assert str(tmp_path / CIFAR10_BATCHES) in str(info.value)
+
+
+@pytest.mark.parametrize("root", ["", "missing", "missing/deeper"])
+def test_missing_cifar10_names_both_options(tmp_path, root):
+    before = _tree(tmp_path)
+    where = (tmp_path / root).resolve()
+    for call in (lambda: load_cifar10("train", root=where), lambda: cifar10_source(where)):
+        with pytest.raises(DataNotFoundError) as info:
+            call()
+        msg = str(info.value)
+        assert isinstance(info.value, FileNotFoundError)
+        assert str(where / CIFAR10_BATCHES) in msg and str(where / CIFAR10_SUBSET) in msg
+        assert DATA_ENV in msg and "root" in msg
+    assert _tree(tmp_path) == before, "a failed load_cifar10 created files or folders"
+
+
+def test_missing_cifar10_via_env(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(DataNotFoundError, match="nowhere"):
+        load_cifar10("test")
+    assert _tree(tmp_path) == []
+
+
+def test_incomplete_subset_is_an_error(tmp_path):
+    for name in CIFAR10_CLASSES[:9]:
+        (tmp_path / CIFAR10_SUBSET / name).mkdir(parents=True)
+    with pytest.raises(DataNotFoundError, match="truck"):
+        load_cifar10("test", root=tmp_path)
+    (tmp_path / CIFAR10_SUBSET / "truck").mkdir()
+    with pytest.raises(DataNotFoundError, match="4,000 PNGs"):
+        load_cifar10("test", root=tmp_path)
+
+
+BAD_CIFAR = (
+    [(lambda v=v: load_cifar10(v, root="unused"), "split") for v in ("val", "Test", "", None, 0, ["test"], "training")]
+    + [(lambda v=v: load_cifar10("test", root=v), "root") for v in (3, b"data", "", ["data"])]
+    + [(lambda v=v: cifar10_source(v), "root") for v in (3, "", object())]
+)
+
+
+@pytest.mark.parametrize("case", range(len(BAD_CIFAR)))
+def test_cifar10_bad_input_raises_one_argument_error_naming_it(case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    call, argument = BAD_CIFAR[case]
+    with pytest.raises(ArgumentError) as info:
+        call()
+    assert info.value.argument == argument, str(info.value)
+    assert str(info.value).startswith(argument + " ")
+    assert _tree(tmp_path) == []
+
+
+def test_cifar10_root_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ArgumentError, match="^root "):
+        load_cifar10("test", root=f)
+    assert _tree(tmp_path) == ["file"]
+
+
+def test_cifar10_exports():
+    assert {"load_cifar10", "cifar10_source", "CIFAR10_CLASSES"} <= set(data.__all__)
