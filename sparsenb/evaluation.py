@@ -22,6 +22,8 @@ __all__ = [
     "wilson_interval",
     "accuracy_interval",
     "format_accuracy",
+    "paired_difference",
+    "images_to_resolve",
     "run_attack",
     "switch_flips",
     "one_step_flips",
@@ -92,6 +94,53 @@ def format_accuracy(correct, digits: int = 1) -> str:
     """``"p [lo, hi]"``: :func:`accuracy_interval` as text, for tables."""
     p, lo, hi = accuracy_interval(correct)
     return f"{p:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _outcomes(correct, name: str) -> np.ndarray:
+    v = np.asarray(torch.as_tensor(correct).flatten().cpu().numpy())
+    if v.size == 0 or not np.isin(v, (0, 1)).all():
+        raise checks.ArgumentError(name, "must hold at least one 0/1 (or boolean) outcome")
+    return v.astype(np.int64)
+
+
+def paired_difference(a, b) -> tuple[float, float, float]:
+    """Accuracy of ``a`` minus accuracy of ``b`` (percentage points) on the same images, with its 95% interval.
+
+    ``a`` and ``b`` are per-image 0/1 outcomes of two models on the same
+    images. The interval is Newcombe's (1998, method 10) for paired
+    proportions: the two Wilson intervals combined with the correlation of
+    the outcomes, so images both models get right or both get wrong tighten
+    it. Returns ``(difference, lo, hi)``.
+    """
+    a, b = _outcomes(a, "a"), _outcomes(b, "b")
+    if a.shape != b.shape:
+        raise checks.ArgumentError("b", f"must hold one outcome per image of a ({a.size}), got {b.size}")
+    n = a.size
+    both, only_a, only_b = int((a & b).sum()), int((a & (1 - b)).sum()), int(((1 - a) & b).sum())
+    neither = n - both - only_a - only_b
+    p1, p2 = (both + only_a) / n, (both + only_b) / n
+    l1, u1 = wilson_interval(both + only_a, n)
+    l2, u2 = wilson_interval(both + only_b, n)
+    denom = float(both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / np.sqrt(denom) if denom > 0 else 0.0
+    dl = np.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    du = np.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    d = p1 - p2
+    return float(100 * d), float(100 * max(d - dl, -1.0)), float(100 * min(d + du, 1.0))
+
+
+def images_to_resolve(difference: float, discordant: float, z: float = 1.96) -> int:
+    """About how many images a paired comparison needs for its 95% interval to exclude 0 at a true ``difference``.
+
+    ``difference`` in percentage points; ``discordant``: the share of images
+    (in [0, 1]) on which the two models disagree. The interval's half-width
+    is about ``z * sqrt(discordant / n)``, so ``n = z**2 * discordant / d**2``
+    (``d`` as a proportion; ``discordant`` is at least ``d``).
+    """
+    d = checks.real(difference, "difference", 0.0, 100.0, low_open=True) / 100
+    r = checks.real(discordant, "discordant", 0.0, 1.0)
+    z = checks.real(z, "z", 0.0, low_open=True)
+    return int(np.ceil(z * z * max(r, d) / (d * d)))
 
 
 def run_attack(attack: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, progress: bool = False, desc: str = "attack", **kwargs) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from . import basis
 from .frontend import SparsifyingFrontEnd
 
-__all__ = ["frontend_at_work", "digits_and_projections", "basis_functions", "energy_curves"]
+__all__ = ["frontend_at_work", "digits_and_projections", "basis_functions", "energy_curves", "colour_images", "channel_energy_curves"]
 
 
 def _plt():
@@ -122,4 +122,49 @@ def energy_curves(mean, half_width, marks=(), n_images=None):
     images = "" if n_images is None else f" ({n_images} MNIST test images)"
     ax.set_title(f"energy kept by the top K coefficients{images}")
     ax.legend(title="basis")
+    return fig
+
+
+def colour_images(rows: dict, titles=None):
+    """A grid of colour images: one row per entry of ``rows`` (label -> images ``(n, 3, H, W)`` in [0, 1]).
+
+    ``titles``: one per column (e.g. the class names), shown above the first row.
+    """
+    plt = _plt()
+    labels = list(rows)
+    n = len(next(iter(rows.values())))
+    fig, axes = plt.subplots(len(labels), n, figsize=(1.45 * n + 1.2, 1.5 * len(labels)), squeeze=False)
+    for i, label in enumerate(labels):
+        for j in range(n):
+            axes[i, j].imshow(torch.as_tensor(rows[label][j]).detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
+        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if titles is not None:
+        for j, t in enumerate(titles):
+            axes[0, j].set_title(t, fontsize=9)
+    _no_ticks(axes)
+    return fig
+
+
+def channel_energy_curves(frame, marks=(), n_images=None):
+    r"""Energy missed by the top K coefficients of each YCbCr channel against :math:`\rho`, one panel per channel.
+
+    ``frame``: :func:`sparsenb.cifar.channel_energy`'s long frame (columns
+    ``basis, channel, rho, missed``); the missed share is drawn on a log
+    scale, one curve per basis. ``marks``: ``{channel: [rho, ...]}``, drawn
+    as dotted vertical lines (the front end's settings).
+    """
+    plt = _plt()
+    channels = list(dict.fromkeys(frame["channel"]))
+    fig, axes = plt.subplots(1, len(channels), figsize=(4.0 * len(channels), 3.6), sharey=True, squeeze=False)
+    for ax, channel in zip(axes[0], channels):
+        part = frame[frame["channel"] == channel]
+        for name, curve in part.groupby("basis", sort=False):
+            ax.plot(100 * curve["rho"], curve["missed"].clip(lower=1e-6), marker=".", label=name)
+        for r in dict(marks).get(channel, ()):
+            ax.axvline(100 * r, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel=r"$\rho = K/N$ (%)", title=channel)
+    axes[0, 0].set_ylabel(r"mean $1 - \|\mathcal{H}_K(\Psi z)\|_2^2 / \|z\|_2^2$")
+    axes[0, -1].legend(title="basis", fontsize=8)
+    images = "" if n_images is None else f" ({n_images} images)"
+    fig.suptitle(f"energy the top K coefficients miss, per channel{images}", fontsize=10)
     return fig

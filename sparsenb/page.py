@@ -63,16 +63,17 @@ def paper(name: str | None = None, **match) -> float:
     return value
 
 
-def record(comparison, profile: str, where: str, why: dict | None = None) -> None:
+def record(comparison, profile: str, where: str, why: dict | None = None, cannot: dict | None = None) -> None:
     """Record the chapter's :class:`~sparsenb.comparison.Comparison` for the scorecard (nothing is displayed).
 
     ``where``: the label of the section discussing the disagreements;
-    ``why``: ``{section: what differs by construction}``. Inside a build the
+    ``why``: ``{section: what differs by construction}``; ``cannot``:
+    ``{section: why the paper's setting cannot run here}``. Inside a build the
     record is stored with this execution's key (:func:`sparsenb.scorecard.record`).
     """
     from .scorecard import record as _record
 
-    _record(comparison, profile, where, why)
+    _record(comparison, profile, where, why, cannot)
 
 
 def setup():

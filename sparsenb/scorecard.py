@@ -88,7 +88,7 @@ VERDICTS = ("agrees", "ours higher", "ours lower", NOT_RUN, CANNOT)
 _IDENTITY = ("dataset", "model", "defense", "eps", "rho")  # rows sharing these measure the same model at the same budget
 
 
-def record(comparison, profile: str, where: str, why: dict | None = None) -> dict:
+def record(comparison, profile: str, where: str, why: dict | None = None, cannot: dict | None = None) -> dict:
     """A chapter's comparison with the paper, written for the scorecard when it runs inside a build.
 
     ``comparison``: the chapter's :class:`~sparsenb.comparison.Comparison`;
@@ -97,7 +97,12 @@ def record(comparison, profile: str, where: str, why: dict | None = None) -> dic
     ``{section: text}``, what differs by construction in each section of
     the comparison (shown beside that section's disagreements; a key
     ``"section / row"`` explains one row of a section instead; keys the
-    comparison does not have at this profile are left out). Returns the
+    comparison does not have at this profile are left out); ``cannot``:
+    ``{section: text}`` for sections whose numbers are of another setting
+    because the paper's cannot be run here (e.g. CIFAR-10 where only a subset
+    of it is on the machine): their paper numbers then count as "cannot be
+    run here", with the reason and our number in that setting, rather than as
+    "not run at this profile". Returns the
     record; inside a build (:data:`RECORDS_ENV` set) it is also written
     atomically to ``<records>/<chapter>.json`` with the execution's key.
     """
@@ -111,12 +116,16 @@ def record(comparison, profile: str, where: str, why: dict | None = None) -> dic
     why = {} if why is None else why
     if not isinstance(why, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in why.items()):
         raise checks.ArgumentError("why", "must map section names to explanations (str -> str)")
+    cannot = {} if cannot is None else cannot
+    if not isinstance(cannot, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in cannot.items()):
+        raise checks.ArgumentError("cannot", "must map section names to reasons (str -> non-empty str)")
     rows = getattr(comparison, "rows", None)
     if not isinstance(rows, list):
         raise checks.ArgumentError("comparison", f"must be a sparsenb.comparison.Comparison, got {type(comparison).__name__}")
     sections = {r["table"] for r in rows}
     named = sections | {f"{r['table']} / {r['row']}" for r in rows}
     why = {k: v for k, v in why.items() if k in named}  # a section this profile did not compare has nothing to explain
+    cannot = {k: v for k, v in cannot.items() if k in sections}
     keep = ("table", "row", "column", "kind", "paper_row", "paper", "n", "accuracy", "lo", "hi")
     numbers = paper_numbers()
     identify = [c for c in numbers.columns if c != "value"]
@@ -127,6 +136,7 @@ def record(comparison, profile: str, where: str, why: dict | None = None) -> dic
         "profile": profile,
         "where": where,
         "why": why,
+        "cannot": cannot,
         "rows": [{k: r[k] for k in keep} | {"paper_columns": {c: numbers[c].iloc[r["paper_row"]] for c in identify}} for r in rows],
     }
     folder = os.environ.get(RECORDS_ENV)
@@ -198,7 +208,7 @@ def card(profile: str = "laptop", folder=None, chapters=None):
     """
     import pandas as pd
 
-    from .comparison import OURS, WORST_CASE, verdict
+    from .comparison import OTHER_SETTING, OURS, WORST_CASE, verdict
     from .reference import paper_numbers
 
     if chapters is None:
@@ -210,12 +220,15 @@ def card(profile: str = "laptop", folder=None, chapters=None):
     valid = {c: valid[c] for c in chapters if c in valid}  # in book order; a chapter no longer in the book does not count
     numbers = paper_numbers()
     ours: dict[int, list] = {}  # csv row -> [(chapter, record row)], like-for-like numbers in book order
+    other: dict[int, tuple] = {}  # csv row -> (chapter, record row): the first number of another setting
     worst_on: dict[tuple, dict] = {}  # (chapter, csv row) -> the all-attacks worst case recorded on that row
     worst: dict[tuple, dict] = {}  # (chapter, identity) -> the same, for every row of that model at that budget
     for chapter, rec in valid.items():
         for r in rec["rows"]:
             if r["kind"] == OURS:
                 ours.setdefault(r["paper_row"], []).append((chapter, r))
+            elif r["kind"] == OTHER_SETTING:
+                other.setdefault(r["paper_row"], (chapter, r))
             elif r["kind"] == WORST_CASE:
                 worst_on.setdefault((chapter, r["paper_row"]), r)
                 worst.setdefault((chapter, tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)), r)
@@ -245,6 +258,11 @@ def card(profile: str = "laptop", folder=None, chapters=None):
             entry.update({"verdict": CANNOT, "why": why})
         elif chapter not in chapters:
             entry.update({"verdict": CANNOT, "why": f"no chapter of this book reproduces {row['artifact']} yet"})
+        elif i in other and other[i][1]["table"] in valid[other[i][0]].get("cannot", {}):  # only another setting can run here
+            chapter, r = other[i]
+            reason = valid[chapter]["cannot"][r["table"]]
+            entry.update({"verdict": CANNOT, "chapter": chapter, "section": r["table"],
+                          "why": f"{reason}. Ours in that setting: {r['accuracy']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}] (n = {r['n']})"})
         elif chapter in valid:
             entry.update({"verdict": NOT_RUN, "why": f"{chapter} ran at the {profile} profile without this number"})
         else:

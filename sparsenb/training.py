@@ -41,6 +41,7 @@ __all__ = [
     "TrainConfig",
     "SVMConfig",
     "Adversary",
+    "CropFlip",
     "CNN_TRAINING",
     "TWO_LAYER_TRAINING",
     "fit",
@@ -139,6 +140,37 @@ class Adversary:
         if "restarts" in kwargs or self.attack == "pgd":
             kwargs.setdefault("seed", int(torch.randint(0, 2**62, (1,))))
         return getattr(attacks, self.attack)(model, x, y, self.eps, **kwargs)
+
+
+@dataclass(frozen=True)
+class CropFlip:
+    """The CIFAR augmentation of He et al. 2016: a random ``H x W`` crop of the image zero-padded by ``pad`` pixels, and a horizontal flip with probability 1/2.
+
+    Called as ``augment(x)`` on a batch ``(B, C, H, W)``; every image draws
+    its own offsets and flip from the torch random stream (seeded by the
+    training run). Images stay in [0, 1]: padding is black.
+    """
+
+    pad: int = 4
+    flip: bool = True
+
+    def __post_init__(self):
+        checks.integer(self.pad, "pad", 0)
+        checks.flag(self.flip, "flip")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = x.shape
+        p = self.pad
+        dy, dx = (torch.randint(0, 2 * p + 1, (B,)) for _ in range(2))
+        rows = (dy[:, None] + torch.arange(H)).to(x.device)  # (B, H): the crop's rows in the padded image
+        cols = dx[:, None] + torch.arange(W)  # (B, W)
+        if self.flip:
+            flipped = torch.rand(B) < 0.5
+            cols = torch.where(flipped[:, None], cols.flip(1), cols)
+        cols = cols.to(x.device)
+        padded = F.pad(x, (p, p, p, p))
+        b = torch.arange(B, device=x.device)[:, None, None]
+        return padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 @dataclass(frozen=True)

@@ -70,11 +70,13 @@ def training_cost(
     batches: int = 4,
     repeats: int = 3,
     device=None,
+    augment=None,
 ) -> dict:
     """Seconds per training batch of each variant in ``runs``, timed in one run.
 
     ``runs`` maps a name to ``(frontend, adversary)`` (either may be
-    ``None``): the arguments :func:`~sparsenb.training.fit` trains with.
+    ``None``): the arguments :func:`~sparsenb.training.fit` trains with;
+    ``augment`` (e.g. :class:`~sparsenb.training.CropFlip`) applies to every variant.
     Each variant trains ``batches`` batches of ``config.batch_size`` images
     from ``x`` (which must hold that many), once per round, for ``repeats``
     rounds after one untimed warm-up batch. Returns JSON-able data:
@@ -100,15 +102,15 @@ def training_cost(
     names = list(runs)
     for name in names:
         frontend, adversary = runs[name]
-        fit(model_config, x, y, warm, frontend, adversary=adversary, device=device)
+        fit(model_config, x, y, warm, frontend, augment, adversary, device=device)
     out = {name: {"wall": [], "cpu": [], "setup_wall": [], "setup_cpu": []} for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
             frontend, adversary = runs[name]
             w0, c0 = _clock(device)
-            fit(model_config, x, y, empty, frontend, adversary=adversary, device=device)
+            fit(model_config, x, y, empty, frontend, augment, adversary, device=device)
             w1, c1 = _clock(device)
-            fit(model_config, x, y, timed, frontend, adversary=adversary, device=device)
+            fit(model_config, x, y, timed, frontend, augment, adversary, device=device)
             w2, c2 = _clock(device)
             out[name]["wall"].append(max((w2 - w1) - (w1 - w0), 0.0) / batches)
             out[name]["cpu"].append(max((c2 - c1) - (c1 - c0), 0.0) / batches)
@@ -118,7 +120,8 @@ def training_cost(
             "threads": torch.get_num_threads(), "runs": out}
 
 
-def measured_cost(model_config, x, y, config, runs, batches: int = 4, repeats: int = 3, device=None, folder=None) -> dict:
+def measured_cost(model_config, x, y, config, runs, batches: int = 4, repeats: int = 3, device=None, folder=None,
+                  augment=None) -> dict:
     """:func:`training_cost`, measured once per key and then read back from the cache.
 
     The key holds the arguments (models and front ends by their settings,
@@ -131,11 +134,11 @@ def measured_cost(model_config, x, y, config, runs, batches: int = 4, repeats: i
     device = str(torch.device(device) if device is not None else x.device)
     code = code_fingerprint(*TRAINING_MODULES, "attacks", "training_cost")
     return stored(_measure, model_config, x, y, config, runs, batches, repeats, device, torch.get_num_threads(), code,
-                  folder=folder)
+                  augment, folder=folder)
 
 
-def _measure(model_config, x, y, config, runs, batches, repeats, device, threads, code) -> dict:
-    return training_cost(model_config, x, y, config, runs, batches, repeats, device) | {"code": code}
+def _measure(model_config, x, y, config, runs, batches, repeats, device, threads, code, augment=None) -> dict:
+    return training_cost(model_config, x, y, config, runs, batches, repeats, device, augment) | {"code": code}
 
 
 def per_step_seconds(cost: dict, name: str, clock: str = "cpu") -> float:

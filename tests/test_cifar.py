@@ -1,0 +1,187 @@
+"""The CIFAR-10 experiment's pieces: augmentation, schedule, colour front end, energy per channel, paired differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sparsenb import cifar, scorecard
+from sparsenb.checks import ArgumentError
+from sparsenb.comparison import OTHER_SETTING, Comparison
+from sparsenb.evaluation import images_to_resolve, paired_difference
+from sparsenb.frontend import rgb_to_ycbcr
+from sparsenb.training import CropFlip, fit
+from sparsenb.training_cost import training_cost
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ---------------------------------------------------------------- augmentation
+def test_crop_flip_takes_a_crop_of_the_padded_image_and_sometimes_mirrors_it():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 32, 32)
+    y = CropFlip(4, flip=True)(x)
+    padded = F.pad(x, (4, 4, 4, 4))
+    flips = 0
+    for i in range(len(x)):
+        crops = [padded[i, :, a:a + 32, b:b + 32] for a in range(9) for b in range(9)]
+        plain = any(torch.equal(y[i], c) for c in crops)
+        mirrored = any(torch.equal(y[i], c.flip(-1)) for c in crops)
+        assert plain or mirrored
+        flips += mirrored and not plain
+    assert 16 < flips < 48  # about half, per image
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_crop_flip_is_the_identity_without_padding_or_flip_and_is_seeded():
+    x = torch.rand(8, 3, 32, 32)
+    assert torch.equal(CropFlip(0, flip=False)(x), x)
+    torch.manual_seed(3)
+    a = CropFlip()(x)
+    torch.manual_seed(3)
+    assert torch.equal(CropFlip()(x), a)
+    x0 = x.clone()
+    CropFlip()(x)
+    assert torch.equal(x, x0), "the input is not modified"
+
+
+@pytest.mark.parametrize("kwargs, name", [({"pad": -1}, "pad"), ({"flip": "yes"}, "flip")])
+def test_crop_flip_rejects_bad_settings(kwargs, name):
+    with pytest.raises(ArgumentError, match=name):
+        CropFlip(**kwargs)
+
+
+# ---------------------------------------------------------------- schedule and front end
+def test_recipe_is_he_et_al_with_milestones_at_half_and_three_quarters():
+    assert cifar.RESNET_TRAINING.milestones == (91, 136) and cifar.RESNET_TRAINING.epochs == 182
+    r = cifar.recipe(10, seed=2)
+    assert (r.epochs, r.milestones, r.seed, r.lr, r.momentum, r.weight_decay) == (10, (5, 8), 2, 0.1, 0.9, 1e-4)
+    assert cifar.recipe(1, 0).milestones == ()
+    with pytest.raises(ArgumentError, match="epochs"):
+        cifar.recipe(0, 0)
+
+
+def test_the_colour_front_end_keeps_floor_rho_n_per_ycbcr_channel():
+    fe = cifar.frontend((0.035, 0.01, 0.01))
+    assert fe.K == (35, 10, 10) and fe.color == "ycbcr" and fe.wavelet == "sym9" and fe.channels == 3
+    assert cifar.frontend([0.5, 0.25, 0.25], level=5).K == (512, 256, 256)
+    x = torch.rand(4, 3, 32, 32)
+    support = fe.support(x)
+    assert support.shape == (4, 3, 1024) and support.sum(-1).tolist() == [[35, 10, 10]] * 4
+    with pytest.raises(ArgumentError, match="gradient"):
+        cifar.frontend((0.5, 0.25, 0.25), gradient="nope")
+
+
+def test_channel_energy_is_a_share_rising_with_rho_and_whole_at_rho_one():
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 32, 32)
+    frame = cifar.channel_energy(x, [0.01, 0.1, 0.5, 1.0], wavelets=("sym9", "haar"), levels=(1, 2))
+    assert set(frame["basis"]) == {"sym9, level 1", "sym9, level 2", "haar, level 1", "haar, level 2", "DCT", "pixel"}
+    for _, curve in frame.groupby(["basis", "channel"]):
+        assert np.all(np.diff(curve["captured"].to_numpy()) >= -1e-12)
+        assert curve["captured"].iloc[-1] == pytest.approx(1.0, abs=1e-9)
+    assert np.allclose(frame["captured"] + frame["missed"], 1.0)
+    # the pixel basis keeps the K largest pixels of each channel: check one number directly
+    z = rgb_to_ycbcr(x.double())[:, 1].flatten(1)
+    top = z.pow(2).sort(dim=1, descending=True).values[:, :102].sum(1) / z.pow(2).sum(1)
+    got = frame.query("basis == 'pixel' and channel == 'Cb' and rho == 0.1")["captured"].item()
+    assert got == pytest.approx(float(top.mean()), rel=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"rhos": []}, "rhos"), ({"rhos": [0.0001]}, "rho"), ({"dense": ("dct", "wht")}, "dense"), ({"levels": 2}, "levels"),
+])
+def test_channel_energy_rejects_bad_input(kwargs, name):
+    args = {"x": torch.rand(2, 3, 32, 32), "rhos": [0.1]} | kwargs
+    with pytest.raises(ArgumentError, match=name):
+        cifar.channel_energy(**args)
+
+
+def test_channel_energy_wants_colour_images():
+    with pytest.raises(ArgumentError, match="x"):
+        cifar.channel_energy(torch.rand(2, 1, 32, 32), [0.1])
+
+
+# ---------------------------------------------------------------- the training loop with augmentation
+def test_fit_augments_before_the_front_end_and_training_cost_times_it():
+    from sparsenb.models import ResNetConfig
+
+    calls = []
+
+    class Spy(CropFlip):
+        def __call__(self, x):
+            calls.append(len(x))
+            return super().__call__(x)
+
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    config = cifar.recipe(1, 0, batch_size=8)
+    fe = cifar.frontend((0.5, 0.25, 0.25))
+    model = fit(ResNetConfig(blocks=1), x, y, config, frontend=fe, augment=Spy())
+    assert calls == [8, 8] and not model.training
+    calls.clear()
+    cost = training_cost(ResNetConfig(blocks=1), x, y, config, {"plain": (None, None), "front end": (fe, None)}, batches=1,
+                         repeats=1, augment=Spy())
+    assert set(cost["runs"]) == {"plain", "front end"} and calls, "every timed variant augments"
+
+
+# ---------------------------------------------------------------- paired differences
+def test_paired_difference_is_antisymmetric_and_its_interval_holds_the_difference():
+    rng = np.random.default_rng(0)
+    a = rng.random(1000) < 0.67
+    b = a.copy()
+    flip = rng.random(1000) < 0.1
+    b[flip] = ~b[flip]
+    d, lo, hi = paired_difference(a, b)
+    assert d == pytest.approx(100 * (a.mean() - b.mean()))
+    assert lo < d < hi
+    assert paired_difference(b, a) == pytest.approx((-d, -hi, -lo))
+    # close to the Wald interval of the paired difference at this size
+    n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
+    se = np.sqrt((n10 + n01) / 1000 - ((n10 - n01) / 1000) ** 2) / np.sqrt(1000)
+    assert (hi - lo) / 2 == pytest.approx(100 * 1.96 * se, rel=0.1)
+
+
+def test_paired_difference_of_identical_outcomes_is_zero_and_tighter_than_unpaired():
+    a = np.r_[np.ones(300, int), np.zeros(200, int)]
+    d, lo, hi = paired_difference(a, a)
+    assert d == 0 and lo <= 0 <= hi and hi - lo < 2.0  # unpaired, two Wilson intervals of 60% on 500 would span about 12 points
+
+
+def test_paired_difference_rejects_bad_outcomes():
+    with pytest.raises(ArgumentError, match="b"):
+        paired_difference(np.ones(5, int), np.ones(4, int))
+    with pytest.raises(ArgumentError, match="a"):
+        paired_difference(np.array([0, 2]), np.array([0, 1]))
+
+
+def test_images_to_resolve_grows_with_discordance_and_shrinks_with_the_difference():
+    assert images_to_resolve(0.39, 0.1) == int(np.ceil(1.96**2 * 0.1 / 0.0039**2))
+    assert images_to_resolve(0.39, 0.2) > images_to_resolve(0.39, 0.1) > images_to_resolve(1.0, 0.1)
+    with pytest.raises(ArgumentError, match="difference"):
+        images_to_resolve(0, 0.1)
+    with pytest.raises(ArgumentError, match="discordant"):
+        images_to_resolve(0.4, 1.5)
+
+
+# ---------------------------------------------------------------- the scorecard's view of another setting
+def test_numbers_only_another_setting_can_measure_count_as_cannot_be_run_here(tmp_path, monkeypatch):
+    records = tmp_path / "book" / ".records"
+    monkeypatch.setenv(scorecard.RECORDS_ENV, str(records))
+    monkeypatch.setenv(scorecard.CHAPTER_ENV, "cifar10")
+    monkeypatch.setenv(scorecard.KEY_ENV, "k")
+    (tmp_path / "book" / ".executed").mkdir(parents=True)
+    (tmp_path / "book" / ".executed" / "cifar10.json").write_text('{"key": "k"}')
+    c = Comparison()
+    match = {"artifact": "Table IV", "defense": "adversarial training", "attack": "PGD 1000 steps"}
+    c.table("Table IV", [("adversarial training", "PGD", np.r_[np.ones(30, int), np.zeros(70, int)], match, OTHER_SETTING)])
+    scorecard.record(c, "laptop", "cifar-disagree", {"Table IV": "short training"}, {"Table IV": "only a subset is here"})
+    card = scorecard.card("laptop", chapters=["cifar10"])
+    row = card[(card["artifact"] == "Table IV") & (card["defense"] == "adversarial training") & (card["attack"] == "PGD 1000 steps")].iloc[0]
+    assert row["verdict"] == "cannot be run here" and row["ours"] is None or np.isnan(row["ours"])
+    assert row["why"].startswith("only a subset is here") and "Ours in that setting: 30.00" in row["why"]
+    other = card[(card["artifact"] == "Table IV") & (card["defense"] == "none") & (card["attack"] == "none")].iloc[0]
+    assert other["verdict"] == "not run at this profile"  # the chapter did not record that one
+    with pytest.raises(ArgumentError, match="cannot"):
+        scorecard.record(c, "laptop", "cifar-disagree", None, {"Table IV": ""})
