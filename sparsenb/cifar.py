@@ -62,7 +62,8 @@ IMAGE_SIZE = (32, 32)
 #: The front end's working channels (:func:`sparsenb.frontend.rgb_to_ycbcr`, BT.601 full range).
 CHANNELS = ("Y", "Cb", "Cr")
 #: He et al. 2016 (Sec. 4.2): SGD with momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 divided by 10 at
-#: 32k and 48k of 64k iterations; on their 45,000 training images that is 182 epochs with milestones at 91 and 136.
+#: 32k and 48k of 64k iterations; on their 45,000 training images that is 182 epochs with milestones at 91 and 136
+#: (on all 50,000, 64k iterations are 164 epochs: the ``full`` profile's).
 RESNET_TRAINING = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=182,
                               milestones=(91, 136))
 
@@ -159,7 +160,10 @@ def channel_energy(x: torch.Tensor, rhos, wavelets=("sym9",), levels=(1,), dense
     import pandas as pd
 
     x = checks.images(x, "x", channels=3, size=IMAGE_SIZE)
-    if isinstance(rhos, (str, bytes)) or not hasattr(rhos, "__iter__") or not list(rhos):
+    if isinstance(rhos, (str, bytes)) or not hasattr(rhos, "__iter__"):
+        raise checks.fail("rhos", "a non-empty list of sparsity levels in (0, 1]", rhos)
+    rhos = list(rhos)
+    if not rhos:
         raise checks.fail("rhos", "a non-empty list of sparsity levels in (0, 1]", rhos)
     N = IMAGE_SIZE[0] * IMAGE_SIZE[1]
     Ks = [sparsity_level(r, N) for r in rhos]

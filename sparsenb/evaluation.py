@@ -24,6 +24,8 @@ __all__ = [
     "format_accuracy",
     "paired_difference",
     "images_to_resolve",
+    "discordance_to_resolve",
+    "paired_comparison",
     "run_attack",
     "switch_flips",
     "one_step_flips",
@@ -97,7 +99,10 @@ def format_accuracy(correct, digits: int = 1) -> str:
 
 
 def _outcomes(correct, name: str) -> np.ndarray:
-    v = np.asarray(torch.as_tensor(correct).flatten().cpu().numpy())
+    try:
+        v = np.asarray(torch.as_tensor(correct).flatten().cpu().numpy())
+    except (TypeError, ValueError, RuntimeError):
+        raise checks.fail(name, "per-image 0/1 (or boolean) outcomes", correct) from None
     if v.size == 0 or not np.isin(v, (0, 1)).all():
         raise checks.ArgumentError(name, "must hold at least one 0/1 (or boolean) outcome")
     return v.astype(np.int64)
@@ -129,18 +134,62 @@ def paired_difference(a, b) -> tuple[float, float, float]:
     return float(100 * d), float(100 * max(d - dl, -1.0)), float(100 * min(d + du, 1.0))
 
 
-def images_to_resolve(difference: float, discordant: float, z: float = 1.96) -> int:
-    """About how many images a paired comparison needs for its 95% interval to exclude 0 at a true ``difference``.
+def images_to_resolve(difference: float, discordant: float, z: float = 1.96, power: float = 0.5) -> int:
+    """About how many images a paired comparison needs to tell a true ``difference`` from none.
 
-    ``difference`` in percentage points; ``discordant``: the share of images
-    (in [0, 1]) on which the two models disagree. The interval's half-width
-    is about ``z * sqrt(discordant / n)``, so ``n = z**2 * discordant / d**2``
-    (``d`` as a proportion; ``discordant`` is at least ``d``).
+    ``difference`` in percentage points (its sign does not matter);
+    ``discordant``: the share of images (in [0, 1]) on which the two models
+    disagree. The 95% interval's half-width is about ``z * sqrt(discordant /
+    n)``; it excludes 0 with probability ``power`` when ``n = (z + z_power)**2
+    * discordant / d**2`` (``d`` as a proportion, ``z_power`` the normal
+    quantile of ``power``: 0 for the default 1/2, where the expected half-width
+    equals the difference; 0.84 for 0.8). ``discordant`` is at least ``d``.
     """
-    d = checks.real(difference, "difference", 0.0, 100.0, low_open=True) / 100
+    from statistics import NormalDist
+
+    difference = checks.real(difference, "difference", -100.0, 100.0)
+    if difference == 0:
+        raise checks.ArgumentError("difference", "must be non-zero: no number of images resolves a difference of 0")
+    d = abs(difference) / 100
     r = checks.real(discordant, "discordant", 0.0, 1.0)
     z = checks.real(z, "z", 0.0, low_open=True)
-    return int(np.ceil(z * z * max(r, d) / (d * d)))
+    power = checks.real(power, "power", 0.0, 1.0, low_open=True, high_open=True)
+    return int(np.ceil((z + NormalDist().inv_cdf(power)) ** 2 * max(r, d) / (d * d)))
+
+
+def discordance_to_resolve(difference: float, n: int, z: float = 1.96) -> float:
+    """The share of discordant images below which ``n`` images resolve a true ``difference`` about half the time.
+
+    The inverse of :func:`images_to_resolve` at its default power:
+    ``n * d**2 / z**2`` with ``d = |difference| / 100`` (at most 1).
+    """
+    difference = checks.real(difference, "difference", -100.0, 100.0)
+    n = checks.integer(n, "n", 1)
+    z = checks.real(z, "z", 0.0, low_open=True)
+    return float(min(1.0, n * (difference / 100) ** 2 / (z * z)))
+
+
+def paired_comparison(pairs: dict, difference: float):
+    """Paired differences of two models' outcomes, one row per entry of ``pairs`` (label -> ``(a, b)``).
+
+    Columns: ``images``, ``difference`` (points, a minus b), ``lo`` and
+    ``hi`` (its 95% interval, :func:`paired_difference`), ``discordant %``
+    (images on which a and b disagree) and ``images to resolve`` the given
+    ``difference`` at that disagreement (:func:`images_to_resolve`).
+    """
+    import pandas as pd
+
+    if not isinstance(pairs, dict) or not pairs:
+        raise checks.fail("pairs", "a non-empty dict of label -> (outcomes a, outcomes b)", pairs)
+    rows = {}
+    for label, pair in pairs.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise checks.fail(f"pairs[{label!r}]", "a pair (outcomes a, outcomes b)", pair)
+        d, lo, hi = paired_difference(*pair)
+        r = float(np.mean(_outcomes(pair[0], "a") != _outcomes(pair[1], "b")))
+        rows[label] = {"images": len(_outcomes(pair[0], "a")), "difference": d, "lo": lo, "hi": hi, "discordant %": 100 * r,
+                       "images to resolve": images_to_resolve(difference, r)}
+    return pd.DataFrame(rows).T.astype({"images": int, "images to resolve": int})
 
 
 def run_attack(attack: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, progress: bool = False, desc: str = "attack", **kwargs) -> torch.Tensor:

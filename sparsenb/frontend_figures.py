@@ -130,9 +130,19 @@ def colour_images(rows: dict, titles=None):
 
     ``titles``: one per column (e.g. the class names), shown above the first row.
     """
+    from . import checks
+
+    if not isinstance(rows, dict) or not rows:
+        raise checks.fail("rows", "a non-empty dict of label -> images (n, 3, H, W)", rows)
+    n = len(next(iter(rows.values())))
+    for label, images in rows.items():
+        checks.images(images, f"rows[{label!r}]", channels=3)
+        if len(images) != n:
+            raise checks.ArgumentError(f"rows[{label!r}]", f"must hold {n} images like the first row, got {len(images)}")
+    if titles is not None and len(titles) != n:
+        raise checks.ArgumentError("titles", f"must give one title per column ({n}), got {len(titles)}")
     plt = _plt()
     labels = list(rows)
-    n = len(next(iter(rows.values())))
     fig, axes = plt.subplots(len(labels), n, figsize=(1.45 * n + 1.2, 1.5 * len(labels)), squeeze=False)
     for i, label in enumerate(labels):
         for j in range(n):

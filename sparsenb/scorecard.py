@@ -220,15 +220,15 @@ def card(profile: str = "laptop", folder=None, chapters=None):
     valid = {c: valid[c] for c in chapters if c in valid}  # in book order; a chapter no longer in the book does not count
     numbers = paper_numbers()
     ours: dict[int, list] = {}  # csv row -> [(chapter, record row)], like-for-like numbers in book order
-    other: dict[int, tuple] = {}  # csv row -> (chapter, record row): the first number of another setting
+    other: dict[int, list] = {}  # csv row -> [(chapter, record row)]: numbers of another setting, in book order
     worst_on: dict[tuple, dict] = {}  # (chapter, csv row) -> the all-attacks worst case recorded on that row
     worst: dict[tuple, dict] = {}  # (chapter, identity) -> the same, for every row of that model at that budget
     for chapter, rec in valid.items():
         for r in rec["rows"]:
             if r["kind"] == OURS:
                 ours.setdefault(r["paper_row"], []).append((chapter, r))
-            elif r["kind"] == OTHER_SETTING:
-                other.setdefault(r["paper_row"], (chapter, r))
+            elif r["kind"] == OTHER_SETTING and r["table"] in rec.get("cannot", {}):  # only another setting can run here
+                other.setdefault(r["paper_row"], []).append((chapter, r))
             elif r["kind"] == WORST_CASE:
                 worst_on.setdefault((chapter, r["paper_row"]), r)
                 worst.setdefault((chapter, tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)), r)
@@ -258,8 +258,8 @@ def card(profile: str = "laptop", folder=None, chapters=None):
             entry.update({"verdict": CANNOT, "why": why})
         elif chapter not in chapters:
             entry.update({"verdict": CANNOT, "why": f"no chapter of this book reproduces {row['artifact']} yet"})
-        elif i in other and other[i][1]["table"] in valid[other[i][0]].get("cannot", {}):  # only another setting can run here
-            chapter, r = other[i]
+        elif i in other:  # a chapter measured it in another setting and said why the paper's cannot run here
+            chapter, r = next((c for c in other[i] if c[0] == chapter), other[i][0])
             reason = valid[chapter]["cannot"][r["table"]]
             entry.update({"verdict": CANNOT, "chapter": chapter, "section": r["table"],
                           "why": f"{reason}. Ours in that setting: {r['accuracy']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}] (n = {r['n']})"})

@@ -159,6 +159,7 @@ class CropFlip:
         checks.flag(self.flip, "flip")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        checks.images(x, "x", channels=None, box=False, scan=False)
         B, _, H, W = x.shape
         p = self.pad
         dy, dx = (torch.randint(0, 2 * p + 1, (B,)) for _ in range(2))

@@ -52,6 +52,11 @@ def test_crop_flip_rejects_bad_settings(kwargs, name):
         CropFlip(**kwargs)
 
 
+def test_crop_flip_wants_a_batch_of_images():
+    with pytest.raises(ArgumentError, match="x"):
+        CropFlip()(torch.rand(3, 32, 32))
+
+
 # ---------------------------------------------------------------- schedule and front end
 def test_recipe_is_he_et_al_with_milestones_at_half_and_three_quarters():
     assert cifar.RESNET_TRAINING.milestones == (91, 136) and cifar.RESNET_TRAINING.epochs == 182
@@ -98,13 +103,32 @@ def test_channel_energy_rejects_bad_input(kwargs, name):
         cifar.channel_energy(**args)
 
 
-def test_channel_energy_wants_colour_images():
+def test_channel_energy_wants_colour_images_and_takes_any_iterable_of_rhos():
     with pytest.raises(ArgumentError, match="x"):
         cifar.channel_energy(torch.rand(2, 1, 32, 32), [0.1])
+    frame = cifar.channel_energy(torch.rand(2, 3, 32, 32), (r for r in (0.1, 0.2)), dense=())
+    assert sorted(set(frame["rho"])) == [0.1, 0.2]
+
+
+def test_colour_images_checks_its_rows_and_titles():
+    from sparsenb.frontend_figures import colour_images
+
+    x = torch.rand(3, 3, 32, 32)
+    with pytest.raises(ArgumentError, match="rows"):
+        colour_images({"a": x, "b": x[:2]})
+    with pytest.raises(ArgumentError, match="titles"):
+        colour_images({"a": x}, titles=["1", "2"])
+    import matplotlib.pyplot as plt
+
+    fig = colour_images({"a": x, "b": x}, titles=["1", "2", "3"])
+    assert len(fig.axes) == 6
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------- the training loop with augmentation
-def test_fit_augments_before_the_front_end_and_training_cost_times_it():
+def test_fit_augments_the_raw_images_before_the_front_end_and_training_cost_times_it():
+    from torch import nn
+
     from sparsenb.models import ResNetConfig
 
     calls = []
@@ -114,16 +138,37 @@ def test_fit_augments_before_the_front_end_and_training_cost_times_it():
             calls.append(len(x))
             return super().__call__(x)
 
+    class Recorder(nn.Module):  # a front end that remembers what it was given
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def settings(self):
+            return {"recorder": True}
+
+        def forward(self, x):
+            self.seen.append(x.detach().clone())
+            return x
+
     torch.manual_seed(0)
     x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
     config = cifar.recipe(1, 0, batch_size=8)
-    fe = cifar.frontend((0.5, 0.25, 0.25))
-    model = fit(ResNetConfig(blocks=1), x, y, config, frontend=fe, augment=Spy())
+    fe = Recorder()
+    model = fit(ResNetConfig(blocks=1), x, y, config, frontend=fe, augment=Spy(pad=4, flip=False))
     assert calls == [8, 8] and not model.training
+    padded = F.pad(x, (4, 4, 4, 4))
+    crops = [padded[:, :, a:a + 32, b:b + 32] for a in range(9) for b in range(9)]
+    batches = [b for b in fe.seen if len(b) == 8]
+    assert len(batches) == 2
+    for batch in batches:  # the front end saw crops of the raw images: augmentation came first
+        assert all(any(torch.equal(img, c[i]) for c in crops for i in range(16)) for img in batch)
+    assert any(not any(torch.equal(img, x[i]) for i in range(16)) for b in batches for img in b)
     calls.clear()
-    cost = training_cost(ResNetConfig(blocks=1), x, y, config, {"plain": (None, None), "front end": (fe, None)}, batches=1,
-                         repeats=1, augment=Spy())
-    assert set(cost["runs"]) == {"plain", "front end"} and calls, "every timed variant augments"
+    batches_, repeats = 1, 2
+    training_cost(ResNetConfig(blocks=1), x, y, config, {"plain": (None, None), "front end": (cifar.frontend((0.5, 0.25, 0.25)), None)},
+                  batches=batches_, repeats=repeats, augment=Spy())
+    # per variant: one warm-up step, then per round one timed run of `batches_` steps (the run without steps augments nothing)
+    assert len(calls) == 2 * (1 + repeats * batches_)
 
 
 # ---------------------------------------------------------------- paired differences
@@ -154,13 +199,19 @@ def test_paired_difference_rejects_bad_outcomes():
         paired_difference(np.ones(5, int), np.ones(4, int))
     with pytest.raises(ArgumentError, match="a"):
         paired_difference(np.array([0, 2]), np.array([0, 1]))
+    with pytest.raises(ArgumentError, match="a"):
+        paired_difference("ab", np.array([0, 1]))
 
 
 def test_images_to_resolve_grows_with_discordance_and_shrinks_with_the_difference():
     assert images_to_resolve(0.39, 0.1) == int(np.ceil(1.96**2 * 0.1 / 0.0039**2))
     assert images_to_resolve(0.39, 0.2) > images_to_resolve(0.39, 0.1) > images_to_resolve(1.0, 0.1)
+    assert images_to_resolve(-0.39, 0.1) == images_to_resolve(0.39, 0.1)  # the sign does not matter
+    assert images_to_resolve(0.39, 0.1, power=0.8) > images_to_resolve(0.39, 0.1)
     with pytest.raises(ArgumentError, match="difference"):
         images_to_resolve(0, 0.1)
+    with pytest.raises(ArgumentError, match="power"):
+        images_to_resolve(0.4, 0.1, power=1.0)
     with pytest.raises(ArgumentError, match="discordant"):
         images_to_resolve(0.4, 1.5)
 
@@ -179,9 +230,27 @@ def test_numbers_only_another_setting_can_measure_count_as_cannot_be_run_here(tm
     scorecard.record(c, "laptop", "cifar-disagree", {"Table IV": "short training"}, {"Table IV": "only a subset is here"})
     card = scorecard.card("laptop", chapters=["cifar10"])
     row = card[(card["artifact"] == "Table IV") & (card["defense"] == "adversarial training") & (card["attack"] == "PGD 1000 steps")].iloc[0]
-    assert row["verdict"] == "cannot be run here" and row["ours"] is None or np.isnan(row["ours"])
+    assert row["verdict"] == "cannot be run here" and (row["ours"] is None or np.isnan(row["ours"]))
     assert row["why"].startswith("only a subset is here") and "Ours in that setting: 30.00" in row["why"]
     other = card[(card["artifact"] == "Table IV") & (card["defense"] == "none") & (card["attack"] == "none")].iloc[0]
     assert other["verdict"] == "not run at this profile"  # the chapter did not record that one
     with pytest.raises(ArgumentError, match="cannot"):
         scorecard.record(c, "laptop", "cifar-disagree", None, {"Table IV": ""})
+
+
+def test_paired_comparison_tabulates_each_pair_and_discordance_inverts_images_to_resolve():
+    from sparsenb.evaluation import discordance_to_resolve, paired_comparison
+
+    a = np.r_[np.ones(60, int), np.zeros(40, int)]
+    b = np.r_[np.ones(50, int), np.zeros(50, int)]
+    frame = paired_comparison({"x": (a, b), "same": (a, a)}, 0.39)
+    assert list(frame.index) == ["x", "same"] and frame.loc["x", "images"] == 100
+    assert frame.loc["x", "difference"] == pytest.approx(10.0) and frame.loc["x", "discordant %"] == pytest.approx(10.0)
+    assert (frame.loc["x", "lo"], frame.loc["x", "hi"]) == pytest.approx(paired_difference(a, b)[1:])
+    assert frame.loc["x", "images to resolve"] == images_to_resolve(0.39, 0.1)
+    r = discordance_to_resolve(0.39, 10000)
+    assert images_to_resolve(0.39, r) == pytest.approx(10000, rel=1e-3)
+    with pytest.raises(ArgumentError, match="pairs"):
+        paired_comparison({}, 0.39)
+    with pytest.raises(ArgumentError, match="pairs"):
+        paired_comparison({"x": a}, 0.39)
