@@ -68,12 +68,20 @@ RESNET_TRAINING = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_deca
                               milestones=(91, 136))
 
 
-def recipe(epochs: int, seed: int, lr: float = RESNET_TRAINING.lr, batch_size: int = RESNET_TRAINING.batch_size) -> TrainConfig:
-    """:data:`RESNET_TRAINING` for ``epochs`` epochs, its milestones at the same fractions (1/2 and 3/4) of the run."""
+def recipe(epochs: int, seed: int, lr: float = RESNET_TRAINING.lr, batch_size: int = RESNET_TRAINING.batch_size,
+           optimizer: str = RESNET_TRAINING.optimizer) -> TrainConfig:
+    """:data:`RESNET_TRAINING` for ``epochs`` epochs, its milestones at the same fractions (1/2 and 3/4) of the run.
+
+    ``optimizer="adam"`` swaps SGD for Adam (learning rate ``lr``, the same
+    weight decay and milestones): a run of a few hundred steps, as on the
+    subset, learns far more with it (measured on the subset on 2026-11-26,
+    8 epochs of 64 with CropFlip, no front end: SGD at 0.1 with these
+    milestones reached 26% held-out accuracy, Adam at 1e-3 47%).
+    """
     epochs = checks.integer(epochs, "epochs", 1)
     milestones = tuple(sorted({m for m in (round(epochs / 2), round(3 * epochs / 4)) if 1 <= m < epochs}))
     return dataclasses.replace(RESNET_TRAINING, epochs=epochs, milestones=milestones, seed=checks.seed(seed), lr=lr,
-                               batch_size=batch_size)
+                               batch_size=batch_size, optimizer=checks.choice(optimizer, "optimizer", ("sgd", "adam")))
 
 
 def frontend(rho, wavelet: str = "sym9", level: int = 1, gradient: str = "bpda") -> SparsifyingFrontEnd:
@@ -99,6 +107,7 @@ def resnet_victims(
     eps: float = EPS,
     lr: float = RESNET_TRAINING.lr,
     batch_size: int = RESNET_TRAINING.batch_size,
+    optimizer: str = RESNET_TRAINING.optimizer,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Victim], torch.Tensor, torch.Tensor]:
@@ -106,7 +115,8 @@ def resnet_victims(
 
     ``n_train`` training images (0: all of the training split that
     :func:`sparsenb.data.load_cifar10` reads; a seeded subset otherwise),
-    :func:`recipe` for ``epochs`` epochs with :class:`~sparsenb.training.CropFlip`.
+    :func:`recipe` for ``epochs`` epochs (``optimizer``, ``lr``, ``batch_size``)
+    with :class:`~sparsenb.training.CropFlip`.
     The front end keeps ``rho_alone`` per channel when it is the only
     defense and ``rho_adversarial`` with adversarial training; adversarial
     training runs PGD of ``inner_steps`` steps of ``inner_step_per_eps *
@@ -119,7 +129,7 @@ def resnet_victims(
     inner_steps = checks.integer(inner_steps, "inner_steps", 1)
     inner_step_per_eps = checks.real(inner_step_per_eps, "inner_step_per_eps", 0.0, low_open=True)
     eps = checks.real(eps, "eps", 0.0, 1.0, low_open=True)
-    config = recipe(epochs, seed, lr, batch_size)
+    config = recipe(epochs, seed, lr, batch_size, optimizer)
     fe_alone = frontend(rho_alone, wavelet, level)
     fe_inner = frontend(rho_adversarial, wavelet, level, inner_gradient)
     x_train, y_train = data.subset(*data.load_cifar10("train"), n_train or None, seed=seed)

@@ -63,8 +63,12 @@ def test_recipe_is_he_et_al_with_milestones_at_half_and_three_quarters():
     r = cifar.recipe(10, seed=2)
     assert (r.epochs, r.milestones, r.seed, r.lr, r.momentum, r.weight_decay) == (10, (5, 8), 2, 0.1, 0.9, 1e-4)
     assert cifar.recipe(1, 0).milestones == ()
+    adam = cifar.recipe(6, 0, 1e-3, 64, "adam")
+    assert (adam.optimizer, adam.lr, adam.batch_size, adam.milestones, adam.weight_decay) == ("adam", 1e-3, 64, (3, 4), 1e-4)
     with pytest.raises(ArgumentError, match="epochs"):
         cifar.recipe(0, 0)
+    with pytest.raises(ArgumentError, match="optimizer"):
+        cifar.recipe(6, 0, optimizer="lbfgs")
 
 
 def test_the_colour_front_end_keeps_floor_rho_n_per_ycbcr_channel():
