@@ -37,7 +37,7 @@ import torch
 from . import checks, data
 from .basis import DenseTransform, WaveletTransform, dct_basis, pixel_basis
 from .experiments import Victim
-from .frontend import GRADIENTS, SparsifyingFrontEnd, energy_captured, rgb_to_ycbcr, sparsity_level
+from .frontend import SparsifyingFrontEnd, energy_captured, rgb_to_ycbcr, sparsity_level
 from .models import ResNetConfig
 from .training import Adversary, CropFlip, TrainConfig, trained
 
@@ -89,8 +89,7 @@ def frontend(rho, wavelet: str = "sym9", level: int = 1, gradient: str = "bpda")
 
     ``rho`` is one sparsity level per channel (Y, Cb, Cr), e.g. ``(0.035, 0.01, 0.01)``.
     """
-    return SparsifyingFrontEnd(tuple(rho) if isinstance(rho, (list, tuple)) else rho, wavelet, level, IMAGE_SIZE, channels=3,
-                               gradient=checks.choice(gradient, "gradient", GRADIENTS), color="ycbcr")
+    return SparsifyingFrontEnd(rho, wavelet, level, IMAGE_SIZE, channels=3, gradient=gradient, color="ycbcr")
 
 
 def resnet_victims(

@@ -80,9 +80,10 @@ def training_cost(
     Each variant trains ``batches`` batches of ``config.batch_size`` images
     from ``x`` (which must hold that many), once per round, for ``repeats``
     rounds after one untimed warm-up batch. Returns JSON-able data:
-    ``{"batch_size", "batches", "repeats", "device", "threads", "runs":
-    {name: {"wall": [...], "cpu": [...]}}}`` with one entry per round,
-    in seconds per batch.
+    ``{"batch_size", "batches", "repeats", "device", "threads", "variants",
+    "runs": {name: {"wall": [...], "cpu": [...]}}}`` with one entry per round,
+    in seconds per batch; ``"variants"`` lists the names in the order of
+    ``runs`` (a stored copy's ``"runs"`` comes back with its keys sorted).
     """
     runs = _check_runs(runs)
     if not isinstance(config, TrainConfig):
@@ -117,7 +118,7 @@ def training_cost(
             out[name]["setup_wall"].append(w1 - w0)
             out[name]["setup_cpu"].append(c1 - c0)
     return {"batch_size": config.batch_size, "batches": batches, "repeats": repeats, "device": str(device),
-            "threads": torch.get_num_threads(), "runs": out}
+            "threads": torch.get_num_threads(), "variants": names, "runs": out}
 
 
 def measured_cost(model_config, x, y, config, runs, batches: int = 4, repeats: int = 3, device=None, folder=None,
@@ -163,7 +164,7 @@ def cost_frame(cost: dict, epoch_images: int = 60000, reference: str | None = No
     import pandas as pd
 
     epoch_images = checks.integer(epoch_images, "epoch_images", 1)
-    names = list(cost["runs"])
+    names = cost.get("variants") or list(cost["runs"])  # in the order measured, also when read back from the store
     reference = names[0] if reference is None else reference
     per_epoch = epoch_images // cost["batch_size"]
     base = {c: per_step_seconds(cost, reference, c) for c in ("cpu", "wall")}

@@ -160,3 +160,16 @@ def test_per_step_seconds_names_unknown_variants_and_clocks():
         training_cost.per_step_seconds(cost, "AT")
     with pytest.raises(ArgumentError):
         training_cost.per_step_seconds(cost, "plain", "gpu")
+
+
+def test_cost_frame_keeps_the_measured_order_when_the_cost_is_read_back(digits):
+    """A stored cost comes back with its variants' keys sorted; the frame's rows and default reference stay as measured."""
+    x, y = digits
+    runs = {"plain": (None, None), "adversarial": (None, Adversary("fgsm", 0.1))}  # "adversarial" sorts first
+    first = training_cost.measured_cost(TinyConfig(), x, y, CFG, runs, batches=1, repeats=1)
+    again = training_cost.measured_cost(TinyConfig(), x, y, CFG, runs, batches=1, repeats=1)
+    assert list(again["runs"]) == ["adversarial", "plain"]  # as stored (sorted keys) ...
+    for cost in (first, again):
+        frame = training_cost.cost_frame(cost, 1000)
+        assert list(frame.index) == ["plain", "adversarial"]  # ... but the frame follows the measured order
+        assert frame.loc["plain", "slowdown (CPU)"] == pytest.approx(1.0)
