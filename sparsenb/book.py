@@ -32,7 +32,13 @@ Command line (``sparsenb-book`` or ``python -m sparsenb.book``)::
 
     sparsenb-book build   [--profile laptop] [--data DIR] [--out DIR] [--force]
     sparsenb-book execute CHAPTER... [--profile laptop] [--data DIR] [--out DIR] [--force]
+    sparsenb-book precompute [CHAPTER...] [--profile laptop] [--data DIR]
     sparsenb-book profiles
+
+``precompute`` runs the chapters' heavy work (trainings, attack grids,
+sweeps) into the cache without writing pages, in one process or in many
+under ``torchrun`` (see :func:`precompute`); a later ``build`` finds every
+result stored and executes only the narrative.
 """
 from __future__ import annotations
 
@@ -64,6 +70,7 @@ __all__ = [
     "chapter_parameters",
     "execute_chapter",
     "build",
+    "precompute",
     "provenance",
     "api_reference",
     "export_figures",
@@ -644,6 +651,101 @@ def build(
 
 
 # --------------------------------------------------------------------------
+# the heavy work ahead of the book, in one process or many (torchrun)
+# --------------------------------------------------------------------------
+def precompute(profile: str = DEFAULT_PROFILE, data=None, chapters=None, progress: bool = True, book: Book | None = None) -> dict:
+    """Run the chapters' code under ``profile`` to fill the cache (checkpoints, attack results); write no page.
+
+    Meant for ``torchrun --nproc_per_node N -m sparsenb.book precompute
+    --profile full``: every process joins the process group
+    (:func:`sparsenb.distributed.init`: NCCL on GPUs, gloo on CPUs) and
+    runs each chapter's code cells in turn, in this process, in an IPython
+    shell with the profile's parameters, as papermill would inject them. The
+    attack grids then divide their batches between the processes and the
+    trainings run data-parallel (:mod:`sparsenb.distributed`); process 0
+    writes the cache. The summary pages (:data:`SUMMARY_PAGES`) have no heavy
+    work and are skipped; what chapters record for the scorecard goes to a
+    temporary folder. Only process 0 prints. Returns ``{chapter: seconds}``.
+
+    A later :func:`build` with the same profile, data and package code finds
+    every training and attack cell stored and executes only the narrative.
+    With one process (no ``torchrun``) it does the same work in one process.
+    """
+    import contextlib
+    import io
+    import tempfile
+
+    import jupytext
+
+    from . import distributed, scorecard
+
+    book = book or Book()
+    data = data_root(data)
+    sources = [s for s in _execution_order(book.chapters() if chapters is None else [book.chapter(c) for c in chapters])
+               if s.stem not in SUMMARY_PAGES]
+    params = {s.stem: chapter_parameters(profile, s.stem, book) for s in sources}  # every bad name fails before any work
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    distributed.init()
+    talk = progress and distributed.is_writer()
+    quiet = open(os.devnull, "w")
+    times = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="sparsenb-records-") as records:
+            env = {DATA_ENV: str(data), scorecard.RECORDS_ENV: records}
+            env_before = {k: os.environ.get(k) for k in [*env, scorecard.KEY_ENV, scorecard.CHAPTER_ENV]}
+            os.environ.update(env)
+            try:
+                for i, source in enumerate(sources, 1):
+                    if talk:
+                        _say(f"[{i}/{len(sources)}] {source.stem} (precompute, {distributed.world_size()} process(es)) ...")
+                    os.environ[scorecard.CHAPTER_ENV] = source.stem
+                    t0 = time.perf_counter()
+                    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(sys.stderr if talk else quiet):
+                        _run_code_cells(jupytext.read(source), params[source.stem], source)
+                    times[source.stem] = time.perf_counter() - t0
+                    if talk:
+                        _say(f"[{i}/{len(sources)}] {source.stem}: precomputed in {times[source.stem]:.1f} s")
+            finally:
+                for k, v in env_before.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+    finally:
+        quiet.close()
+    distributed.barrier()
+    return times
+
+
+def _run_code_cells(nb, params: dict, source: Path) -> None:
+    """Run a notebook's code cells in a fresh IPython namespace, ``params`` injected after the ``parameters`` cell."""
+    import traceback
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.reset(new_session=False)
+    injected = "\n".join(f"{k} = {v!r}" for k, v in params.items())
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    codes = [c.source for c in cells]
+    codes.insert(tagged[0] + 1 if tagged else 0, injected)
+    cwd = os.getcwd()
+    os.chdir(source.parent)
+    try:
+        for index, code in enumerate(codes):
+            result = shell.run_cell(code, store_history=False, silent=True)
+            error = result.error_before_exec or result.error_in_exec
+            if error is not None:
+                label = _cell_label(source, index, len(codes), code)
+                first = next((ln.strip() for ln in code.splitlines() if ln.strip()), "")
+                trace = "".join(traceback.format_exception(error))
+                raise ChapterError(source.stem, f"{label} ({first[:70]})", type(error).__name__, str(error), trace, None) from error
+    finally:
+        os.chdir(cwd)
+
+
+# --------------------------------------------------------------------------
 # shown at the top of every chapter
 # --------------------------------------------------------------------------
 def provenance(profile: str, **details):
@@ -682,6 +784,9 @@ def main(argv=None) -> int:
     sub.add_parser("build", parents=[common], help="execute all chapters and build the HTML")
     ex = sub.add_parser("execute", parents=[common], help="execute some chapters only (no HTML)")
     ex.add_argument("chapters", nargs="+", help="chapter names (file stems), e.g. frontend")
+    pre = sub.add_parser("precompute", parents=[common], help="run the chapters' heavy work into the cache (no pages); "
+                         "under torchrun --nproc_per_node N, in N processes")
+    pre.add_argument("chapters", nargs="*", help="chapter names (default: all but the summary pages)")
     sub.add_parser("profiles", help="list the profiles and their parameters")
     args = p.parse_args(argv)
 
@@ -694,7 +799,14 @@ def main(argv=None) -> int:
                     print(f"  {chapter}: {params}")
         return 0
     try:
-        if args.command == "build":
+        if args.command == "precompute":
+            times = precompute(args.profile, args.data, args.chapters or None, not args.no_progress, book)
+            from . import distributed
+
+            if distributed.is_writer():
+                print(f"precomputed {len(times)} chapters in {sum(times.values()):.1f} s "
+                      f"with {distributed.world_size()} process(es); now: sparsenb-book build --profile {args.profile}")
+        elif args.command == "build":
             index = build(args.profile, args.data, args.out, args.force, not args.no_progress, book)
             print(index)
         else:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import attacks, checks
+from . import attacks, checks, distributed
 from .cache import atomic_write_json, cache_dir, code_fingerprint
 from .evaluation import accuracy_interval, format_accuracy, predict
 from .frontend import GRADIENTS, SparsifyingFrontEnd, support_overlap
@@ -295,22 +295,59 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
     if not getattr(attack.function, "batch_invariant", True):
         key["batch_size"] = batch_size  # the attack's result for an image depends on its batch
     path = _result_path(key, folder)
-    done = _read(path)
+    done = distributed.agree(_read(path) if distributed.is_writer() else None)
     if done is not None and done.get("complete"):
         return done["outcomes"]
+    if distributed.active():
+        return _run_cell_sharded(victim, model, attack, cell, x, y, key, path, batch_size, progress)
     outcomes = done["outcomes"] if done else {}
     start = len(outcomes.get("correct", []))
     chunks = list(range(start, len(x), batch_size))
     for i in _bar_iter(chunks, f"{cell.attack} ({cell.gradient or 'no front end'})", progress):
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        with _EvaluationCounter(victim.classifier) as counter:
-            x_adv = attack(victim, model, xb, yb, cell.eps)
-        attacks.check_adversarial(x_adv, xb, cell.eps)
-        for name, values in _outcomes(victim, model, xb, yb, x_adv).items():
+        for name, values in _attack_batch(victim, model, attack, cell, x[i : i + batch_size], y[i : i + batch_size]).items():
             outcomes.setdefault(name, []).extend(values)
-        outcomes.setdefault("evaluations", []).append(counter.images)
         atomic_write_json(path, {"key": key, "complete": False, "outcomes": outcomes})
     atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
+    return outcomes
+
+
+def _attack_batch(victim, model, attack, cell, xb, yb) -> dict:
+    """One batch of one cell: attack, check every adversarial image, and its per-image outcomes (with the batch's evaluations)."""
+    with _EvaluationCounter(victim.classifier) as counter:
+        x_adv = attack(victim, model, xb, yb, cell.eps)
+    attacks.check_adversarial(x_adv, xb, cell.eps)
+    return {**_outcomes(victim, model, xb, yb, x_adv), "evaluations": [counter.images]}
+
+
+def _run_cell_sharded(victim, model, attack, cell, x, y, key, path, batch_size, progress) -> dict:
+    """:func:`_run_cell` in a process group: batch ``b`` is attacked by process ``b mod N``, the outcomes gathered in image order.
+
+    The batches are the one-process run's batches, so every image meets the
+    same computation and gets the same outcome. A process keeps its finished
+    batches in its own file beside the result (``<key>.rank<r>of<N>.json``),
+    so a killed run with the same number of processes resumes; process 0
+    writes the finished cell.
+    """
+    starts = list(range(0, len(x), batch_size))
+    r, size = distributed.rank(), distributed.world_size()
+    mine_path = path.with_name(f"{path.stem}.rank{r}of{size}.json")
+    saved = _read(mine_path)
+    mine = saved["batches"] if saved and saved.get("key") == key else {}
+    todo = [starts[b] for b in distributed.shard(len(starts)) if str(starts[b]) not in mine]
+    for i in _bar_iter(todo, f"{cell.attack} ({cell.gradient or 'no front end'}), process {r} of {size}", progress):
+        mine[str(i)] = _attack_batch(victim, model, attack, cell, x[i : i + batch_size], y[i : i + batch_size])
+        atomic_write_json(mine_path, {"key": key, "batches": mine})
+    batches = {}
+    for part in distributed.gather(mine):
+        batches.update(part)
+    outcomes = {}
+    for i in starts:
+        for name, values in batches[str(i)].items():
+            outcomes.setdefault(name, []).extend(values)
+    if distributed.is_writer():
+        atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
+    distributed.barrier()  # the cell is stored before any process forgets its share
+    mine_path.unlink(missing_ok=True)
     return outcomes
 
 
@@ -450,11 +487,12 @@ def stored(fn: Callable, *args, folder: str | Path | None = None, **kwargs):
     checks.function(fn, "fn")
     key = result_key(fn, *args, **kwargs)
     path = _result_path(key, folder)
-    done = _read(path)
+    done = distributed.agree(_read(path) if distributed.is_writer() else None)
     if done is not None and done.get("complete"):
         return done["value"]
     value = json.loads(json.dumps(fn(*args, **kwargs)))  # what a later call reads back (tuples become lists)
-    atomic_write_json(path, {"key": key, "complete": True, "value": value})
+    if distributed.is_writer():  # in a process group every process computes it (it may hold collective calls)
+        atomic_write_json(path, {"key": key, "complete": True, "value": value})
     return value
 
 

@@ -81,11 +81,15 @@ def setup():
 
     Sets the book's plot theme (seaborn, notebook context, white grid) and
     switches autograd off (every attack switches it on where it needs it);
-    returns ``cuda`` when a GPU is available, else ``cpu``.
+    returns ``cuda`` when a GPU is available, else ``cpu``. Under ``torchrun``
+    it joins the process group first and returns this process's device
+    (:func:`sparsenb.distributed.init`).
     """
     import seaborn as sns
     import torch
 
+    from . import distributed
+
     sns.set_theme(context="notebook", style="whitegrid")
     torch.set_grad_enabled(False)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return distributed.init()

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checks
+from . import checks, distributed
 from .cache import atomic_write_bytes, cache_dir, code_fingerprint
 from .models import LinearClassifier, defended
 
@@ -219,6 +219,14 @@ def fit(
     reaches the model the same way in every epoch, so the front end's output
     is computed once per image instead of once per step (the same numbers;
     for the two-layer net it is most of the cost of a step).
+
+    In a process group (``torchrun``, :mod:`sparsenb.distributed`) the model
+    is trained with ``DistributedDataParallel``: every process draws the same
+    batch (and the same augmentation), attacks and differentiates its own
+    contiguous part of it, and the gradients are averaged with weights that
+    make each step the whole batch's step. Only process 0 writes the
+    checkpoint. The weights equal the one-process run's up to the order of
+    floating-point sums (and, for batch norm, per-process batch statistics).
     """
     x, y, device = _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
     checks.path(checkpoint, "checkpoint", optional=True)
@@ -235,7 +243,12 @@ def fit(
         if frontend is not None and augment is None and adversary is None:
             # nothing changes an image between epochs: its front-end output is computed once, not once per step
             x, graph = sparsify_dataset(x.to(device, torch.float32), graph[0]), model
+        size = distributed.world_size()
+        if bs < size:
+            raise checks.ArgumentError("config", f"batch_size {bs} must be at least the number of processes ({size})")
         step = _resume(checkpoint, model, opt, gen)
+        parallel = distributed.data_parallel(model, device)  # the model itself with one process
+        train_graph = parallel if graph is model else defended(graph[0], parallel)
         bar = _progress(total, step, progress, type(model).__name__)
         while step < total:
             perm = torch.randperm(n, generator=gen)
@@ -245,15 +258,19 @@ def fit(
                 idx = perm[i : i + bs]
                 xb, yb = x[idx].to(device, torch.float32), y[idx].to(device)
                 if augment is not None:
-                    xb = augment(xb)
+                    xb = augment(xb)  # the whole batch in every process: the same random stream everywhere
+                mine = distributed.part(len(yb))  # this process's part of the batch (all of it with one process)
+                xb, yb = xb[mine], yb[mine]
                 if adversary is not None:
                     graph.eval()  # the model the adversary sees (front end included) is in eval mode
                     xb = adversary(graph, xb, yb).detach()
-                graph.train()
+                train_graph.train()
                 for group in opt.param_groups:
                     group["lr"] = _learning_rate(config, step / per_epoch)
                 with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=config.amp and device.type == "cuda"):
-                    loss = _loss(graph(xb), yb)
+                    loss = _loss(train_graph(xb), yb)
+                    if size > 1:  # DDP averages the processes' gradients: weigh each part's mean by its share
+                        loss = loss * (len(yb) * size / len(idx))
                     if config.l2:
                         loss = loss + config.l2 * sum(p.pow(2).sum() for p in model.parameters() if p.dim() > 1)
                 opt.zero_grad(set_to_none=True)
@@ -297,6 +314,8 @@ def _progress(total: int, done: int, show: bool, desc: str):
 
 
 def _save_state(path, model, opt, gen, step: int, device) -> None:
+    if not distributed.is_writer():  # every process holds the same state; process 0 writes it
+        return
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -313,7 +332,7 @@ def _save_state(path, model, opt, gen, step: int, device) -> None:
 
 def _resume(path, model, opt, gen) -> int:
     """Load a saved training state into ``model``, ``opt`` and the random streams; return its step (0 if none)."""
-    if path is None or not Path(path).is_file():
+    if path is None or not distributed.agree(Path(path).is_file()):
         return 0
     device = next(model.parameters()).device
     state = torch.load(path, weights_only=True, map_location="cpu")
@@ -393,12 +412,13 @@ def trained(
     }
     name = name or type(model_config).__name__.removesuffix("Config").lower()
     path = _checkpoint_path(name, key, folder)
-    if path.is_file():
+    if distributed.agree(path.is_file()):  # process 0 decides (the processes share the cache folder)
         return load_checkpoint(path, model_config)
     partial = path.with_suffix(".train.pt")
     model = fit(model_config, x, y, config, frontend, augment, adversary, partial, progress, device)
-    _save_checkpoint(path, model, model_config, key)
-    partial.unlink(missing_ok=True)
+    if distributed.is_writer():
+        _save_checkpoint(path, model, model_config, key)
+        partial.unlink(missing_ok=True)
     return model.cpu()
 
 
@@ -495,10 +515,12 @@ def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(
         "dtype": str(x.dtype),
     }
     path = _checkpoint_path("svm", key, folder)
-    if path.is_file():
+    if distributed.agree(path.is_file()):  # process 0 decides; in a process group every process fits it, process 0 writes
         state = torch.load(path, weights_only=True, map_location="cpu")
         return LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
     svm = train_linear_svm(sparsify_dataset(x, frontend), y, config)
+    if not distributed.is_writer():
+        return svm
     buf = io.BytesIO()
     torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b.detach()), "key": json.dumps(key, sort_keys=True)}, buf)
     atomic_write_bytes(path, buf.getvalue())

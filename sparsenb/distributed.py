@@ -1,0 +1,171 @@
+r"""Many processes through PyTorch's own engine (``torch.distributed``): who computes what, and who writes.
+
+Under ``torchrun --nproc_per_node N`` every process runs the same code (the
+chapters, or :func:`sparsenb.book.precompute`), and the heavy calls divide
+the work between them:
+
+* :func:`sparsenb.experiments.run` gives each process whole batches of the
+  images (batch ``b`` to process ``b mod N``: no padding, no image twice),
+  attacks them exactly as one process would, and gathers the per-image
+  outcomes back into image order (:func:`shard`, :func:`gather`);
+* :func:`sparsenb.training.fit` trains with ``DistributedDataParallel``:
+  every process draws the same batch, keeps its own part of it
+  (:func:`part`) and the gradients are averaged so that a step is the step
+  of the whole batch (:func:`data_parallel`).
+
+Three rules keep the processes in step and the cache consistent:
+
+1. **One reader decides.** Whether a result or checkpoint is already stored
+   is read by process 0 and broadcast (:func:`agree`), so no process skips
+   a computation another one joins.
+2. **One writer.** Only process 0 writes the shared cache (results,
+   checkpoints: :func:`is_writer`), after the others have handed it their
+   part; a process's unfinished share of an attack cell is its own file.
+3. **Same code everywhere.** Everything else (figures, small computations)
+   runs in every process; it is cheap and keeps the collective calls in the
+   same order.
+
+Outside ``torchrun`` (or with one process) every function here is the
+identity of the one-process case, so the rest of the package reads the same
+either way. :func:`init` joins the process group that ``torchrun``
+describes in the environment: NCCL on GPUs, gloo on CPUs.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+
+from . import checks
+
+__all__ = [
+    "init",
+    "active",
+    "rank",
+    "world_size",
+    "is_writer",
+    "device",
+    "agree",
+    "gather",
+    "barrier",
+    "shard",
+    "part",
+    "data_parallel",
+]
+
+#: How long a process waits for the others at a collective call (a training or a sweep may run for hours on process 0 alone).
+TIMEOUT = datetime.timedelta(hours=48)
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist
+
+
+def init(backend: str | None = None) -> torch.device:
+    """Join the process group ``torchrun`` describes (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...); return this process's device.
+
+    ``backend``: ``"nccl"`` or ``"gloo"``; by default NCCL where a GPU is
+    available and gloo otherwise. With ``WORLD_SIZE`` unset or 1 nothing is
+    joined. Calling it again in a process that has joined does nothing.
+    """
+    if backend is not None:
+        checks.choice(backend, "backend", ("gloo", "nccl"))
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and not _dist().is_initialized():
+        cuda = torch.cuda.is_available()
+        backend = backend or ("nccl" if cuda else "gloo")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        _dist().init_process_group(backend, timeout=TIMEOUT)
+    return device()
+
+
+def active() -> bool:
+    """Whether this process is one of several in an initialised process group."""
+    dist = _dist()
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group)."""
+    return _dist().get_rank() if active() else 0
+
+
+def world_size() -> int:
+    """The number of processes (1 outside a process group)."""
+    return _dist().get_world_size() if active() else 1
+
+
+def is_writer() -> bool:
+    """Whether this process writes the shared cache (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def device() -> torch.device:
+    """``cuda:<LOCAL_RANK>`` in a process group on GPUs, ``cuda`` alone with a GPU, else ``cpu``."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if active():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cuda")
+
+
+def agree(value):
+    """Process 0's ``value``, in every process (``value`` itself with one process). Must be JSON- or pickle-able."""
+    if not active():
+        return value
+    box = [value if rank() == 0 else None]
+    _dist().broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(value) -> list:
+    """Every process's ``value``, in rank order, in every process (``[value]`` with one process)."""
+    if not active():
+        return [value]
+    out = [None] * world_size()
+    _dist().all_gather_object(out, value)
+    return out
+
+
+def barrier() -> None:
+    """Wait until every process gets here (nothing with one process)."""
+    if active():
+        _dist().barrier()
+
+
+def shard(n: int) -> list[int]:
+    """This process's share of ``n`` work items: ``rank, rank + N, rank + 2N, ...`` (all of them with one process).
+
+    Every item goes to exactly one process; process ``r`` gets
+    ``ceil((n - r) / N)`` of them, so the shares differ by at most one.
+    """
+    n = checks.integer(n, "n", 0)
+    return list(range(rank(), n, world_size()))
+
+
+def part(n: int) -> slice:
+    """This process's contiguous part of a batch of ``n`` (``torch.tensor_split`` sizes; all of it with one process)."""
+    n = checks.integer(n, "n", 0)
+    size, r = world_size(), rank()
+    base, extra = divmod(n, size)
+    start = r * base + min(r, extra)
+    return slice(start, start + base + (r < extra))
+
+
+def data_parallel(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
+    """``model`` wrapped in ``DistributedDataParallel`` in a process group (gradients averaged over processes), else ``model``.
+
+    The wrapper shares ``model``'s parameters: train through the wrapper,
+    save ``model.state_dict()``. Batch-norm statistics are each process's
+    own (PyTorch's default; ``SyncBatchNorm`` needs a GPU), with process 0's
+    running statistics broadcast at every forward pass.
+    """
+    if not active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
