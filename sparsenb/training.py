@@ -226,7 +226,9 @@ def fit(
     contiguous part of it, and the gradients are averaged with weights that
     make each step the whole batch's step. Only process 0 writes the
     checkpoint. The weights equal the one-process run's up to the order of
-    floating-point sums (and, for batch norm, per-process batch statistics).
+    floating-point sums, except where a layer draws or measures per process:
+    dropout masks (drawn for each process's part) and batch-norm statistics
+    (each part's own); there two runs agree in distribution, not in value.
     """
     x, y, device = _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
     checks.path(checkpoint, "checkpoint", optional=True)
