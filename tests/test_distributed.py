@@ -57,7 +57,7 @@ def runs(tmp_path_factory, mnist_root):
         folder.mkdir()
         torch.save(cnn.state_dict(), folder / "cnn.pt")
         cmd = [sys.executable, str(WORKER), str(folder)] if n == 1 else _torchrun(2, str(WORKER), str(folder))
-        done = subprocess.run(cmd, env=_env(folder, mnist_root), capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, env=_env(folder, mnist_root), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-4000:]
         out[n] = folder
     return out
@@ -148,7 +148,7 @@ def test_precompute_under_torchrun_leaves_only_the_narrative(tmp_path, mnist_roo
     write_book(root, {"grid": CHAPTER})
     env = _env(tmp_path, mnist_root)
     cmd = _torchrun(2, "-m", "sparsenb.book", "precompute", "--profile", "smoke", "--no-progress")
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "precomputed 1 chapters" in done.stdout and "2 process(es)" in done.stdout
     cache = tmp_path / "cache"
@@ -156,6 +156,6 @@ def test_precompute_under_torchrun_leaves_only_the_narrative(tmp_path, mnist_roo
     assert any(p.suffix == ".pt" for p in stored) and any("results" in p.parts for p in stored)
     assert not (root / "_build").exists()  # no page, no record
     cmd = [sys.executable, "-m", "sparsenb.book", "execute", "grid", "--profile", "smoke", "--no-progress"]
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()} == stored  # nothing recomputed or rewritten
