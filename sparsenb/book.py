@@ -43,6 +43,7 @@ result stored and executes only the narrative.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -408,11 +409,9 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     stamp.unlink(missing_ok=True)
     env = {DATA_ENV: str(data), scorecard.RECORDS_ENV: str(out_dir / ".records"), scorecard.KEY_ENV: key,
            scorecard.CHAPTER_ENV: source.stem}
-    env_before = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits them
     t0 = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="sparsenb-kernel-") as sockets:
+        with _environment(env), tempfile.TemporaryDirectory(prefix="sparsenb-kernel-") as sockets:  # the kernel inherits env
             papermill.execute_notebook(
                 nb,
                 str(partial),
@@ -443,17 +442,27 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
         raise
     finally:
         report.flush()
-        for k, v in env_before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     seconds = time.perf_counter() - t0
     _show_injected_parameters_only(partial)
     export_figures(partial, source.stem)
     os.replace(partial, target)
     atomic_write_json(stamp, {"key": key, "seconds": round(seconds, 2), "parameters": params})
     return target, seconds
+
+
+@contextlib.contextmanager
+def _environment(env: dict):
+    """Set the environment variables ``env`` while inside, then restore what was there (or remove them)."""
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _show_injected_parameters_only(path: Path) -> None:
@@ -671,8 +680,6 @@ def precompute(profile: str = DEFAULT_PROFILE, data=None, chapters=None, progres
     every training and attack cell stored and executes only the narrative.
     With one process (no ``torchrun``) it does the same work in one process.
     """
-    import contextlib
-    import io
     import tempfile
 
     import jupytext
@@ -687,32 +694,18 @@ def precompute(profile: str = DEFAULT_PROFILE, data=None, chapters=None, progres
     os.environ.setdefault("MPLBACKEND", "Agg")
     distributed.init()
     talk = progress and distributed.is_writer()
-    quiet = open(os.devnull, "w")
     times = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="sparsenb-records-") as records:
-            env = {DATA_ENV: str(data), scorecard.RECORDS_ENV: records}
-            env_before = {k: os.environ.get(k) for k in [*env, scorecard.KEY_ENV, scorecard.CHAPTER_ENV]}
-            os.environ.update(env)
-            try:
-                for i, source in enumerate(sources, 1):
-                    if talk:
-                        _say(f"[{i}/{len(sources)}] {source.stem} (precompute, {distributed.world_size()} process(es)) ...")
-                    os.environ[scorecard.CHAPTER_ENV] = source.stem
-                    t0 = time.perf_counter()
-                    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(sys.stderr if talk else quiet):
-                        _run_code_cells(jupytext.read(source), params[source.stem], source)
-                    times[source.stem] = time.perf_counter() - t0
-                    if talk:
-                        _say(f"[{i}/{len(sources)}] {source.stem}: precomputed in {times[source.stem]:.1f} s")
-            finally:
-                for k, v in env_before.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-    finally:
-        quiet.close()
+    with open(os.devnull, "w") as quiet, tempfile.TemporaryDirectory(prefix="sparsenb-records-") as records:
+        for i, source in enumerate(sources, 1):
+            if talk:
+                _say(f"[{i}/{len(sources)}] {source.stem} (precompute, {distributed.world_size()} process(es)) ...")
+            env = {DATA_ENV: str(data), scorecard.RECORDS_ENV: records, scorecard.CHAPTER_ENV: source.stem}
+            t0 = time.perf_counter()
+            with _environment(env), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(sys.stderr if talk else quiet):
+                _run_code_cells(jupytext.read(source), params[source.stem], source)
+            times[source.stem] = time.perf_counter() - t0
+            if talk:
+                _say(f"[{i}/{len(sources)}] {source.stem}: precomputed in {times[source.stem]:.1f} s")
     distributed.barrier()
     return times
 

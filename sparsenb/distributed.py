@@ -16,7 +16,7 @@ the work between them:
 Three rules keep the processes in step and the cache consistent:
 
 1. **One reader decides.** Whether a result or checkpoint is already stored
-   is read by process 0 and broadcast (:func:`agree`), so no process skips
+   is read by process 0 and broadcast (:func:`decide`), so no process skips
    a computation another one joins.
 2. **One writer.** Only process 0 writes the shared cache (results,
    checkpoints: :func:`is_writer`), after the others have handed it their
@@ -47,6 +47,7 @@ __all__ = [
     "is_writer",
     "device",
     "agree",
+    "decide",
     "gather",
     "barrier",
     "shard",
@@ -120,6 +121,11 @@ def agree(value):
     box = [value if rank() == 0 else None]
     _dist().broadcast_object_list(box, src=0)
     return box[0]
+
+
+def decide(read):
+    """``read()`` in process 0 only, its answer in every process (rule 1: whether something is stored is read once)."""
+    return agree(read() if is_writer() else None)
 
 
 def gather(value) -> list:

@@ -295,7 +295,7 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
     if not getattr(attack.function, "batch_invariant", True):
         key["batch_size"] = batch_size  # the attack's result for an image depends on its batch
     path = _result_path(key, folder)
-    done = distributed.agree(_read(path) if distributed.is_writer() else None)
+    done = distributed.decide(lambda: _read(path))
     if done is not None and done.get("complete"):
         return done["outcomes"]
     if distributed.active():
@@ -304,11 +304,16 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
     start = len(outcomes.get("correct", []))
     chunks = list(range(start, len(x), batch_size))
     for i in _bar_iter(chunks, f"{cell.attack} ({cell.gradient or 'no front end'})", progress):
-        for name, values in _attack_batch(victim, model, attack, cell, x[i : i + batch_size], y[i : i + batch_size]).items():
-            outcomes.setdefault(name, []).extend(values)
+        _extend(outcomes, _attack_batch(victim, model, attack, cell, x[i : i + batch_size], y[i : i + batch_size]))
         atomic_write_json(path, {"key": key, "complete": False, "outcomes": outcomes})
     atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
     return outcomes
+
+
+def _extend(outcomes: dict, batch: dict) -> None:
+    """Append a batch's per-image outcomes (and its evaluations) to a cell's."""
+    for name, values in batch.items():
+        outcomes.setdefault(name, []).extend(values)
 
 
 def _attack_batch(victim, model, attack, cell, xb, yb) -> dict:
@@ -342,8 +347,7 @@ def _run_cell_sharded(victim, model, attack, cell, x, y, key, path, batch_size, 
         batches.update(part)
     outcomes = {}
     for i in starts:
-        for name, values in batches[str(i)].items():
-            outcomes.setdefault(name, []).extend(values)
+        _extend(outcomes, batches[str(i)])
     if distributed.is_writer():
         atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
     distributed.barrier()  # the cell is stored before any process forgets its share
@@ -487,7 +491,7 @@ def stored(fn: Callable, *args, folder: str | Path | None = None, **kwargs):
     checks.function(fn, "fn")
     key = result_key(fn, *args, **kwargs)
     path = _result_path(key, folder)
-    done = distributed.agree(_read(path) if distributed.is_writer() else None)
+    done = distributed.decide(lambda: _read(path))
     if done is not None and done.get("complete"):
         return done["value"]
     value = json.loads(json.dumps(fn(*args, **kwargs)))  # what a later call reads back (tuples become lists)

@@ -246,8 +246,6 @@ def fit(
             # nothing changes an image between epochs: its front-end output is computed once, not once per step
             x, graph = sparsify_dataset(x.to(device, torch.float32), graph[0]), model
         size = distributed.world_size()
-        if bs < size:
-            raise checks.ArgumentError("config", f"batch_size {bs} must be at least the number of processes ({size})")
         step = _resume(checkpoint, model, opt, gen)
         parallel = distributed.data_parallel(model, device)  # the model itself with one process
         train_graph = parallel if graph is model else defended(graph[0], parallel)
@@ -334,7 +332,7 @@ def _save_state(path, model, opt, gen, step: int, device) -> None:
 
 def _resume(path, model, opt, gen) -> int:
     """Load a saved training state into ``model``, ``opt`` and the random streams; return its step (0 if none)."""
-    if path is None or not distributed.agree(Path(path).is_file()):
+    if path is None or not distributed.decide(Path(path).is_file):
         return 0
     device = next(model.parameters()).device
     state = torch.load(path, weights_only=True, map_location="cpu")
@@ -371,6 +369,9 @@ def _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
         raise checks.fail("frontend", "a front end module or None", frontend)
     checks.function(augment, "augment", optional=True)
     checks.function(adversary, "adversary", optional=True)
+    bs, size = min(config.batch_size, len(x)), distributed.world_size()
+    if bs < size:  # every process trains on a part of each batch
+        raise checks.ArgumentError("config", f"batch_size {bs} must be at least the number of processes ({size})")
     device = torch.device(device) if device is not None else x.device
     return x, y, device
 
@@ -414,7 +415,7 @@ def trained(
     }
     name = name or type(model_config).__name__.removesuffix("Config").lower()
     path = _checkpoint_path(name, key, folder)
-    if distributed.agree(path.is_file()):  # process 0 decides (the processes share the cache folder)
+    if distributed.decide(path.is_file):  # the processes share the cache folder
         return load_checkpoint(path, model_config)
     partial = path.with_suffix(".train.pt")
     model = fit(model_config, x, y, config, frontend, augment, adversary, partial, progress, device)
@@ -517,7 +518,7 @@ def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(
         "dtype": str(x.dtype),
     }
     path = _checkpoint_path("svm", key, folder)
-    if distributed.agree(path.is_file()):  # process 0 decides; in a process group every process fits it, process 0 writes
+    if distributed.decide(path.is_file):  # in a process group every process fits it, process 0 writes
         state = torch.load(path, weights_only=True, map_location="cpu")
         return LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
     svm = train_linear_svm(sparsify_dataset(x, frontend), y, config)
