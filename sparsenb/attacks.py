@@ -433,6 +433,7 @@ def pgd(
     steps: int,
     restarts: int = 1,
     seed: int = 0,
+    max_batch: int | None = None,
 ) -> torch.Tensor:
     r"""PGD (Madry et al.) with a uniform random start and ``restarts`` restarts.
 
@@ -440,35 +441,54 @@ def pgd(
     ``steps`` projected sign-gradient steps of size ``step`` on the
     cross-entropy. An image counts as robust only if it survives every
     restart: the returned image is the first restart's result that the model
-    misclassifies, else the last restart's. Restarts stop early for images
-    already fooled. Restart ``r`` of an image is the same whatever the batch
-    and whatever the total number of restarts, so more restarts never raise
-    accuracy.
+    misclassifies, else the last restart's. Restart ``r`` of an image is the
+    same whatever the batch and whatever the total number of restarts, so
+    more restarts never raise accuracy.
+
+    Settled work is skipped: an image already fooled is attacked no more (its
+    outcome cannot change). The next restarts of the images still standing
+    are stacked into one pass of up to ``max_batch`` rows (default
+    ``len(x)``, so a pass is never larger than the caller's batch): with
+    ``n`` images standing, ``max(1, max_batch // n)`` restarts run side by
+    side, and each image keeps its first fooling restart in order, so the
+    result is the one-restart-at-a-time result exactly (a stacked restart
+    after an image's first fooling one is wasted work, never a different
+    answer).
     """
     eps, step, steps = _eps(eps), _step(step), _steps(steps)
     restarts = checks.integer(restarts, "restarts", 1)
     seed = checks.seed(seed)
+    max_batch = None if max_batch is None else checks.integer(max_batch, "max_batch", 1)
     x, y = _network_inputs(model, x, y)
     if eps == 0 or not len(x):
         return x.clone()
+    max_batch = max_batch or len(x)
     seeds = _image_seeds(x, seed)
     finite = torch.ones((), dtype=torch.bool, device=x.device)  # checked once, after the loops
     best = x.clone()
     alive = torch.ones(len(x), dtype=torch.bool, device=x.device)  # not fooled yet
-    for r in range(restarts):
+    r = 0
+    while r < restarts:
         idx = alive.nonzero().flatten()
-        if len(idx) == 0:
+        n = len(idx)
+        if n == 0:
             break
-        xi, yi = x[idx], y[idx]
-        x_adv = _uniform_start(xi, eps, [seeds[i] for i in idx.tolist()], r)
+        stack = max(1, min(restarts - r, max_batch // n))  # restarts r, ..., r + stack - 1 side by side
+        xi, yi = x[idx].repeat(stack, 1, 1, 1), y[idx].repeat(stack)  # restart-major rows
+        own = [seeds[i] for i in idx.tolist()]
+        x_adv = torch.cat([_uniform_start(x[idx], eps, own, r + s) for s in range(stack)])
         for _ in range(steps):
             g = _ce_grad(model, x_adv, yi)
             finite &= torch.isfinite(g).all()
             x_adv = _project(x_adv + step * torch.sign(g), xi, eps)
         with torch.no_grad():
-            fooled = _logits(model, x_adv).argmax(1) != yi
-        best[idx] = x_adv
-        alive[idx[fooled]] = False
+            fooled = (_logits(model, x_adv).argmax(1) != yi).reshape(stack, n)
+        x_adv = x_adv.reshape(stack, n, *x.shape[1:])
+        hit = fooled.any(0)
+        first = torch.where(hit, fooled.int().argmax(0), stack - 1)  # first fooling restart, else the last run
+        best[idx] = x_adv[first, torch.arange(n, device=x.device)]
+        alive[idx[hit]] = False
+        r += stack
     checks.finite_gradient(finite)
     return _finish(best, x, eps)
 

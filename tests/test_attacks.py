@@ -156,6 +156,65 @@ def test_more_pgd_restarts_never_raise_accuracy(digits, mnist_test):
     assert accs[-1] < accs[0], f"the test needs restarts that matter, got accuracies {accs}"
 
 
+def _manual_pgd(model, x, y, eps, step, steps, restarts, seed):
+    """PGD one restart at a time, every image through every restart, written out (the reference)."""
+    seeds = attacks._image_seeds(x, seed)
+    best, fooled = x.clone(), torch.zeros(len(x), dtype=torch.bool)
+    for r in range(restarts):
+        x_adv = attacks._uniform_start(x, eps, seeds, r)
+        for _ in range(steps):
+            x_adv = attacks._project(x_adv + step * torch.sign(attacks._ce_grad(model, x_adv, y)), x, eps)
+        with torch.no_grad():
+            now = model(x_adv).argmax(1) != y
+        best[~fooled] = x_adv[~fooled]  # an image keeps its first fooling restart
+        fooled |= now
+    return best
+
+
+class _Rows(nn.Module):
+    """Counts the rows the wrapped model is evaluated on."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.rows = net, 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return self.net(x)
+
+
+@pytest.mark.parametrize("max_batch", [None, 1, 7, 24, 60, 1000])
+def test_pgd_skipping_and_stacking_change_no_outcome(max_batch, mnist_test):
+    x_all, _ = mnist_test
+    x = x_all[:24].double()
+    model = _mlp(hidden=64, seed=2)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    expected = _manual_pgd(model, x, y, 0.05, 0.005, 1, 6, 0)
+    counted = _Rows(model)
+    out = attacks.pgd(counted, x, y, 0.05, 0.005, 1, restarts=6, seed=0, max_batch=max_batch)
+    assert torch.equal(out, expected)
+    probe = _Rows(model)
+    attacks.pgd(probe, x, y, 0.0, 0.005, 1)  # eps = 0 does no work beyond checking the model's output shape
+    nominal = 6 * 24 * (1 + 1) + probe.rows  # restarts x images x (steps + the fooled check), and the check
+    with torch.no_grad():
+        fooled_first = model(attacks.pgd(model, x, y, 0.05, 0.005, 1, restarts=1, seed=0)).argmax(1) != y
+    assert 0 < int(fooled_first.sum()) < 24, "the test needs images fooled in the first restart and some not"
+    if max_batch in (None, 1, 7, 24):  # no stacking beyond the batch: the fooled ones are skipped from restart 2 on
+        assert counted.rows < nominal
+    if max_batch == 1:  # one restart at a time: exactly the standing images' work
+        assert counted.rows < nominal - 5 * 2 * int(fooled_first.sum()) + 1
+    if max_batch == 1000:  # every restart stacked into one pass: nominal work, same answer
+        assert counted.rows == nominal
+
+
+def test_pgd_max_batch_must_be_a_positive_integer(digits):
+    x, y = digits
+    for bad in (0, -3, 1.5, True, "4"):
+        with pytest.raises(ValueError, match="max_batch"):
+            attacks.pgd(_mlp(), x, y, EPS, STEP, 1, restarts=2, max_batch=bad)
+
+
 def _manual_mifgsm(model, x, y, eps, step, steps, norm):
     """MI-FGSM written out, with the gradient normalised per image, over the batch, or not at all."""
     x_adv, g = x.clone(), torch.zeros_like(x)
