@@ -290,6 +290,13 @@ class WaveletTransform:
             self._cache[key] = (mats, order, torch.argsort(order))
         return self._cache[key]
 
+    def one_level_matrices(self, device, dtype):
+        r"""``(A_h, A_h^T, A_w, A_w^T)`` of a one-level transform: analysis is
+        :math:`A_h X A_w^T`, synthesis :math:`A_h^T Y A_w` (the Mallat layout)."""
+        if self.level != 1:
+            raise ValueError(f"one_level_matrices needs level 1, this transform has level {self.level}")
+        return self._operators(device, dtype)[0][0]
+
     # The pyramid (Mallat) layout is what the front end works in: top-K does
     # not care about the order, and skipping the two permutations saves time.
     def analysis_pyramid(self, x: torch.Tensor) -> torch.Tensor:

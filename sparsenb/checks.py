@@ -245,7 +245,8 @@ def images(
         raise ArgumentError(name, f"must be images of size {tuple(size)}, got shape {tuple(x.shape)}")
     if scan and x.numel():
         v = x.detach()
-        ok = ((v >= 0) & (v <= 1)).all() if box else torch.isfinite(v).all()  # NaN fails both comparisons
+        lo, hi = torch.aminmax(v)  # one pass; a NaN anywhere makes both NaN, and NaN fails every comparison
+        ok = (lo >= 0) & (hi <= 1) if box else (lo > -math.inf) & (hi < math.inf)
         if not bool(ok):
             if not bool(torch.isfinite(v).all()):
                 raise ArgumentError(name, "contains NaN or infinite values")

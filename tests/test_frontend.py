@@ -401,6 +401,42 @@ def test_large_batch_cpu_chunking_matches_one_at_a_time(clip, mnist_test):
     assert torch.equal(sup.sum(-1), torch.full((B, 1), 27))
 
 
+def _reference_output(fe, x):
+    """The front end written with torch.topk and nothing else (one level, RGB)."""
+    c = fe.transform.analysis_pyramid(x)
+    flat = c.flatten(-2)
+    idx = torch.topk(flat.abs(), fe.K[0], dim=-1, sorted=False).indices
+    mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, idx, True).view_as(c)
+    y = fe.transform.synthesis_pyramid(c * mask)
+    return y.clamp(0.0, 1.0) if fe.clip else y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("wavelet,rho,clip", [("coif1", 0.035, True), ("haar", 0.01, True), ("db5", 0.2, False)])
+def test_cpu_paths_equal_torch_topk_bit_for_bit(dtype, wavelet, rho, clip, mnist_test):
+    """The NumPy selection, its buffers and blocks give torch.topk's front end exactly, ties included."""
+    x = mnist_test[0][: _CPU_CHUNK + 40].to(dtype).clone()
+    x[:30] = (x[:30] * 2).round() / 2  # quantised digits: ties among the coefficients
+    x[30:40] = 0.0
+    x[30:40, :, 4:8, 4:8] = 1.0  # a square on black: many equal magnitudes at the K-th place
+    fe = SparsifyingFrontEnd(rho, wavelet, clip=clip, gradient="projection")
+    with torch.no_grad():
+        expected = _reference_output(fe, x)
+        assert torch.equal(fe(x), expected)  # the buffered no-grad path
+        assert torch.equal(fe(x[:7]), expected[:7])
+    assert torch.equal(fe(x.clone().requires_grad_(True)).detach(), expected)  # the autograd path
+    assert torch.equal(fe.support(x).sum(-1), torch.full((len(x), 1), fe.K[0]))
+
+
+def test_cpu_path_colour_images_equal_torch_topk():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 3, 16, 16, generator=g)
+    x[:10] = (x[:10] * 2).round() / 2
+    fe = SparsifyingFrontEnd(0.05, "coif1", image_size=(16, 16), channels=3)
+    with torch.no_grad():
+        assert torch.equal(fe(x), _reference_output(fe, x))
+
+
 def test_large_batch_with_no_grad_context(mnist_test):
     x = mnist_test[0][: _CPU_CHUNK + 3].double()
     fe = SparsifyingFrontEnd(0.02, wavelet="db5", level=2, clip=False)
