@@ -501,20 +501,25 @@ class SparsifyingFrontEnd(nn.Module):
                 o.clamp_(0.0, 1.0)
         return out
 
+    def _output_no_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_output` where no gradient flows through it (also BPDA's and the iterated gradient's forward pass)."""
+        one_level = isinstance(self.transform, WaveletTransform) and self.transform.level == 1
+        if x.device.type == "cpu" and one_level and self.color == "rgb" and len(set(self.K)) == 1:
+            return self._sparsify_cpu(x)
+        if x.device.type == "cpu" and len(x) > _CPU_CHUNK:
+            # cache blocking: on CPU the transform and top-k are memory-bound
+            return torch.cat([self._output(b) for b in x.split(_CPU_CHUNK)])
+        return self._output(x)
+
     # ---- forward --------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x)
         if not (torch.is_grad_enabled() and x.requires_grad):
-            if x.device.type == "cpu" and self.transform.level == 1 and self.color == "rgb" and len(set(self.K)) == 1:
-                return self._sparsify_cpu(x)
-            if x.device.type == "cpu" and len(x) > _CPU_CHUNK:
-                # cache blocking: on CPU the transform and top-k are memory-bound
-                return torch.cat([self._output(b) for b in x.split(_CPU_CHUNK)])
-            return self._output(x)
+            return self._output_no_grad(x)
         if self.gradient == "projection":
             return self._output(x)
         with torch.no_grad():
-            y = self._output(x)
+            y = self._output_no_grad(x)
         if self.gradient == "bpda":
             return straight_through(x, y)
         return _IteratedProjection.apply(x, y, self)
