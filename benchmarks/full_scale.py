@@ -1,6 +1,7 @@
 """The multiclass MNIST chapter's heavy work at a profile's scale, timed: what dominates `full`.
 
     python benchmarks/full_scale.py [--profile full] [--budget-s 420] [--out full_scale.json]
+                                    [--gradients bpda,projection,iterated] [--images N]
 
 With the profile's parameters of the multiclass chapter (``book/profiles.toml``)
 it trains, or reads from the checkpoint store, the undefended and the
@@ -74,6 +75,7 @@ def main(argv=None):
     p.add_argument("--budget-s", type=float, default=420.0, help="start no new cell after this many seconds")
     p.add_argument("--out", default="full_scale.json")
     p.add_argument("--gradients", default=",".join(GRADIENTS), help="front-end gradients, in order")
+    p.add_argument("--images", type=int, default=0, help="attack the first N of the profile's test images (0: all)")
     args = p.parse_args(argv)
 
     t_start = time.perf_counter()
@@ -89,6 +91,8 @@ def main(argv=None):
         print(json.dumps(report["steps"][-1]), flush=True)
 
     x, y = mnist.test_images(prm["n_images"], prm["seed"])
+    if args.images:
+        x, y = x[: args.images], y[: args.images]
     record("front end throughput", **frontend_throughput(x, prm["rho"], prm["wavelet"], device))
 
     t0 = time.perf_counter()
