@@ -474,9 +474,9 @@ def pgd(
         if n == 0:
             break
         stack = max(1, min(restarts - r, max_batch // n))  # restarts r, ..., r + stack - 1 side by side
-        xi, yi = x[idx].repeat(stack, 1, 1, 1), y[idx].repeat(stack)  # restart-major rows
-        own = [seeds[i] for i in idx.tolist()]
-        x_adv = torch.cat([_uniform_start(x[idx], eps, own, r + s) for s in range(stack)])
+        xs, own = x[idx], [seeds[i] for i in idx.tolist()]
+        xi, yi = xs.repeat(stack, 1, 1, 1), y[idx].repeat(stack)  # restart-major rows
+        x_adv = torch.cat([_uniform_start(xs, eps, own, r + s) for s in range(stack)])
         for _ in range(steps):
             g = _ce_grad(model, x_adv, yi)
             finite &= torch.isfinite(g).all()

@@ -97,44 +97,40 @@ def _check_signals(x, name: str, shape) -> torch.Tensor:
 # --------------------------------------------------------------------------
 # the paper's operators
 # --------------------------------------------------------------------------
-def _largest(neg: np.ndarray, K: int, mask: np.ndarray) -> np.ndarray:
-    """Mark in ``mask`` the K smallest entries of each row of ``neg`` = -|c| ``(R, N)``: the K largest |c|.
+def _mark_largest(c: np.ndarray, K: int, neg: np.ndarray, mask: np.ndarray) -> None:
+    """Mark in ``mask`` the K largest ``|c|`` of each row of ``c`` ``(R, N)``: ``torch.topk``'s set.
 
-    NumPy's introselect (``np.partition``), 2-3x faster than ``torch.topk``
-    on one thread. Where the K-th value of a row is unique there, the set is
-    unique; the rows where it ties with another entry are returned (their
-    ``mask`` row marks them all) for :func:`_topk_rows` to settle.
+    NumPy's introselect (``np.partition`` on ``neg`` = -|c|, written into
+    the given buffer), 2-3x faster than ``torch.topk`` on one thread. Where
+    the K-th value of a row is unique there the set is unique; a row where
+    it ties with another entry gets ``torch.topk``'s own choice.
     """
+    np.negative(np.abs(c, out=neg), out=neg)
     part = np.partition(neg, K - 1, axis=1)
     kth = part[:, K - 1 : K]
     np.less_equal(neg, kth, out=mask)
-    return np.flatnonzero(part[:, K:].min(1) == kth[:, 0]) if K < neg.shape[1] else np.empty(0, dtype=np.int64)
-
-
-def _topk_rows(mask: torch.Tensor, a: torch.Tensor, rows, K: int) -> None:
-    """Set rows ``rows`` of ``mask`` ``(R, N)`` to ``torch.topk``'s choice of the K largest of ``a`` ``(R, N)``."""
-    rows = torch.as_tensor(rows)
-    idx = torch.topk(a[rows], K, dim=-1, sorted=False).indices
-    mask[rows] = torch.zeros_like(mask[rows]).scatter_(-1, idx, True)
+    if K == c.shape[1]:
+        return
+    ties = np.flatnonzero(part[:, K:].min(1) == kth[:, 0])
+    if len(ties):
+        idx = torch.topk(torch.from_numpy(np.abs(c[ties])), K, dim=-1, sorted=False).indices
+        mask[ties] = torch.zeros(idx.shape[0], c.shape[1], dtype=torch.bool).scatter_(-1, idx, True).numpy()
 
 
 def _topk_mask(c: torch.Tensor, K) -> torch.Tensor:
     """Boolean mask of the K largest |c| along the last dim (K per channel, dim -2).
 
-    The set ``torch.topk`` chooses; on CPU found by :func:`_largest`, with
-    ``torch.topk`` itself only for rows with a tie at the K-th place.
+    The set ``torch.topk`` chooses; on CPU found by :func:`_mark_largest`.
     """
     if isinstance(K, int):
         N = c.shape[-1]
         if c.device.type != "cpu" or c.dtype not in (torch.float32, torch.float64) or not c.numel():
             idx = torch.topk(c.abs(), K, dim=-1, sorted=False).indices
             return torch.zeros_like(c, dtype=torch.bool).scatter_(-1, idx, True)
-        a = c.detach().abs().reshape(-1, N)
-        mask = torch.empty(a.shape, dtype=torch.bool)
-        ties = _largest(torch.neg(a).numpy(), K, mask.numpy())
-        if len(ties):
-            _topk_rows(mask, a, ties, K)
-        return mask.view(c.shape)
+        rows = c.detach().reshape(-1, N).numpy()
+        mask = np.empty(rows.shape, dtype=bool)
+        _mark_largest(rows, K, np.empty_like(rows), mask)
+        return torch.from_numpy(mask).view(c.shape)
     Ks = tuple(K)  # one per channel (dim -2), checked by the callers
     if len(set(Ks)) == 1:
         return _topk_mask(c, Ks[0])
@@ -490,11 +486,8 @@ class SparsifyingFrontEnd(nn.Module):
             t, c, neg, kept = (u[: len(b)] for u in buffers)  # work, coefficients, -|c|, kept coefficients
             torch.matmul(A_h, torch.matmul(b, A_wT, out=t), out=c)  # c = A_h x A_w^T
             rows = len(b) * self.channels
-            neg_rows, mask = neg.numpy().reshape(rows, N), masks[:rows]
-            np.negative(np.abs(c.numpy().reshape(rows, N), out=neg_rows), out=neg_rows)
-            ties = _largest(neg_rows, K, mask)
-            if len(ties):
-                _topk_rows(torch.from_numpy(mask), c.reshape(rows, N).abs(), ties, K)
+            mask = masks[:rows]
+            _mark_largest(c.numpy().reshape(rows, N), K, neg.numpy().reshape(rows, N), mask)
             np.multiply(c.numpy(), mask.reshape(c.shape), out=kept.numpy())
             torch.matmul(A_hT, torch.matmul(kept, A_w, out=t), out=o)  # A_h^T H_K(c) A_w
             if self.clip:
