@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from sparsenb import attacks, mnist
-from sparsenb.book import chapter_parameters
+from sparsenb import attacks
+from sparsenb.chapters import mnist_multiclass as mnist
+from sparsenb.book.layout import chapter_parameters
 from sparsenb.cache import atomic_write_json
-from sparsenb.experiments import Attack, Grid, run
+from sparsenb.lab.grid import Attack, Grid, run
 from sparsenb.frontend import GRADIENTS, SparsifyingFrontEnd
 
 #: HBM bandwidth of the GPUs this has run on (bytes/s), for the front end's floor.

@@ -24,7 +24,8 @@ import torch
 from sparsenb import attacks
 from sparsenb.data import load_mnist
 from sparsenb.frontend import SparsifyingFrontEnd
-from sparsenb.models import NielsenCNN, defended
+from sparsenb.frontend import defended
+from sparsenb.models import NielsenCNN
 
 
 def seconds_per_step(model, x, y, steps: int, eps: float, step: float) -> float:

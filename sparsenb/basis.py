@@ -24,6 +24,12 @@ Two implementations of the same wavelet operator live here:
   time, as batched matrix products with small one-dimensional DWT matrices
   (a 28x28 image costs two 28x28 products per level instead of one 784x784
   product). It runs on any device and dtype and is what the front end uses.
+
+Besides wavelets, the dense bases the basis comparison sweeps
+(:data:`DENSE_BASES`, :func:`dense_basis`): the whole-image DCT
+(:func:`dct_basis`), JPEG's 8x8 block DCT (:func:`block_dct_basis`), the
+pixel basis (:func:`pixel_basis`) and a basis learned from training images
+(:func:`pca_basis`); :class:`DenseTransform` applies any of them.
 """
 from __future__ import annotations
 
@@ -47,6 +53,10 @@ __all__ = [
     "band_labels",
     "WaveletTransform",
     "DenseTransform",
+    "DENSE_BASES",
+    "block_dct_basis",
+    "pca_basis",
+    "dense_basis",
 ]
 
 
@@ -404,4 +414,73 @@ class DenseTransform:
 
     def dense(self) -> torch.Tensor:
         return self.basis.to(torch.float64)
+
+    # the front end's interface: coefficients laid out as an H x W plane (in basis order)
+    def analysis_pyramid(self, x: torch.Tensor) -> torch.Tensor:
+        return self.analysis(x).unflatten(-1, self.shape)
+
+    def synthesis_pyramid(self, y: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(y.flatten(-2))
+
+
+# --------------------------------------------------------------------------
+# dense bases for the basis comparison
+# --------------------------------------------------------------------------
+#: The dense bases the front end can sparsify in besides wavelets (see :func:`dense_basis`).
+DENSE_BASES = ("dct", "blockdct8", "pixel", "pca")
+
+
+def _block_dct_1d(n: int, block: int) -> np.ndarray:
+    """Block-diagonal 1-D DCT of length ``n``: blocks of ``block``, the last one shorter if ``block`` does not divide ``n``."""
+    out = np.zeros((n, n))
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        out[s:e, s:e] = _dct_matrix(e - s)
+    return out
+
+
+def block_dct_basis(shape=(28, 28), block: int = 8) -> torch.Tensor:
+    """The orthonormal block DCT of an image (rows are basis images), JPEG's transform for ``block = 8``.
+
+    Separable: the Kronecker product of two block-diagonal 1-D DCTs, so each
+    basis image lives in one block; 28 is not a multiple of 8, so the blocks
+    along each side are 8, 8, 8 and 4 pixels wide (each block its own
+    orthonormal DCT: the whole is orthonormal). Rows are ordered by
+    block-frequency pair as the Kronecker product gives them (the order does
+    not matter to the front end, which keeps the largest coefficients
+    wherever they are).
+    """
+    H, W = checks.size2d(shape, "shape")
+    block = checks.integer(block, "block", 1)
+    return torch.from_numpy(np.kron(_block_dct_1d(H, block), _block_dct_1d(W, block)))
+
+
+def pca_basis(x: torch.Tensor) -> torch.Tensor:
+    r"""An orthonormal basis learned from images ``x`` ``(B, 1, H, W)``: eigenvectors of :math:`\frac1B\sum x x^T`.
+
+    The uncentred second moment: the front end has no mean to subtract, so
+    its leading K eigenvectors are the ones that capture the most energy of
+    :math:`x` itself. Rows by decreasing eigenvalue; each row's sign is fixed
+    so that its largest-magnitude entry is positive (deterministic across
+    machines).
+    """
+    checks.images(x, "x", channels=1)
+    if len(x) < 2:
+        raise checks.ArgumentError("x", "must hold at least two images to learn a basis from")
+    X = x.flatten(1).double()
+    vals, vecs = torch.linalg.eigh(X.T @ X / len(X))
+    psi = vecs.flip(-1).T.contiguous()  # rows: eigenvectors, largest eigenvalue first
+    idx = psi.abs().argmax(1)
+    sign = torch.sign(psi[torch.arange(len(psi)), idx])
+    return psi * sign[:, None]
+
+
+def dense_basis(spec: str, x_train: torch.Tensor | None = None, shape=(28, 28)) -> torch.Tensor:
+    """The matrix of a dense basis (:data:`DENSE_BASES`): ``"dct"``, ``"blockdct8"``, ``"pixel"``, or ``"pca"`` learned from ``x_train``."""
+    checks.choice(spec, "spec", DENSE_BASES)
+    if spec == "pca":
+        if x_train is None:
+            raise checks.ArgumentError("x_train", "must hold the training images to learn the 'pca' basis from")
+        return pca_basis(x_train)
+    return {"dct": dct_basis, "blockdct8": block_dct_basis, "pixel": pixel_basis}[spec](shape)
 

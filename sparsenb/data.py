@@ -49,6 +49,7 @@ __all__ = [
     "pooled_split",
 ]
 
+#: The environment variable naming the data folder.
 DATA_ENV = "SPARSENB_DATA"
 MNIST_FILES = (
     "train-images-idx3-ubyte",

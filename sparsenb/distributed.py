@@ -4,7 +4,7 @@ Under ``torchrun --nproc_per_node N`` every process runs the same code (the
 chapters, or :func:`sparsenb.book.precompute`), and the heavy calls divide
 the work between them:
 
-* :func:`sparsenb.experiments.run` gives each process whole batches of the
+* :func:`sparsenb.lab.grid.run` gives each process whole batches of the
   images (batch ``b`` to process ``b mod N``: no padding, no image twice),
   attacks them exactly as one process would, and gathers the per-image
   outcomes back into image order (:func:`shard`, :func:`gather`);

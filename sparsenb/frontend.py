@@ -23,6 +23,13 @@ All functions work on batches ``(B, C, H, W)`` (any leading dimensions for
 the functional forms), on the device and dtype of their input. ``K`` may be
 an int or one int per channel. Arguments are checked by :mod:`sparsenb.checks`
 (one :class:`~sparsenb.checks.ArgumentError` naming the argument).
+
+The defense is composition: :func:`defended` puts the front end before a
+classifier (:func:`split_defended` takes them apart), and
+:func:`with_gradient` gives the same front end another gradient treatment.
+:class:`DenseFrontEnd` is the same front end in any dense orthonormal basis
+and :func:`frontend_for` builds a front end from a short basis spec
+(``"coif1:2"``, ``"dct"``, ``"pca"``...).
 """
 from __future__ import annotations
 
@@ -33,7 +40,8 @@ import torch
 from torch import nn
 
 from . import checks
-from .basis import WaveletTransform
+from .basis import DENSE_BASES, DenseTransform, WaveletTransform, dense_basis
+from .cache import data_fingerprint
 
 __all__ = [
     "sparsity_level",
@@ -45,6 +53,11 @@ __all__ = [
     "rgb_to_ycbcr",
     "ycbcr_to_rgb",
     "SparsifyingFrontEnd",
+    "DenseFrontEnd",
+    "frontend_for",
+    "defended",
+    "split_defended",
+    "with_gradient",
     "straight_through",
     "GRADIENTS",
 ]
@@ -516,3 +529,87 @@ class SparsifyingFrontEnd(nn.Module):
         if self.gradient == "bpda":
             return straight_through(x, y)
         return _IteratedProjection.apply(x, y, self)
+
+
+# --------------------------------------------------------------------------
+# other bases
+# --------------------------------------------------------------------------
+class DenseFrontEnd(SparsifyingFrontEnd):
+    r"""The sparsifying front end in any orthonormal basis ``basis`` (rows :math:`\psi_k`), named ``name``.
+
+    Everything else (top-K per image, clip, gradient treatments) is
+    :class:`SparsifyingFrontEnd`'s. One channel. ``settings()`` holds the
+    name and a fingerprint of the matrix, so checkpoints and stored results
+    are keyed by the basis itself.
+    """
+
+    def __init__(self, rho, basis: torch.Tensor, name: str, image_size=(28, 28), **kwargs):
+        super().__init__(rho, "haar", 1, image_size, channels=1, **kwargs)
+        if not isinstance(name, str) or not name:
+            raise checks.fail("name", "a non-empty string naming the basis", name)
+        self.transform = DenseTransform(basis, self.image_size)
+        self.basis_name = name
+        self.basis_fingerprint = data_fingerprint(basis.detach().double().cpu())
+
+    @property
+    def wavelet(self) -> str:
+        return self.basis_name
+
+    @property
+    def level(self) -> int:
+        return 0
+
+    def settings(self) -> dict:
+        return {**super().settings(), "basis": self.basis_fingerprint}
+
+
+def frontend_for(spec: str, rho: float, x_train: torch.Tensor | None = None, basis: torch.Tensor | None = None,
+                 **kwargs) -> SparsifyingFrontEnd:
+    r"""The front end for a basis spec; ``"pca"`` learns its basis from ``x_train``.
+
+    Specs: ``"haar:1"``, ``"db2:2"``, ``"coif1:3"``...: an orthogonal
+    PyWavelets wavelet at that many levels (periodized), the book's
+    :class:`SparsifyingFrontEnd`, so its checkpoints and results are shared
+    with the other chapters; a dense basis of :data:`sparsenb.basis.DENSE_BASES`
+    (:func:`sparsenb.basis.dense_basis`) through :class:`DenseFrontEnd`. A
+    dense spec's matrix may be passed as ``basis`` (computed once for many
+    :math:`\rho`).
+    """
+    if not isinstance(spec, str) or not spec:
+        raise checks.fail("spec", "a basis spec such as 'coif1:1', 'dct', 'blockdct8', 'pixel' or 'pca'", spec)
+    if spec in DENSE_BASES:
+        return DenseFrontEnd(rho, dense_basis(spec, x_train) if basis is None else basis, spec, **kwargs)
+    name, _, level = spec.partition(":")
+    try:
+        level = int(level or 1)
+    except ValueError:
+        raise checks.ArgumentError("spec", f"={spec!r}: the level after ':' must be an int") from None
+    return SparsifyingFrontEnd(rho, name, level, **kwargs)
+
+
+# --------------------------------------------------------------------------
+# the defended model
+# --------------------------------------------------------------------------
+def defended(frontend: nn.Module, classifier: nn.Module) -> nn.Sequential:
+    """The defended model: the front end, then the classifier."""
+    return nn.Sequential(frontend, classifier)
+
+
+def split_defended(model) -> tuple[SparsifyingFrontEnd | None, object]:
+    """``(frontend, classifier)`` of a defended model ``nn.Sequential(frontend, classifier...)``; ``(None, model)`` otherwise."""
+    if isinstance(model, nn.Sequential) and len(model) >= 2 and isinstance(model[0], SparsifyingFrontEnd):
+        rest = model[1] if len(model) == 2 else nn.Sequential(*list(model)[1:])
+        return model[0], rest
+    return None, model
+
+
+def with_gradient(frontend: SparsifyingFrontEnd, gradient: str) -> SparsifyingFrontEnd:
+    """The same front end with another gradient treatment (a shallow copy; the original is unchanged)."""
+    import copy
+
+    checks.choice(gradient, "gradient", GRADIENTS)
+    if frontend.gradient == gradient:
+        return frontend
+    out = copy.copy(frontend)
+    out.gradient = gradient
+    return out

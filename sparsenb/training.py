@@ -1,4 +1,4 @@
-r"""Training: one loop for every network of the book, and checkpoints keyed by what made them.
+r"""Training: one loop for every network of the book, and the linear SVM.
 
 :func:`fit` is the loop (read it in one screen): seeded, with a progress bar,
 a resumable checkpoint per epoch, on any device, bf16 autocast on request
@@ -9,24 +9,19 @@ on CUDA. Per batch it does, in this order::
     loss = L(model(frontend(x)), y) # the front end, if any, sits inside the graph
 
 with the cross-entropy for multiclass logits and the logistic loss for one
-logit. :func:`trained` wraps it in a cache: the checkpoint is the model's
-``state_dict`` plus its config, loadable with ``weights_only=True``, stored
-under a key that holds the model and training configs, the front end's
-settings, the augmentation and adversary, a fingerprint of the training
-data and :func:`~sparsenb.cache.code_fingerprint` of the code that trains
-(so new model or training code retrains, and a comment edit does not).
+logit. :func:`sparsenb.lab.store.trained` wraps it in the checkpoint store
+(keyed by the configs, the data and the code that trains).
 
-The linear SVM stays scikit-learn's (:func:`train_linear_svm`, cached by
-:func:`trained_svm`); it is fitted on images sparsified beforehand, which is
-the same thing for a model with no gradient-based training.
+The linear SVM stays scikit-learn's (:func:`train_linear_svm`, stored by
+:func:`sparsenb.lab.store.trained_svm`); it is fitted on images sparsified
+beforehand, which is the same thing for a model with no gradient-based
+training.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,8 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checks, distributed
-from .cache import atomic_write_bytes, cache_dir, code_fingerprint
-from .models import LinearClassifier, defended
+from .cache import atomic_write_bytes, modules_of
+from .frontend import defended
+from .models.linear import LinearClassifier
 
 __all__ = [
     "TrainConfig",
@@ -45,22 +41,15 @@ __all__ = [
     "CNN_TRAINING",
     "TWO_LAYER_TRAINING",
     "fit",
-    "trained",
-    "trained_svm",
+    "check_fit",
     "train_linear_svm",
     "sparsify_dataset",
-    "data_fingerprint",
-    "model_fingerprint",
-    "TRAINING_MODULES",
 ]
-
-#: The modules whose code decides what a training run produces (part of every checkpoint's key).
-TRAINING_MODULES = ("basis", "frontend", "models", "training")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train (the model itself is described by its own config, e.g. :class:`~sparsenb.models.CNNConfig`).
+    """How to train (the model itself is described by its own config, e.g. :class:`~sparsenb.models.cnn.CNNConfig`).
 
     ``steps > 0`` trains that many steps instead of ``epochs`` epochs (the
     release's two-layer net trains 20,000 steps). ``l2`` adds
@@ -112,6 +101,7 @@ TWO_LAYER_TRAINING = TrainConfig(optimizer="adam", lr=1e-3, l2=1e-3, batch_size=
 class Adversary:
     """Madry et al.'s inner maximisation: ``attack(model, x, y, eps, **kwargs)`` from :mod:`sparsenb.attacks`.
 
+    ``attack`` is a registered attack's name (:mod:`sparsenb.attacks.registry`):
     ``Adversary("pgd", 0.3, {"step": 0.01, "steps": 40})`` is PGD-40 with a
     random start; ``Adversary("fgsm", 0.3)`` is FGSM. Called as
     ``adversary(model, x, y)`` with the model in eval mode; random starts
@@ -123,9 +113,9 @@ class Adversary:
     kwargs: tuple = ()
 
     def __init__(self, attack: str, eps: float, kwargs=None):
-        from . import attacks
+        from .attacks.registry import get
 
-        checks.choice(attack, "attack", tuple(n for n in attacks.__all__ if callable(getattr(attacks, n))))
+        get(attack)  # a registered attack's name, else one error listing them
         object.__setattr__(self, "attack", attack)
         object.__setattr__(self, "eps", checks.real(eps, "eps", 0, 1))
         items = dict(kwargs or {})
@@ -134,12 +124,18 @@ class Adversary:
         object.__setattr__(self, "kwargs", tuple(sorted(items.items())))
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from . import attacks
+        from .attacks.registry import get
 
         kwargs = dict(self.kwargs)
         if "restarts" in kwargs or self.attack == "pgd":
             kwargs.setdefault("seed", int(torch.randint(0, 2**62, (1,))))
-        return getattr(attacks, self.attack)(model, x, y, self.eps, **kwargs)
+        return get(self.attack)(model, x, y, self.eps, **kwargs)
+
+    def code_modules(self) -> tuple[str, ...]:
+        """The modules of the attack's code (a checkpoint trained against it is keyed by them)."""
+        from .attacks.registry import get
+
+        return modules_of(get(self.attack))
 
 
 @dataclass(frozen=True)
@@ -230,7 +226,7 @@ def fit(
     dropout masks (drawn for each process's part) and batch-norm statistics
     (each part's own); there two runs agree in distribution, not in value.
     """
-    x, y, device = _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
+    x, y, device = check_fit(model_config, x, y, config, frontend, augment, adversary, device)
     checks.path(checkpoint, "checkpoint", optional=True)
     n, bs = len(x), min(config.batch_size, len(x))
     per_epoch = n // bs
@@ -352,7 +348,8 @@ def _check_classes(graph: nn.Module, x: torch.Tensor, y: torch.Tensor, device) -
     checks.labels(y, "y", classes=z.shape[1] if z.dim() == 2 else 2)
 
 
-def _check_fit(model_config, x, y, config, frontend, augment, adversary, device):
+def check_fit(model_config, x, y, config, frontend=None, augment=None, adversary=None, device=None):
+    """Check :func:`fit`'s arguments (one :class:`~sparsenb.checks.ArgumentError` naming the bad one); return ``(x, y, device)``."""
     if (
         not callable(getattr(model_config, "build", None))
         or not dataclasses.is_dataclass(model_config)
@@ -374,102 +371,6 @@ def _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
         raise checks.ArgumentError("config", f"batch_size {bs} must be at least the number of processes ({size})")
     device = torch.device(device) if device is not None else x.device
     return x, y, device
-
-
-# --------------------------------------------------------------------------
-# checkpoints keyed by what made them
-# --------------------------------------------------------------------------
-def trained(
-    model_config,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    config: TrainConfig,
-    frontend: nn.Module | None = None,
-    augment=None,
-    adversary=None,
-    name: str | None = None,
-    progress: bool = False,
-    device=None,
-    folder: str | Path | None = None,
-) -> nn.Module:
-    """:func:`fit`, trained once per key and then loaded (on the CPU; callers move it).
-
-    The key holds ``model_config``, ``config``, the front end's settings,
-    ``augment`` and ``adversary`` (dataclasses, so that their settings are
-    part of the key), a fingerprint of ``(x, y)`` and the training code's
-    fingerprint. The finished checkpoint is ``{"state_dict", "model_config",
-    "key"}`` in ``<cache>/checkpoints/<name>-<hash>.pt`` with the key beside
-    it as JSON; while training, the per-epoch state lives in
-    ``<name>-<hash>.train.pt``, so a killed run resumes.
-    """
-    x, y, _ = _check_fit(model_config, x, y, config, frontend, augment, adversary, device)
-    modules = TRAINING_MODULES + (("attacks",) if adversary is not None else ())
-    key = {
-        "model": _spec(model_config, "model_config"),
-        "training": _spec(config, "config"),
-        "frontend": None if frontend is None else _frontend_spec(frontend, adversary is not None),
-        "augment": _spec(augment, "augment"),
-        "adversary": _spec(adversary, "adversary"),
-        "data": data_fingerprint(x, y),
-        "code": code_fingerprint(*modules),
-    }
-    name = name or type(model_config).__name__.removesuffix("Config").lower()
-    path = _checkpoint_path(name, key, folder)
-    if distributed.decide(path.is_file):  # the processes share the cache folder
-        return load_checkpoint(path, model_config)
-    partial = path.with_suffix(".train.pt")
-    model = fit(model_config, x, y, config, frontend, augment, adversary, partial, progress, device)
-    if distributed.is_writer():
-        _save_checkpoint(path, model, model_config, key)
-        partial.unlink(missing_ok=True)
-    return model.cpu()
-
-
-def load_checkpoint(path: str | Path, model_config) -> nn.Module:
-    """Rebuild ``model_config.build()`` and load a checkpoint saved by :func:`trained` (``weights_only=True``)."""
-    state = torch.load(path, weights_only=True, map_location="cpu")
-    if state.get("model_config") != _spec(model_config, "model_config"):
-        raise checks.ArgumentError("model_config", f"does not match the checkpoint {path} ({state.get('model_config')})")
-    model = model_config.build()
-    model.load_state_dict(state["state_dict"])
-    return model.eval()
-
-
-def _save_checkpoint(path: Path, model: nn.Module, model_config, key: dict) -> None:
-    state = {
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": _spec(model_config, "model_config"),
-        "key": json.dumps(key, sort_keys=True),
-    }
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
-
-
-def _checkpoint_path(name: str, key: dict, folder) -> Path:
-    folder = Path(folder) if folder else cache_dir() / "checkpoints"
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return folder / f"{name}-{digest}.pt"
-
-
-def _spec(obj, name: str):
-    """A JSON-able description of a config, augmentation or adversary (``None`` stays ``None``)."""
-    if obj is None:
-        return None
-    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
-        raise checks.fail(name, "a dataclass instance (its fields are part of the checkpoint's key)", obj)
-    fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    return {"type": type(obj).__name__, **json.loads(json.dumps(fields, default=str))}
-
-
-def _frontend_spec(frontend: nn.Module, with_gradient: bool) -> dict:
-    if not callable(getattr(frontend, "settings", None)):
-        raise checks.fail("frontend", "a front end with settings() (e.g. SparsifyingFrontEnd): they key the checkpoint", frontend)
-    settings = dict(frontend.settings())
-    if with_gradient:  # an adversary attacks through the front end: how its gradient passes matters
-        settings.update(gradient=frontend.gradient, refine_steps=frontend.refine_steps, refine_step=frontend.refine_step)
-    return settings
 
 
 # --------------------------------------------------------------------------
@@ -504,46 +405,3 @@ def train_linear_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMCo
     if config.pm1:  # w'^T (2x - 1) + b' = (2w')^T x + (b' - sum w')
         w, b = 2.0 * w, b - float(w.sum())
     return LinearClassifier.from_weights(w.to(x.dtype), b, tuple(x.shape[1:]))
-
-
-def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(), frontend=None, folder=None) -> LinearClassifier:
-    """:func:`train_linear_svm` on ``frontend(x)``, fitted once per key (config, front end, data, code) and then loaded."""
-    checks.images(x, "x")
-    checks.labels(y, "y", n=len(x), classes=2)
-    key = {
-        "model": _spec(config, "config"),
-        "frontend": None if frontend is None else _frontend_spec(frontend, False),
-        "data": data_fingerprint(x, y),
-        "code": code_fingerprint(*TRAINING_MODULES),
-        "dtype": str(x.dtype),
-    }
-    path = _checkpoint_path("svm", key, folder)
-    if distributed.decide(path.is_file):  # in a process group every process fits it, process 0 writes
-        state = torch.load(path, weights_only=True, map_location="cpu")
-        return LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
-    svm = train_linear_svm(sparsify_dataset(x, frontend), y, config)
-    if not distributed.is_writer():
-        return svm
-    buf = io.BytesIO()
-    torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b.detach()), "key": json.dumps(key, sort_keys=True)}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
-    return svm
-
-
-# --------------------------------------------------------------------------
-# fingerprints
-# --------------------------------------------------------------------------
-def data_fingerprint(*tensors: torch.Tensor) -> str:
-    """A short hash of tensors' dtypes, shapes and values (part of checkpoint and result keys)."""
-    h = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        h.update(str((t.dtype, tuple(t.shape))).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """A short hash of a model's weights and buffers (in float32, so any dtype or device agrees)."""
-    return data_fingerprint(*[t.float() for t in model.state_dict().values()])

@@ -26,7 +26,7 @@ torch.set_num_threads(1)
 
 from sparsenb import distributed, models  # noqa: E402
 from sparsenb.data import load_mnist  # noqa: E402
-from sparsenb.experiments import Attack, Grid, Victim, run  # noqa: E402
+from sparsenb.lab.grid import Attack, Grid, Victim, run  # noqa: E402
 from sparsenb.frontend import SparsifyingFrontEnd  # noqa: E402
 from sparsenb.training import Adversary, CropFlip, TrainConfig, fit  # noqa: E402
 
@@ -41,7 +41,7 @@ def grid(cnn: torch.nn.Module) -> Grid:
         "none": Attack("none"),
         "FGSM": Attack("fgsm"),
         "PGD": Attack("pgd", step=0.05, steps=5, restarts=3, seed=1),
-        "Square": Attack("autoattack.square", queries=20, seed=0),
+        "Square": Attack("square", queries=20, seed=0),
     }
     return Grid(victims, attacks, eps=[0.1, 0.3], gradients=["bpda", "projection"])
 

@@ -1,4 +1,4 @@
-"""The adaptive attack (sparsenb.adaptive): the soft top-K surrogate, its front end, and the attack's
+"""The adaptive attack (sparsenb.attacks.adaptive): the soft top-K surrogate, its front end, and the attack's
 conventions and strength. Tiny float64 models on a handful of MNIST test digits."""
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenb import adaptive, attacks, models
+from sparsenb import attacks, models
+from sparsenb.frontend import defended
+from sparsenb.attacks import adaptive
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import H_K, SparsifyingFrontEnd
 
@@ -116,7 +118,7 @@ def test_the_surrogate_sees_what_the_projection_gradient_cannot(digits):
         (g,) = torch.autograd.grad(model(xr)[:, 0].sum(), xr)
         return g
 
-    assert float(grad(models.defended(fe, Reads())).abs().max()) < 1e-12
+    assert float(grad(defended(fe, Reads())).abs().max()) < 1e-12
     assert float(grad(nn.Sequential(adaptive.SoftTopK(fe, 0.2), Reads())).abs().max()) > 1e-3
 
 
@@ -127,11 +129,11 @@ def _attack(model, x, y, eps=EPS, **kw):
     return adaptive.adaptive_attack(model, x, y, eps, **{"steps": 4, "restarts": 3, **kw})
 
 
-@pytest.mark.parametrize("defended", [True, False])
-def test_conventions(defended, digits):
+@pytest.mark.parametrize("with_frontend", [True, False])
+def test_conventions(with_frontend, digits):
     x, y = digits
     net = _mlp(seed=2)
-    model = models.defended(_fe(), net).eval() if defended else net
+    model = defended(_fe(), net).eval() if with_frontend else net
     x0, state = x.clone(), torch.get_rng_state()
     out = _attack(model, x, y)
     assert out.dtype == x.dtype and float(out.min()) >= 0 and float(out.max()) <= 1
@@ -157,7 +159,7 @@ def test_binary_model_and_bad_arguments(digits):
         def forward(self, z):
             return self.net(z).squeeze(-1)
 
-    out = _attack(models.defended(_fe(), OneLogit()).eval(), x, y, eps=0.3)
+    out = _attack(defended(_fe(), OneLogit()).eval(), x, y, eps=0.3)
     assert float((out - x).abs().max()) <= 0.3 + 1e-12
     for kw, name in [({"starts": ("gaussian",)}, "starts"), ({"losses": ()}, "losses"), ({"final_temperature": 0}, "temperature"), ({"losses": "margin,hinge"}, "losses"),
                      ({"restarts": 0}, "restarts"), ({"steps": 0}, "steps")]:
@@ -172,7 +174,7 @@ def test_at_least_as_strong_as_bpda_pgd_with_the_same_budget(centroids, mnist_te
     """On a defended centroid classifier: 2 runs of 10 steps vs PGD's 2 restarts of 10 steps through BPDA."""
     x, y = mnist_test
     x, y = x[:40].double(), y[:40]
-    model = models.defended(_fe("bpda"), centroids).eval()
+    model = defended(_fe("bpda"), centroids).eval()
     eps = 0.15
     pgd = _accuracy(model, attacks.pgd(model, x, y, eps, eps / 4, 10, restarts=2), y)
     ours = _accuracy(model, adaptive.adaptive_attack(model, x, y, eps, steps=10, restarts=2), y)

@@ -1,5 +1,5 @@
 """book/adversarial_training.md takes its "front end alone" network from the multiclass chapter
-(sparsenb.mnist.cnn_victims with the same arguments), so that the checkpoint is read back rather than
+(sparsenb.chapters.mnist_multiclass.cnn_victims with the same arguments), so that the checkpoint is read back rather than
 retrained and the front end of Table III is the network of Table II, as in the paper."""
 from __future__ import annotations
 

@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsenb import attacks, models
+from sparsenb.attacks.base import _ce_grad, _image_seeds, _project
+from sparsenb.attacks.gradient import _uniform_start
+from sparsenb.frontend import defended
 from sparsenb.frontend import SparsifyingFrontEnd
 
 EPS = 0.1
@@ -66,7 +69,7 @@ def _model(net, mode, **fe_kwargs):
     if mode == "none":
         return net
     fe = SparsifyingFrontEnd(0.035, "coif1", gradient=mode, refine_steps=2, **fe_kwargs)
-    return models.defended(fe, net).eval()
+    return defended(fe, net).eval()
 
 
 def _assert_in_ball_and_box(x_adv, x, eps):
@@ -158,12 +161,12 @@ def test_more_pgd_restarts_never_raise_accuracy(digits, mnist_test):
 
 def _manual_pgd(model, x, y, eps, step, steps, restarts, seed):
     """PGD one restart at a time, every image through every restart, written out (the reference)."""
-    seeds = attacks._image_seeds(x, seed)
+    seeds = _image_seeds(x, seed)
     best, fooled = x.clone(), torch.zeros(len(x), dtype=torch.bool)
     for r in range(restarts):
-        x_adv = attacks._uniform_start(x, eps, seeds, r)
+        x_adv = _uniform_start(x, eps, seeds, r)
         for _ in range(steps):
-            x_adv = attacks._project(x_adv + step * torch.sign(attacks._ce_grad(model, x_adv, y)), x, eps)
+            x_adv = _project(x_adv + step * torch.sign(_ce_grad(model, x_adv, y)), x, eps)
         with torch.no_grad():
             now = model(x_adv).argmax(1) != y
         best[~fooled] = x_adv[~fooled]  # an image keeps its first fooling restart
@@ -329,7 +332,7 @@ def test_locally_linear_on_a_linear_model_is_the_white_box_attack(digits, eps):
     torch.manual_seed(4)
     lin = models.LinearClassifier().double()
     fe = SparsifyingFrontEnd(0.035, "coif1", gradient="projection", clip=False)
-    ours = attacks.locally_linear(models.defended(fe, lin).eval(), x, y, eps)
+    ours = attacks.locally_linear(defended(fe, lin).eval(), x, y, eps)
     assert torch.equal(ours, attacks.white_box(lin.w.detach(), x, y, eps, fe))
     # without the front end: the semi-white box attack
     assert torch.equal(attacks.locally_linear(lin, x, y, eps), attacks.semi_white_box(lin.w.detach(), x, y, eps))

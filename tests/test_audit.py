@@ -1,4 +1,4 @@
-"""The audit (sparsenb.audit): worst_case is the per-image AND over every attack and gradient treatment,
+"""The audit (sparsenb.lab.audit): worst_case is the per-image AND over every attack and gradient treatment,
 credits the first attack that broke each image, is stored and resumed through the experiment layer; the
 gradient-masking checklist flags a model whose gradient is zero (a rounding layer) and passes a linear model.
 Small float32 models (a nearest-class-mean classifier), a few MNIST test digits, the SMOKE budget."""
@@ -12,7 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenb import audit, autoattack, models
+from sparsenb import models
+from sparsenb.attacks.registry import REGISTRY
+from sparsenb.frontend import defended
+from sparsenb.attacks import autoattack
+from sparsenb.lab import audit
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import SparsifyingFrontEnd
 
@@ -40,7 +44,7 @@ def images(mnist_test):
 
 def test_worst_case_is_the_per_image_and_over_attacks(centroids, images, tmp_path):
     x, y = images
-    model = models.defended(SparsifyingFrontEnd(0.035, "coif1"), centroids).eval()
+    model = defended(SparsifyingFrontEnd(0.035, "coif1"), centroids).eval()
     wc = audit.worst_case(model, x, y, 0.15, audit.SMOKE, folder=tmp_path)
     cells = list(wc.correct)
     # every paper attack through the three gradients, the strong gradient ones through BPDA, Square and adaptive once
@@ -76,7 +80,8 @@ def test_worst_case_is_stored_and_read_back(centroids, images, tmp_path, monkeyp
 
     boom.uses_gradient = False
     boom.batch_invariant = False  # as Square: its batch size is part of the key
-    monkeypatch.setattr(autoattack, "square", boom)
+    boom.__module__ = REGISTRY["square"].__module__  # the same code as far as the key can tell
+    monkeypatch.setitem(REGISTRY, "square", boom)
     again = audit.worst_case(centroids, x, y, 0.1, audit.SMOKE, folder=tmp_path)
     assert np.array_equal(first.robust, again.robust) and first.first == again.first
     with pytest.raises(AssertionError, match="recomputed"):
@@ -99,7 +104,7 @@ def test_a_defended_binary_linear_classifier_faces_the_linear_attacks_too(images
     lin = models.LinearClassifier()
     with torch.no_grad():
         lin.linear.weight.normal_(0, 0.01)
-    model = models.defended(SparsifyingFrontEnd(0.035, "coif1"), lin).eval()
+    model = defended(SparsifyingFrontEnd(0.035, "coif1"), lin).eval()
     wc = audit.worst_case(model, x, (y > 4).long(), 0.05, audit.SMOKE, folder=tmp_path)
     names = wc.attacks()
     assert names[:4] == ["clean", "semi-white box", "white box", "iterated white box"]
@@ -152,11 +157,11 @@ def test_bad_arguments(centroids, images):
 
 def test_known_outcomes_from_a_chapter_grid_join_the_strong_attacks(centroids, images, tmp_path):
     """A chapter's grid of the paper's attacks plus audit.strong_attacks equals the full audit of the same attacks."""
-    from sparsenb.experiments import Grid, Victim, run
+    from sparsenb.lab.grid import Grid, Victim, run
 
     x, y = images
     fe = SparsifyingFrontEnd(0.035, "coif1")
-    model = models.defended(fe, centroids).eval()
+    model = defended(fe, centroids).eval()
     paper = {k: v for k, v in audit.audit_attacks(audit.SMOKE).items() if k in audit.PAPER_ATTACKS}
     grid = Grid({"front end": Victim(centroids, fe)}, {"no attack": audit.Attack("none"), **paper}, eps=[0.15],
                 gradients=list(audit.SMOKE.gradients))
@@ -189,7 +194,7 @@ def test_audit_subset_is_a_seeded_sorted_sample():
 
 
 def test_audited_checks_its_arguments(centroids, mnist_test, tmp_path):
-    from sparsenb.experiments import Grid, Victim, run
+    from sparsenb.lab.grid import Grid, Victim, run
 
     x, y = mnist_test[0][:6], mnist_test[1][:6]
     victims = {"no defense": Victim(centroids.float())}

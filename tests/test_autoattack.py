@@ -1,4 +1,4 @@
-"""AutoAttack and its components (sparsenb.autoattack): the conventions of sparsenb.attacks
+"""AutoAttack and its components (sparsenb.attacks.autoattack): the conventions of sparsenb.attacks
 (ball and box, eps = 0, no mutation, no .grad left, seeded, the caller's random state
 untouched, batch invariance where claimed, binary and three-class models, NaN gradients)
 and that they are strong where they must be (a centroid classifier at a large eps).
@@ -11,7 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenb import attacks, autoattack as aa, models
+from sparsenb import attacks, models
+from sparsenb.frontend import defended
+from sparsenb.attacks import autoattack as aa
 from sparsenb.checks import ArgumentError, GradientError
 from sparsenb.frontend import SparsifyingFrontEnd
 
@@ -44,7 +46,7 @@ class _OneLogit(nn.Module):
 
 def _defended(net, gradient):
     fe = SparsifyingFrontEnd(0.035, "coif1", gradient=gradient, refine_steps=2)
-    return models.defended(fe, net).eval()
+    return defended(fe, net).eval()
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,13 @@
-"""The front end in other bases, and the basis comparison (sparsenb.basis_choice)."""
+"""The front end in other bases, and the basis comparison (sparsenb.chapters.certified)."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 import torch
 
-from sparsenb import basis_choice as bc
-from sparsenb.audit import SMOKE
+from sparsenb import basis, frontend
+from sparsenb.chapters import certified as bc
+from sparsenb.lab.audit import SMOKE
 from sparsenb.basis import wavelet_basis
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import SparsifyingFrontEnd
@@ -27,7 +28,7 @@ def digits(mnist_test):
 
 
 def test_block_dct_is_orthonormal_and_blockwise():
-    psi = bc.block_dct_basis((28, 28), 8)
+    psi = basis.block_dct_basis((28, 28), 8)
     assert psi.shape == (784, 784) and _orthonormal(psi)
     blocks = torch.arange(28) // 8  # blocks of 8, 8, 8 and 4 pixels
     block_of = (blocks[:, None] * 4 + blocks[None, :]).flatten()
@@ -38,25 +39,25 @@ def test_block_dct_is_orthonormal_and_blockwise():
 def test_block_dct_of_one_block_is_the_dct():
     from sparsenb.basis import dct_basis
 
-    assert torch.allclose(bc.block_dct_basis((8, 8), 8), dct_basis((8, 8)), atol=1e-12)
+    assert torch.allclose(basis.block_dct_basis((8, 8), 8), dct_basis((8, 8)), atol=1e-12)
 
 
 def test_pca_basis_is_orthonormal_and_sorted_by_energy(digits):
     x, _ = digits
-    psi = bc.pca_basis(x)
+    psi = basis.pca_basis(x)
     assert _orthonormal(psi, 1e-8)
     energy = ((x.flatten(1).double() @ psi.T) ** 2).mean(0)
     assert bool((energy[:-1] >= energy[1:] - 1e-9).all())
-    assert torch.equal(bc.pca_basis(x), psi)  # deterministic, signs included
+    assert torch.equal(basis.pca_basis(x), psi)  # deterministic, signs included
     with pytest.raises(ArgumentError, match="x"):
-        bc.pca_basis(x[:1])
+        basis.pca_basis(x[:1])
 
 
 def test_dense_front_end_matches_the_wavelet_front_end(digits):
     x, _ = digits
     x = x[:50]
     wave = SparsifyingFrontEnd(0.02, "coif1", gradient="projection")
-    dense = bc.DenseFrontEnd(0.02, wavelet_basis("coif1"), "coif1-dense", gradient="projection")
+    dense = frontend.DenseFrontEnd(0.02, wavelet_basis("coif1"), "coif1-dense", gradient="projection")
     assert dense.K == wave.K
     assert torch.allclose(dense(x.double()), wave(x.double()), atol=1e-10)
     g = torch.randn_like(x.double())
@@ -71,29 +72,29 @@ def test_dense_front_end_matches_the_wavelet_front_end(digits):
 
 def test_settings_key_the_basis(digits):
     x, _ = digits
-    a = bc.frontend_for("pca", 0.02, x[:200])
-    b = bc.frontend_for("pca", 0.02, x[200:])
+    a = frontend.frontend_for("pca", 0.02, x[:200])
+    b = frontend.frontend_for("pca", 0.02, x[200:])
     assert a.settings()["wavelet"] == "pca" and a.settings()["basis"] != b.settings()["basis"]
-    assert bc.frontend_for("dct", 0.02).settings() == bc.frontend_for("dct", 0.02).settings()
+    assert frontend.frontend_for("dct", 0.02).settings() == frontend.frontend_for("dct", 0.02).settings()
 
 
 def test_frontend_for_specs():
-    fe = bc.frontend_for("db2:2", 0.05)
+    fe = frontend.frontend_for("db2:2", 0.05)
     assert type(fe) is SparsifyingFrontEnd and fe.level == 2 and fe.wavelet == "db2"
-    assert isinstance(bc.frontend_for("blockdct8", 0.05), bc.DenseFrontEnd)
-    assert bc.frontend_for("pixel", 0.05)(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    assert isinstance(frontend.frontend_for("blockdct8", 0.05), frontend.DenseFrontEnd)
+    assert frontend.frontend_for("pixel", 0.05)(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
     with pytest.raises(ArgumentError, match="x_train"):
-        bc.frontend_for("pca", 0.02)
+        frontend.frontend_for("pca", 0.02)
     with pytest.raises(ArgumentError, match="level"):
-        bc.frontend_for("coif1:3", 0.02)
+        frontend.frontend_for("coif1:3", 0.02)
     with pytest.raises(ArgumentError, match="spec"):
-        bc.frontend_for("coif1:x", 0.02)
+        frontend.frontend_for("coif1:x", 0.02)
     assert bc.basis_specs(["haar"], [1, 2], ["dct"]) == ["haar:1", "haar:2", "dct"]
 
 
 def test_pixel_front_end_keeps_the_brightest_pixels():
     x = torch.rand(3, 1, 28, 28)
-    out = bc.frontend_for("pixel", 0.02)(x)
+    out = frontend.frontend_for("pixel", 0.02)(x)
     K = 15
     kept = out.flatten(1) > 0
     assert bool((kept.sum(1) == K).all())

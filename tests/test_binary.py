@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from sparsenb import attacks, cache, checks, data, evaluation, training
-from sparsenb.comparison import Comparison
-from sparsenb.experiments import Attack, Grid, Victim, merge, run
+from sparsenb.lab import store
+from sparsenb.lab.paper import Comparison
+from sparsenb.lab.grid import Attack, Grid, Victim, merge, run
 from sparsenb.frontend import SparsifyingFrontEnd
-from sparsenb.models import LinearClassifier, TwoLayerConfig, TwoLayerNet, defended
-from sparsenb.reference import paper_number, paper_numbers
+from sparsenb.frontend import defended
+from sparsenb.models import LinearClassifier, TwoLayerConfig, TwoLayerNet
+from sparsenb.lab.paper import paper_number, paper_numbers
 
 EPS = 0.05
 
@@ -204,11 +206,11 @@ def test_trained_caches_the_two_layer_net_by_front_end(pair, tmp_path):
     x, y = pair
     folder = tmp_path / "checkpoints"
     fe = SparsifyingFrontEnd(0.03, "coif1")
-    a = training.trained(TwoLayerConfig(), x, y, RECIPE, frontend=fe, folder=folder)
+    a = store.trained(TwoLayerConfig(), x, y, RECIPE, frontend=fe, folder=folder)
     assert len(list(folder.glob("*.pt"))) == 1
-    b = training.trained(TwoLayerConfig(), x, y, RECIPE, frontend=fe, folder=folder)  # loaded, not retrained
+    b = store.trained(TwoLayerConfig(), x, y, RECIPE, frontend=fe, folder=folder)  # loaded, not retrained
     assert _same_weights(a, b)
-    training.trained(TwoLayerConfig(), x, y, RECIPE, frontend=SparsifyingFrontEnd(0.03, "db5"), folder=folder)
+    store.trained(TwoLayerConfig(), x, y, RECIPE, frontend=SparsifyingFrontEnd(0.03, "db5"), folder=folder)
     assert len(list(folder.glob("*.pt"))) == 2
     assert not list(folder.glob("*.tmp")) and not list(folder.glob("*.train.pt"))
 
@@ -216,9 +218,9 @@ def test_trained_caches_the_two_layer_net_by_front_end(pair, tmp_path):
 def test_trained_svm_differs_by_front_end_and_is_reloaded(pair, tmp_path):
     x, y = pair
     cfg = training.SVMConfig(max_iter=2000)
-    a = training.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "db5"), folder=tmp_path)
-    b = training.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "db5"), folder=tmp_path)
-    c = training.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "coif1"), folder=tmp_path)
+    a = store.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "db5"), folder=tmp_path)
+    b = store.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "db5"), folder=tmp_path)
+    c = store.trained_svm(x, y, cfg, frontend=SparsifyingFrontEnd(0.02, "coif1"), folder=tmp_path)
     assert torch.equal(a.w, b.w) and float(a.b.detach()) == float(b.b.detach())
     assert not torch.equal(a.w, c.w)
 

@@ -1,7 +1,7 @@
 """The built book as a reader's browser shows it: every page of the smoke build opened in headless Chromium.
 
 A page fails on a console error, a formula left as raw TeX, an image that
-does not load, or a broken internal link (see :mod:`sparsenb.browser`). The
+does not load, or a broken internal link (see :mod:`tests/browser.py`). The
 first test is the control: a small hand-made site with each fault, which
 the check must flag, beside a clean page it must pass. One screenshot per
 page of ``_toc.yml`` is kept under ``_build/screenshots/smoke/`` (a build
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sparsenb import book as bk
-from sparsenb.browser import check_site, find_chromium
+from browser import check_site, find_chromium
 from sparsenb.cache import PROJECT_ROOT
 
 pytestmark = [

@@ -20,7 +20,7 @@ from sparsenb import attacks, certify
 from sparsenb.checks import ArgumentError
 from sparsenb.evaluation import predict
 from sparsenb.frontend import SparsifyingFrontEnd
-from sparsenb.models import defended
+from sparsenb.frontend import defended
 from sparsenb.training import sparsify_dataset, train_linear_svm
 
 pytestmark = pytest.mark.usefixtures("one_thread")

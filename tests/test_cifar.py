@@ -6,13 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sparsenb import cifar, scorecard
+from sparsenb.book import scorecard
+from sparsenb.chapters import cifar10 as cifar
 from sparsenb.checks import ArgumentError
-from sparsenb.comparison import OTHER_SETTING, Comparison
-from sparsenb.evaluation import images_to_resolve, paired_difference
+from sparsenb.lab.paper import OTHER_SETTING, Comparison
+from sparsenb.lab.stats import images_to_resolve, paired_difference
 from sparsenb.frontend import rgb_to_ycbcr
 from sparsenb.training import CropFlip, fit
-from sparsenb.training_cost import training_cost
+from sparsenb.lab.timing import training_cost
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -115,7 +116,7 @@ def test_channel_energy_wants_colour_images_and_takes_any_iterable_of_rhos():
 
 
 def test_colour_images_checks_its_rows_and_titles():
-    from sparsenb.frontend_figures import colour_images
+    from sparsenb.chapters.frontend import colour_images
 
     x = torch.rand(3, 3, 32, 32)
     with pytest.raises(ArgumentError, match="rows"):
@@ -243,7 +244,7 @@ def test_numbers_only_another_setting_can_measure_count_as_cannot_be_run_here(tm
 
 
 def test_paired_comparison_tabulates_each_pair_and_discordance_inverts_images_to_resolve():
-    from sparsenb.evaluation import discordance_to_resolve, paired_comparison
+    from sparsenb.lab.stats import discordance_to_resolve, paired_comparison
 
     a = np.r_[np.ones(60, int), np.zeros(40, int)]
     b = np.r_[np.ones(50, int), np.zeros(50, int)]

@@ -130,10 +130,12 @@ def test_bad_arguments_name_themselves():
 # ---- precompute under torchrun, then the chapter computes nothing -----------
 CHAPTER = code_cell(
     "import torch\n"
-    "from sparsenb import data, models, page\n"
-    "from sparsenb.experiments import Attack, Grid, Victim, run\n"
+    "from sparsenb import data, models\n"
+    "from sparsenb.book import page\n"
+    "from sparsenb.lab.grid import Attack, Grid, Victim, run\n"
     "from sparsenb.frontend import SparsifyingFrontEnd\n"
-    "from sparsenb.training import TrainConfig, trained\n"
+    "from sparsenb.lab.store import trained\n"
+    "from sparsenb.training import TrainConfig\n"
     "device = page.setup()\n"
     "x, y = data.load_mnist('test')\n"
     "cnn = trained(models.CNNConfig(), x[:256], y[:256], TrainConfig(lr=0.05, batch_size=32, steps=8))\n"

@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenb import attacks, checks, data, evaluation, training
+from sparsenb import attacks, cache, checks, data, evaluation, training
+from sparsenb.chapters import mnist_multiclass
 from sparsenb.frontend import SparsifyingFrontEnd, support_overlap
-from sparsenb.models import NielsenCNN, defended
-from sparsenb.switches import flip_share
+from sparsenb.frontend import defended
+from sparsenb.models import NielsenCNN
+from sparsenb.theory.switches import flip_share
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -139,13 +141,13 @@ def test_format_accuracy():
 
 def test_model_fingerprint_follows_the_weights():
     net = _net(0)
-    a = training.model_fingerprint(net)
-    assert a == training.model_fingerprint(_net(0))
-    assert a == training.model_fingerprint(_net(0).double())
-    assert a != training.model_fingerprint(_net(1))
+    a = cache.model_fingerprint(net)
+    assert a == cache.model_fingerprint(_net(0))
+    assert a == cache.model_fingerprint(_net(0).double())
+    assert a != cache.model_fingerprint(_net(1))
     with torch.no_grad():
         next(net.parameters())[0, 0] += 1e-3
-    assert training.model_fingerprint(net) != a
+    assert cache.model_fingerprint(net) != a
 
 
 @pytest.fixture(scope="module")
@@ -157,21 +159,21 @@ def cnn():
 def test_switch_flips_count_what_flip_share_counts(cnn, digits):
     x, _ = digits
     x2 = (x + 0.1).clamp(0, 1)
-    out = evaluation.switch_flips(cnn, x, x2, batch_size=5)
+    out = mnist_multiclass.switch_flips(cnn, x, x2, batch_size=5)
     total, per = flip_share(cnn.relu_states(x), cnn.relu_states(x2))
     assert out["total"] == pytest.approx(total.tolist())
     assert out["layers"] == pytest.approx({k: float(v.mean()) for k, v in per.items()})
-    assert out == evaluation.switch_flips(cnn, x, x2, batch_size=100)
-    still = evaluation.switch_flips(cnn, x, x.clone())
+    assert out == mnist_multiclass.switch_flips(cnn, x, x2, batch_size=100)
+    still = mnist_multiclass.switch_flips(cnn, x, x.clone())
     assert max(still["total"]) == 0.0
     with pytest.raises(ValueError, match="x_adv"):
-        evaluation.switch_flips(cnn, x, x2[:3])
+        mnist_multiclass.switch_flips(cnn, x, x2[:3])
 
 
 def test_ifgsm_sweep_reads_shorter_runs_off_one_long_run(cnn, digits):
     x, y = digits
     step = 0.03
-    out = evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [4, 1, 2], batch_size=5, count_flips=True)
+    out = mnist_multiclass.ifgsm_sweep(cnn, x, y, EPS, step, [4, 1, 2], batch_size=5, count_flips=True)
     assert sorted(out["correct"]) == ["1", "2", "4"]
     for k in (1, 2, 4):
         x_k = attacks.ifgsm(cnn, x, y, EPS, step, k)
@@ -180,26 +182,26 @@ def test_ifgsm_sweep_reads_shorter_runs_off_one_long_run(cnn, digits):
     first = flip_share(cnn.relu_states(x), cnn.relu_states(attacks.ifgsm(cnn, x, y, EPS, step, 1)))[0]
     assert out["flips_mean"][0] == pytest.approx(float(first.mean()))
     assert out["flips_std"][0] == pytest.approx(float(first.std(unbiased=False)), abs=1e-9)
-    again = evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [1, 2, 4], batch_size=100, count_flips=True)
+    again = mnist_multiclass.ifgsm_sweep(cnn, x, y, EPS, step, [1, 2, 4], batch_size=100, count_flips=True)
     assert again["correct"] == out["correct"]
     assert again["flips_mean"] == pytest.approx(out["flips_mean"])
-    assert "flips_mean" not in evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [1])
+    assert "flips_mean" not in mnist_multiclass.ifgsm_sweep(cnn, x, y, EPS, step, [1])
     with pytest.raises(ValueError, match="record_at"):
-        evaluation.ifgsm_sweep(cnn, x, y, EPS, step, [0, 2])
+        mnist_multiclass.ifgsm_sweep(cnn, x, y, EPS, step, [0, 2])
 
 
 def test_run_attack_in_batches_equals_one_call(digits):
     x, y = digits
     net = _net()
     kw = {"step": 0.02, "steps": 3}
-    batched = evaluation.run_attack(attacks.ifgsm, x, y, batch_size=5, model=net, eps=EPS, **kw)
+    batched = mnist_multiclass.run_attack(attacks.ifgsm, x, y, batch_size=5, model=net, eps=EPS, **kw)
     assert torch.equal(batched, attacks.ifgsm(net, x, y, EPS, **kw))
 
 
 def test_one_step_flips_is_switch_flips_after_one_step(cnn, digits):
     x, y = digits
     x, y = x[:4], y[:4]
-    out = evaluation.one_step_flips(cnn, x, y, EPS, 0.02, batch_size=3)
+    out = mnist_multiclass.one_step_flips(cnn, x, y, EPS, 0.02, batch_size=3)
     x1 = attacks.iterative_locally_linear(cnn, x, y, EPS, 0.02, 1)
-    assert out["total"] == pytest.approx(evaluation.switch_flips(cnn, x, x1)["total"])
+    assert out["total"] == pytest.approx(mnist_multiclass.switch_flips(cnn, x, x1)["total"])
     assert max(out["total"]) > 0

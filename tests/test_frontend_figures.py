@@ -1,4 +1,4 @@
-"""sparsenb.frontend_figures draws what it is given: the right panels, titles from the data, no hidden state."""
+"""sparsenb.chapters.frontend draws what it is given: the right panels, titles from the data, no hidden state."""
 from __future__ import annotations
 
 import matplotlib
@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from sparsenb import frontend_figures  # noqa: E402
+from sparsenb.chapters import frontend as frontend_figures  # noqa: E402
 from sparsenb.frontend import sparsity_level  # noqa: E402
 
 

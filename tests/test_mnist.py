@@ -1,11 +1,11 @@
-"""sparsenb.mnist: the multiclass experiment's declarations (the Table II attacks, argument checks).
+"""sparsenb.chapters.mnist_multiclass: the multiclass experiment's declarations (the Table II attacks, argument checks).
 The trainings are exercised by the chapters' smoke execution."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sparsenb import mnist
+from sparsenb.chapters import mnist_multiclass as mnist
 from sparsenb.cache import PROJECT_ROOT
 from sparsenb.checks import ArgumentError
 
@@ -37,7 +37,7 @@ def test_the_audit_chapter_reads_the_multiclass_chapters_results():
 
 
 def test_pgd_cost_sets_the_counted_evaluations_beside_the_nominal_count():
-    from sparsenb.experiments import Cell
+    from sparsenb.lab.grid import Cell
 
     class Counted:  # the two things pgd_cost reads from an Outcomes
         results = {Cell("no defense", "PGD", None, 0.2): None, Cell("front end", "PGD", "bpda", 0.2): None,

@@ -1,4 +1,4 @@
-"""The paper's numbers read at run time (sparsenb.reference) from paper_numbers.csv:
+"""The paper's numbers read at run time (sparsenb.lab.paper) from paper_numbers.csv:
 one number per row, exact lookups, clear errors, and where the file is looked up."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from sparsenb import checks, reference
-from sparsenb.reference import paper_number, paper_numbers, paper_rows
+from sparsenb import checks
+from sparsenb.lab import paper as reference
+from sparsenb.lab.paper import paper_number, paper_numbers, paper_rows
 
 HEADER = ",".join(reference.COLUMNS) + "\n"
 

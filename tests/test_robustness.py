@@ -1,4 +1,4 @@
-"""Robust accuracy at several budgets (sparsenb.robustness): PGD per budget through the most damaging
+"""Robust accuracy at several budgets (sparsenb.lab.audit): PGD per budget through the most damaging
 gradient treatment, the audited worst case on a seeded subset crediting PGD's outcomes (PGD runs once
 per image), and settings that name their bad argument. A nearest-class-mean classifier (float32), a few MNIST test
 digits, the SMOKE audit budget."""
@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from sparsenb import attacks, audit, cache, robustness
+from sparsenb import attacks, cache
+from sparsenb.attacks.registry import REGISTRY
+from sparsenb.lab import audit
+from sparsenb.lab import audit as robustness
 from sparsenb.checks import ArgumentError
-from sparsenb.experiments import Victim
+from sparsenb.lab.grid import Victim
 from sparsenb.frontend import SparsifyingFrontEnd
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -95,7 +98,7 @@ def test_pgd_runs_once_per_image(victims, images, monkeypatch, audited):
         calls.append(len(x))
         return real(model, x, *args, **kwargs)
 
-    monkeypatch.setattr(attacks, "pgd", counting)
+    monkeypatch.setitem(REGISTRY, "pgd", counting)
     settings = dataclasses.replace(SETTINGS, audit_images=audited, audit_attacks=("FGSM",))
     robustness.robust_accuracy(victims, CELLS, *images, settings, batch_size=len(images[0]))
     # one call per cell and gradient treatment (plain: 2 cells, front end: 1 cell x 2 treatments); the audit runs none

@@ -10,10 +10,10 @@ import pytest
 
 from minibook import code_cell, write_book
 from sparsenb import book as bk
-from sparsenb import scorecard
+from sparsenb.book import scorecard
 from sparsenb.checks import ArgumentError
-from sparsenb.comparison import OTHER_SETTING, WORST_CASE, Comparison
-from sparsenb.reference import paper_numbers, paper_rows
+from sparsenb.lab.paper import OTHER_SETTING, WORST_CASE, Comparison
+from sparsenb.lab.paper import paper_numbers, paper_rows
 
 
 def _outcomes(k: int, n: int = 200) -> np.ndarray:
@@ -213,13 +213,13 @@ def test_comparison_entries_name_a_known_kind():
 # in a build: the scorecard runs after the chapters it reads, and again when a record changes
 # ---------------------------------------------------------------------------
 _CHAPTER = """import numpy as np
-from sparsenb.comparison import Comparison
-from sparsenb.page import record
+from sparsenb.lab.paper import Comparison
+from sparsenb.book.page import record
 c = Comparison()
 c.table("Table II", [("PGD", "front end", np.r_[np.ones(K), np.zeros(200 - K)], {PGD})])
 record(c, profile, "ch")"""
 _CARD = """import json
-from sparsenb import scorecard
+from sparsenb.book import scorecard
 card = scorecard.card(profile)
 row = card.iloc[ROW]
 open("../seen.json", "w").write(json.dumps({"ours": row["ours"], "chapter": row["chapter"]}))"""

@@ -1,4 +1,4 @@
-"""ReLU switch states s_i(x) and flip shares (sparsenb.switches) for the CNN, defended models and plain MLPs."""
+"""ReLU switch states s_i(x) and flip shares (sparsenb.theory.switches) for the CNN, defended models and plain MLPs."""
 from __future__ import annotations
 
 import pytest
@@ -8,8 +8,9 @@ from torch import nn
 from sparsenb import data
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import SparsifyingFrontEnd
-from sparsenb.models import NielsenCNN, defended
-from sparsenb.switches import flip_share, switch_states
+from sparsenb.frontend import defended
+from sparsenb.models import NielsenCNN
+from sparsenb.theory.switches import flip_share, switch_states
 
 
 @pytest.fixture(scope="module")

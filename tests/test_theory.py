@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from sparsenb import theory as T
+from sparsenb.chapters import section as chapter_section
+from sparsenb.lab import stats
 from sparsenb.basis import DenseTransform, WaveletTransform, dct_basis, gamma, l1_norms, pixel_basis, wavelet_basis
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import P_K, S_K, support_overlap
@@ -543,17 +545,17 @@ def test_thm3_prediction_and_sweep(mnist_test):
 # ---------------------------------------------------------------------------
 def test_fit_power_law_recovers_known_slopes():
     x = np.array([16, 64, 256, 1024, 4096])
-    fit = T.fit_power_law(x, 3 * x**0.7)
+    fit = stats.fit_power_law(x, 3 * x**0.7)
     assert fit.slope == pytest.approx(0.7) and fit.low == pytest.approx(0.7) and fit.high == pytest.approx(0.7)
     assert np.allclose(fit.predict(x), 3 * x**0.7)
     rng = np.random.default_rng(0)
     draws = [2 * xx**-0.5 * (1 + 0.3 * rng.standard_normal(400)) for xx in x]
-    fit = T.fit_power_law(x, draws, n_boot=500, seed=1)
+    fit = stats.fit_power_law(x, draws, n_boot=500, seed=1)
     assert fit.low < -0.5 < fit.high and fit.high - fit.low < 0.1
-    rms = T.fit_power_law(x, [1 + rng.standard_normal(2000) / np.sqrt(xx) for xx in x], statistic=T.rms_deviation(1.0), n_boot=300)
+    rms = stats.fit_power_law(x, [1 + rng.standard_normal(2000) / np.sqrt(xx) for xx in x], statistic=stats.rms_deviation(1.0), n_boot=300)
     assert rms.low < -0.5 < rms.high
     with pytest.raises(ValueError, match="positive"):
-        T.fit_power_law(x, -x)
+        stats.fit_power_law(x, -x)
 
 
 def test_summarize_and_power_law_fits():
@@ -562,10 +564,10 @@ def test_summarize_and_power_law_fits():
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"g": np.repeat(["a", "b"], 2000), "N": np.tile(np.repeat([10, 100], 1000), 2)})
     df["v"] = df.N ** np.where(df.g == "a", 1.0, 0.5) * (1 + 0.1 * rng.standard_normal(len(df)))
-    s = T.summarize(df, ["g", "N"], "v")
+    s = stats.summarize(df, ["g", "N"], "v")
     assert len(s) == 4 and (s.ci_low < s["mean"]).all() and (s["mean"] < s.ci_high).all()
     assert (s.q_low < s.ci_low).all()
-    fits = T.power_law_fits(df, "N", "v", by="g", n_boot=200).set_index("g")
+    fits = stats.power_law_fits(df, "N", "v", by="g", n_boot=200).set_index("g")
     assert fits.slope["a"] == pytest.approx(1.0, abs=0.02) and fits.slope["b"] == pytest.approx(0.5, abs=0.02)
 
 
@@ -573,12 +575,12 @@ def test_summarize_and_power_law_fits():
 # the chapters' sections and figures (tiny settings)
 # ---------------------------------------------------------------------------
 def test_section_numbers_are_glue_ready():
-    from sparsenb.theory import chapter_linear as CL
+    from sparsenb.chapters import theory_linear as CL
 
-    nums = CL.numbers(a=np.float64(0.5), n=np.int64(3), **{"slope_coif1:1": "0.50 [0.40, 0.60]"})
+    nums = chapter_section.numbers(a=np.float64(0.5), n=np.int64(3), **{"slope_coif1:1": "0.50 [0.40, 0.60]"})
     assert nums == {"a": 0.5, "n": 3.0, "slope_coif1_1": "0.50 [0.40, 0.60]"}
     assert all(type(v) in (float, str) for v in nums.values())  # numpy scalars would not format in {glue:text}
-    assert CL.powers_of_two([2, 5]) == [4, 8, 16, 32]
+    assert chapter_section.powers_of_two([2, 5]) == [4, 8, 16, 32]
 
 
 def _glue_roles(chapter: str) -> set[str]:
@@ -594,7 +596,7 @@ def _figure_names(chapter: str) -> set[str]:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parent.parent / "book" / f"{chapter}.md").read_text()
-    return set(re.findall(r'figure\(figures\.\w+\(\w+\), "(\w+)"\)', text))
+    return set(re.findall(r'figure\(\w+\.figure, "(\w+)"\)', text))
 
 
 def test_theory_linear_sections_give_every_number_its_prose_quotes(mnist_test):
@@ -604,8 +606,7 @@ def test_theory_linear_sections_give_every_number_its_prose_quotes(mnist_test):
     import matplotlib.pyplot as plt
 
     from sparsenb import data
-    from sparsenb.theory import chapter_linear as CL
-    from sparsenb.theory import figures_linear as FL
+    from sparsenb.chapters import theory_linear as CL
 
     bases = ["haar:1", "coif1:1", "db5:1", "dct"]
     prop2 = CL.prop2(["gaussian", "uniform", "laplace"], 6, 20, 0.1, 0)
@@ -628,12 +629,11 @@ def test_theory_linear_sections_give_every_number_its_prose_quotes(mnist_test):
         produced |= set(section.numbers)
     produced |= _figure_names("theory_linear")
     assert _glue_roles("theory_linear") <= produced, sorted(_glue_roles("theory_linear") - produced)
-    for draw, section, n_axes in [
-        (FL.prop2, prop2, 2), (FL.thm1, thm1, 4), (FL.psi_norms, norms, 2), (FL.thm2, thm2, 3), (FL.images, img, 1), (FL.lemma2, lemma2, 4)
-    ]:
-        fig = draw(section)
+    for section, n_axes in [(prop2, 2), (thm1, 4), (norms, 2), (thm2, 3), (img, 1), (lemma2, 4)]:
+        fig = section.figure  # each section draws its own figure
         assert len(fig.axes) == n_axes and all(ax.has_data() for ax in fig.axes)
-        plt.close(fig)
+        assert not plt.fignum_exists(fig.number)  # closed in pyplot: shown only where the page places it
+    assert not hasattr(lemma1, "figure")
 
 
 def test_theory_networks_sections_give_every_number_its_prose_quotes(mnist_test):
@@ -643,8 +643,7 @@ def test_theory_networks_sections_give_every_number_its_prose_quotes(mnist_test)
     import matplotlib.pyplot as plt
 
     from sparsenb import data
-    from sparsenb.theory import chapter_networks as CN
-    from sparsenb.theory import figures_networks as FN
+    from sparsenb.chapters import theory_networks as CN
 
     x = data.subset(*mnist_test, 12, seed=0)[0].double()
     prop1 = CN.prop1(x, ["haar", "coif1", "db5", "sym9"], 0.035, [0.01], 0.1, 0)
@@ -663,9 +662,6 @@ def test_theory_networks_sections_give_every_number_its_prose_quotes(mnist_test)
         produced |= set(section.numbers)
     produced |= _figure_names("theory_networks")
     assert _glue_roles("theory_networks") <= produced, sorted(_glue_roles("theory_networks") - produced)
-    for draw, section, n_axes in [
-        (FN.prop1, prop1, 3), (FN.overlap_hist, hist, 1), (FN.lemma3, lemma3, 3), (FN.thm3, thm3, 2), (FN.eq5, eq5, 2), (FN.fgsm, fgsm, 2)
-    ]:
-        fig = draw(section)
-        assert len(fig.axes) == n_axes
-        plt.close(fig)
+    for section, n_axes in [(prop1, 3), (hist, 1), (lemma3, 3), (thm3, 2), (eq5, 2), (fgsm, 2)]:
+        assert len(section.figure.axes) == n_axes
+        assert not plt.fignum_exists(section.figure.number)

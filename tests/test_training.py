@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsenb import cache, checks, data, models, training
+from sparsenb.lab import store
 from sparsenb.frontend import SparsifyingFrontEnd
 from sparsenb.training import Adversary, TrainConfig
 
@@ -407,8 +408,8 @@ def _checkpoints(tmp_path):
 
 def test_trained_trains_once_then_loads(digits, fit_calls, tmp_path):
     x, y = _small(digits)
-    a = training.trained(TinyConfig(), x, y, CFG)
-    b = training.trained(TinyConfig(), x, y, CFG)
+    a = store.trained(TinyConfig(), x, y, CFG)
+    b = store.trained(TinyConfig(), x, y, CFG)
     assert len(fit_calls) == 1
     assert _same(a, b) and not b.training
     assert _same(a, training.fit(TinyConfig(), x, y, CFG))
@@ -420,13 +421,13 @@ def test_trained_trains_once_then_loads(digits, fit_calls, tmp_path):
     assert all(torch.equal(v, a.state_dict()[k]) for k, v in state["state_dict"].items())
     assert json.loads(path.with_suffix(".json").read_text()) == json.loads(state["key"])
     with pytest.raises(checks.ArgumentError, match="^model_config"):
-        training.load_checkpoint(path, TinyConfig(hidden=9))
+        store.load_checkpoint(path, TinyConfig(hidden=9))
 
 
 def test_trained_with_a_front_end_loads_the_classifier(digits, fe, fit_calls):
     x, y = _small(digits)
-    a = training.trained(TinyConfig(), x, y, CFG, frontend=fe)
-    b = training.trained(TinyConfig(), x, y, CFG, frontend=fe)
+    a = store.trained(TinyConfig(), x, y, CFG, frontend=fe)
+    b = store.trained(TinyConfig(), x, y, CFG, frontend=fe)
     assert len(fit_calls) == 1 and _same(a, b)
     assert _same(b, training.fit(TinyConfig(), training.sparsify_dataset(x, fe), y, CFG))
 
@@ -453,40 +454,40 @@ def test_every_ingredient_of_a_run_is_in_its_key(digits, fe, fit_calls, tmp_path
     for run in runs:
         kwargs = dict(model_config=TinyConfig(), x=x, y=y, config=CFG)
         kwargs.update(run)
-        training.trained(**kwargs)
+        store.trained(**kwargs)
     assert len(fit_calls) == len(runs)
     assert len(_checkpoints(tmp_path)) == len(runs)
     for run in runs:  # all of them load now
         kwargs = dict(model_config=TinyConfig(), x=x, y=y, config=CFG)
         kwargs.update(run)
-        training.trained(**kwargs)
+        store.trained(**kwargs)
     assert len(fit_calls) == len(runs)
 
 
 def test_trained_keys_on_the_front_ends_gradient_only_with_an_adversary(digits, fit_calls):
     x, y = _small(digits)
-    training.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="bpda"))
-    training.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="projection"))
+    store.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="bpda"))
+    store.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="projection"))
     assert len(fit_calls) == 1  # without an adversary the backward pass is never used
     adv = Adversary("fgsm", 0.1)
-    training.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="bpda"), adversary=adv)
-    training.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="projection"), adversary=adv)
+    store.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="bpda"), adversary=adv)
+    store.trained(TinyConfig(), x, y, CFG, frontend=SparsifyingFrontEnd(0.035, gradient="projection"), adversary=adv)
     assert len(fit_calls) == 3
 
 
 def test_trained_retrains_when_the_code_fingerprint_changes(digits, fit_calls, monkeypatch):
     x, y = _small(digits)
-    training.trained(TinyConfig(), x, y, CFG)
-    training.trained(TinyConfig(), x, y, CFG)
+    store.trained(TinyConfig(), x, y, CFG)
+    store.trained(TinyConfig(), x, y, CFG)
     assert len(fit_calls) == 1
-    monkeypatch.setattr(training, "code_fingerprint", lambda *modules: "new code")
-    training.trained(TinyConfig(), x, y, CFG)
+    monkeypatch.setattr(store, "code_fingerprint", lambda *modules: "new code")
+    store.trained(TinyConfig(), x, y, CFG)
     assert len(fit_calls) == 2
 
 
 def test_trained_folder_argument(digits, fit_calls, tmp_path):
     x, y = _small(digits)
-    training.trained(TinyConfig(), x, y, CFG, folder=tmp_path / "elsewhere", name="mine")
+    store.trained(TinyConfig(), x, y, CFG, folder=tmp_path / "elsewhere", name="mine")
     assert [p.name[:5] for p in (tmp_path / "elsewhere").glob("*.pt")] == ["mine-"]
     assert not (tmp_path / "cache").exists()
 
@@ -497,11 +498,11 @@ def test_a_killed_trained_run_resumes_from_its_partial_state(digits, fit_calls, 
     per_epoch = len(x) // config.batch_size
     Flip.calls, Flip.fail_at = 0, per_epoch + 2
     with pytest.raises(KeyboardInterrupt):
-        training.trained(TinyConfig(), x, y, config, augment=Flip())
+        store.trained(TinyConfig(), x, y, config, augment=Flip())
     (partial,) = (tmp_path / "cache" / "checkpoints").glob("*.train.pt")
     assert [p.name for p in _checkpoints(tmp_path)] == [partial.name]  # no finished checkpoint yet
     Flip.calls, Flip.fail_at = 0, None
-    resumed = training.trained(TinyConfig(), x, y, config, augment=Flip())
+    resumed = store.trained(TinyConfig(), x, y, config, augment=Flip())
     assert Flip.calls == per_epoch
     assert not partial.exists()
     assert _same(resumed, training.fit(TinyConfig(), x, y, config, augment=Flip()))
@@ -510,11 +511,11 @@ def test_a_killed_trained_run_resumes_from_its_partial_state(digits, fit_calls, 
 def test_trained_checks_its_arguments_first(digits, tmp_path):
     x, y = _small(digits)
     with pytest.raises(checks.ArgumentError, match="^augment"):
-        training.trained(TinyConfig(), x, y, CFG, augment=lambda t: t)  # not a dataclass: cannot be keyed
+        store.trained(TinyConfig(), x, y, CFG, augment=lambda t: t)  # not a dataclass: cannot be keyed
     with pytest.raises(checks.ArgumentError, match="^x"):
-        training.trained(TinyConfig(), x * 2, y, CFG)
+        store.trained(TinyConfig(), x * 2, y, CFG)
     with pytest.raises(checks.ArgumentError, match="^frontend"):  # no settings() to key it by
-        training.trained(TinyConfig(), x, y, CFG, frontend=nn.Identity())
+        store.trained(TinyConfig(), x, y, CFG, frontend=nn.Identity())
     assert not (tmp_path / "cache").exists()
 
 
@@ -545,24 +546,24 @@ SVM = training.SVMConfig(max_iter=300)  # converged or not, the same fit every t
 
 def test_trained_svm_fits_once_per_key(pair, fe, svm_calls, monkeypatch, tmp_path):
     x, y = pair
-    a = training.trained_svm(x, y, SVM)
-    b = training.trained_svm(x, y, SVM)
+    a = store.trained_svm(x, y, SVM)
+    b = store.trained_svm(x, y, SVM)
     assert len(svm_calls) == 1
     assert torch.equal(a.w, b.w) and float(a.b.detach()) == float(b.b.detach())
     path = next((tmp_path / "cache" / "checkpoints").glob("svm-*.pt"))
     assert set(torch.load(path, weights_only=True)) == {"w", "b", "key"}
-    training.trained_svm(x, y, training.SVMConfig(C=0.5, max_iter=300))
-    training.trained_svm(x, y, SVM, frontend=fe)
-    training.trained_svm(x.double(), y, SVM)
+    store.trained_svm(x, y, training.SVMConfig(C=0.5, max_iter=300))
+    store.trained_svm(x, y, SVM, frontend=fe)
+    store.trained_svm(x.double(), y, SVM)
     assert len(svm_calls) == 4
-    monkeypatch.setattr(training, "code_fingerprint", lambda *modules: "new code")
-    training.trained_svm(x, y, SVM)
+    monkeypatch.setattr(store, "code_fingerprint", lambda *modules: "new code")
+    store.trained_svm(x, y, SVM)
     assert len(svm_calls) == 5
 
 
 def test_trained_svm_fits_the_sparsified_images(pair, fe):
     x, y = pair
-    a = training.trained_svm(x, y, SVM, frontend=fe)
+    a = store.trained_svm(x, y, SVM, frontend=fe)
     b = training.train_linear_svm(training.sparsify_dataset(x, fe), y, SVM)
     assert torch.equal(a.w, b.w) and float(a.b.detach()) == float(b.b.detach())
 
@@ -570,11 +571,11 @@ def test_trained_svm_fits_the_sparsified_images(pair, fe):
 def test_svm_labels_are_binary(pair):
     x, y = pair
     with pytest.raises(checks.ArgumentError, match="^y"):
-        training.trained_svm(x, y + 2)
+        store.trained_svm(x, y + 2)
     with pytest.raises(checks.ArgumentError, match="^C"):
         training.SVMConfig(C=0)
     for frontend in ("coif1", nn.Identity()):
         with pytest.raises(checks.ArgumentError, match="^frontend"):
-            training.trained_svm(x, y, SVM, frontend=frontend)
+            store.trained_svm(x, y, SVM, frontend=frontend)
     with pytest.raises(checks.ArgumentError, match="^config"):
-        training.trained_svm(x, y, "svm")
+        store.trained_svm(x, y, "svm")

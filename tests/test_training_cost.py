@@ -1,4 +1,4 @@
-"""Measuring what training costs (sparsenb.training_cost): the timed loop is training.fit itself, the
+"""Measuring what training costs (sparsenb.lab.timing): the timed loop is training.fit itself, the
 fixed costs of a run are subtracted, wall-clock and CPU time are told apart, the measurement is stored
 once per key, and cost_frame turns it into seconds per epoch and slowdowns.
 
@@ -6,6 +6,7 @@ Tiny models on a few hundred MNIST digits; a deliberately slow adversary (it sle
 that cannot be confused with noise."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -13,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenb import cache, data, training_cost
+from sparsenb import cache, data
+from sparsenb.lab import timing as training_cost
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import SparsifyingFrontEnd
 from sparsenb.training import Adversary, TrainConfig
@@ -99,7 +101,7 @@ def test_front_end_and_pgd_variants_run(digits):
     assert all(v >= 0 for r in cost["runs"].values() for v in r["wall"] + r["cpu"])
 
 
-def test_measured_cost_is_stored_once_per_key(digits, monkeypatch):
+def test_measured_cost_is_stored_once_per_key(digits, monkeypatch, tmp_path):
     x, y = digits
     calls = []
     real = training_cost.training_cost
@@ -113,7 +115,8 @@ def test_measured_cost_is_stored_once_per_key(digits, monkeypatch):
     first = training_cost.measured_cost(TinyConfig(), x, y, CFG, runs, batches=1, repeats=1)
     again = training_cost.measured_cost(TinyConfig(), x, y, CFG, runs, batches=1, repeats=1)
     assert first == again and len(calls) == 1
-    assert first["code"]  # the training code's fingerprint is part of the record
+    stored_keys = [json.loads(f.read_text())["key"] for f in (tmp_path / "cache" / "results").rglob("*.json")]
+    assert len(stored_keys) == 1 and stored_keys[0]["code"]  # the code's fingerprint is part of the key
     training_cost.measured_cost(TinyConfig(), x, y, CFG, runs, batches=1, repeats=2)
     training_cost.measured_cost(TinyConfig(), x, y, CFG, {"plain": (None, Adversary("fgsm", 0.1))}, batches=1, repeats=1)
     assert len(calls) == 3

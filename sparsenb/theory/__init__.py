@@ -12,14 +12,13 @@ here, so ``from sparsenb import theory; theory.delta_w(...)`` works.
 :mod:`~sparsenb.theory.prop1`          Prop. 1: the high-SNR and gap conditions, support overlap
 :mod:`~sparsenb.theory.networks`       Sec. V: random ReLU networks, Thm 3, :math:`W_\mathrm{eq}`, Eq. (5)
 :mod:`~sparsenb.theory.multiclass`     Sec. V-E: multiclass FGSM through the locally linear model
-:mod:`~sparsenb.theory.stats`          summaries, power-law fits, bands for plots
+:mod:`~sparsenb.theory.switches`       ReLU switch states and the share that flips (Sec. V)
 =====================================  ================================================================================================
 
-The two theory chapters call one function per section of theirs
-(:mod:`~sparsenb.theory.chapter_linear`, :mod:`~sparsenb.theory.chapter_networks`:
-the section's tables and the numbers its prose quotes) and one per figure
-(:mod:`~sparsenb.theory.figures_linear`, :mod:`~sparsenb.theory.figures_networks`).
-These four are imported by name, not re-exported here.
+This package is the maths only: the two theory chapters' sections, their
+tables and figures are :mod:`sparsenb.chapters.theory_linear` and
+:mod:`sparsenb.chapters.theory_networks`, and the statistics they summarise
+and draw with (bands, power-law fits) are :mod:`sparsenb.lab.stats`.
 
 Notation follows the paper: :math:`\mathcal{S}_K`, :math:`\mathcal{P}_K`
 are :func:`sparsenb.frontend.S_K`, :func:`~sparsenb.frontend.P_K`; a
@@ -30,7 +29,7 @@ are :func:`sparsenb.frontend.S_K`, :func:`~sparsenb.frontend.P_K`; a
 """
 from __future__ import annotations
 
-from . import bases1d, gaussianity, linear, linear_sweeps, multiclass, networks, prop1, stats, weights
+from . import bases1d, gaussianity, linear, linear_sweeps, multiclass, networks, prop1, switches, weights
 from .bases1d import *  # noqa: F401,F403
 from .gaussianity import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
@@ -38,7 +37,7 @@ from .linear_sweeps import *  # noqa: F401,F403
 from .multiclass import *  # noqa: F401,F403
 from .networks import *  # noqa: F401,F403
 from .prop1 import *  # noqa: F401,F403
-from .stats import *  # noqa: F401,F403
+from .switches import *  # noqa: F401,F403
 from .weights import *  # noqa: F401,F403
 
 __all__ = [
@@ -50,5 +49,5 @@ __all__ = [
     *prop1.__all__,
     *networks.__all__,
     *multiclass.__all__,
-    *stats.__all__,
+    *switches.__all__,
 ]

@@ -59,7 +59,7 @@ def worst_pair_perturbation(W_eq: torch.Tensor, logits: torch.Tensor, t, eps: fl
     :math:`\epsilon\,\mathrm{sgn}(w_\mathrm{eq}^{\{i\}} - w_\mathrm{eq}^{\{t\}})`
     is :math:`y_i - y_t + \epsilon\|w_\mathrm{eq}^{\{i\}} - w_\mathrm{eq}^{\{t\}}\|_1`;
     the attack spends its budget on the worst-case pair. Returns ``(e, i*)``.
-    It is the perturbation of :func:`sparsenb.attacks.locally_linear` (one
+    It is the perturbation of :func:`sparsenb.attacks.gradient.locally_linear` (one
     step, no clipping to the image box) computed from :math:`W_\mathrm{eq}`.
     """
     eps = checks.real(eps, "eps", 0, low_open=True)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import checks
-from ..switches import flip_share, switch_states
+from .switches import flip_share, switch_states
 from ._common import _progress, _torch
 from .gaussianity import normalized_digits
 from .weights import make_rng, weight_model
@@ -134,7 +134,7 @@ def switch_statistics(net: nn.Sequential, x, e, delta: float) -> dict[str, torch
       outside :math:`S` for *some* :math:`\|e\|_\infty \le \delta` (the proof's bound).
 
     ``flipped <= outside_S <= worst_case`` neuron by neuron (``flipped`` is
-    read off the network's own switches, :func:`sparsenb.switches.switch_states`).
+    read off the network's own switches, :func:`sparsenb.theory.switches.switch_states`).
     """
     delta = checks.real(delta, "delta", 0, low_open=True)
     W, b, _ = two_layer_parts(net)
@@ -223,7 +223,7 @@ def equivalent_linear(net: nn.Sequential, x, switches=None) -> tuple[torch.Tenso
 
     Returns ``W_eq`` ``(B, L, N)`` (row :math:`i` is :math:`w_\mathrm{eq}^{\{i\}}`)
     and ``b_eq`` ``(B, L)``, composing the layers with each ReLU replaced by
-    its switch (Sec. V-A). ``switches`` (:func:`sparsenb.switches.switch_states`
+    its switch (Sec. V-A). ``switches`` (:func:`sparsenb.theory.switches.switch_states`
     of the net) fixes the pattern, e.g. that of :math:`x + e`; by default it
     is the pattern of ``x``.
     The matrix is composed from the output backwards, so memory stays
@@ -236,7 +236,7 @@ def equivalent_linear(net: nn.Sequential, x, switches=None) -> tuple[torch.Tenso
     if switches is None:
         switches = switch_states(net, x)
     if not isinstance(switches, dict):
-        raise checks.fail("switches", "a dict of switch states (sparsenb.switches.switch_states)", switches)
+        raise checks.fail("switches", "a dict of switch states (sparsenb.theory.switches.switch_states)", switches)
     switches = list(switches.values())
     n_relu = sum(isinstance(m, nn.ReLU) for m in ops)
     if len(switches) != n_relu:

@@ -1,0 +1,88 @@
+"""The command line: ``sparsenb-book`` (or ``python -m sparsenb.book``)::
+
+    sparsenb-book build   [--profile laptop] [--data DIR] [--out DIR] [--force]
+    sparsenb-book execute CHAPTER... [--profile laptop] [--data DIR] [--out DIR] [--force]
+    sparsenb-book precompute [CHAPTER...] [--profile laptop] [--data DIR]
+    sparsenb-book profiles
+
+``precompute`` runs the chapters' heavy work (trainings, attack grids,
+sweeps) into the cache without writing pages, in one process or in many
+under ``torchrun``; a later ``build`` finds every result stored and executes
+only the narrative.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from ..data import DATA_ENV, data_root
+from .build import build
+from .execute import ChapterError, execute_chapter
+from .layout import DEFAULT_PROFILE, PROFILES, Book, chapter_parameters, execution_order, load_profiles
+from .precompute import precompute
+
+__all__ = ["main"]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="sparsenb-book", description="Execute and build the sparsenb book.")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES, help="parameter profile (default: %(default)s)")
+    common.add_argument("--data", default=None, help=f"data folder (default: ${DATA_ENV}, else .cache/data)")
+    common.add_argument("--out", default=None, help="staging folder (default: _build/<profile>)")
+    common.add_argument("--force", action="store_true", help="re-execute chapters even if up to date")
+    common.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sub.add_parser("build", parents=[common], help="execute all chapters and build the HTML")
+    ex = sub.add_parser("execute", parents=[common], help="execute some chapters only (no HTML)")
+    ex.add_argument("chapters", nargs="+", help="chapter names (file stems), e.g. frontend")
+    pre = sub.add_parser("precompute", parents=[common], help="run the chapters' heavy work into the cache (no pages); "
+                         "under torchrun --nproc_per_node N, in N processes")
+    pre.add_argument("chapters", nargs="*", help="chapter names (default: all but the summary pages)")
+    sub.add_parser("profiles", help="list the profiles and their parameters")
+    args = p.parse_args(argv)
+
+    book = Book()
+    if args.command == "profiles":
+        for name, prof in load_profiles(book).items():
+            print(f"[{name}] {prof.get('description', '')}")
+            for chapter, params in prof.items():
+                if isinstance(params, dict):
+                    print(f"  {chapter}: {params}")
+        return 0
+    try:
+        if args.command == "precompute":
+            times = precompute(args.profile, args.data, args.chapters or None, not args.no_progress, book)
+            from .. import distributed
+
+            if distributed.is_writer():
+                print(f"precomputed {len(times)} chapters in {sum(times.values()):.1f} s "
+                      f"with {distributed.world_size()} process(es); now: sparsenb-book build --profile {args.profile}")
+        elif args.command == "build":
+            index = build(args.profile, args.data, args.out, args.force, not args.no_progress, book)
+            print(index)
+        else:
+            staging = Path(args.out) if args.out else book.root / "_build" / args.profile
+            for source in execution_order([book.chapter(name) for name in args.chapters]):
+                params = chapter_parameters(args.profile, source.stem, book)
+                path, seconds = execute_chapter(
+                    source, staging.resolve() / "book", params, data_root(args.data), args.force, not args.no_progress
+                )
+                print(f"{path} ({'up to date' if seconds is None else f'{seconds:.1f} s'})")
+    except ChapterError as err:  # the chapter, the cell and its traceback, once
+        print(f"sparsenb-book: {err}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as err:
+        print(f"sparsenb-book: the HTML build failed (exit {err.returncode}); see the Sphinx output above", file=sys.stderr)
+        return 1
+    except Exception as err:  # papermill errors, missing data, bad profile
+        print(f"sparsenb-book: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

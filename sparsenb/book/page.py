@@ -1,0 +1,123 @@
+"""What a page calls to put numbers and figures on itself.
+
+The pages only read results and narrate; these helpers are the single way
+they hand values to the text (``{glue:text}`` roles) and finish figures, so
+every page does it the same way.
+
+* :func:`glue`: ``glue(K=27, clean=98.4)`` glues each value under its name.
+* :func:`figure`: lays out a matplotlib figure, glues it under ``name`` and
+  closes it (so it appears only where the page places it).
+* :func:`paper`: the paper's number from ``paper_numbers.csv``
+  (:func:`sparsenb.lab.paper.paper_number`), glued under ``name`` so that
+  prose quotes it instead of typing it.
+* :func:`record`: hands the chapter's comparison with the paper to the
+  scorecard page (:func:`sparsenb.book.scorecard.record`).
+* :func:`setup`: the plot theme, autograd off, the device.
+* :func:`provenance`: the note at the top of every page saying how it was
+  produced (profile, versions, device).
+"""
+from __future__ import annotations
+
+from ..lab.paper import paper_number
+
+__all__ = ["glue", "figure", "paper", "record", "setup", "provenance"]
+
+
+def glue(**values) -> None:
+    """Glue every ``name=value`` for the page's ``{glue:text}`` roles (nothing is displayed)."""
+    from myst_nb import glue as _glue
+
+    for name, value in values.items():
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy/torch scalars format like numbers
+            value = value.item()
+        _glue(name, value, display=False)
+
+
+def figure(fig, name: str) -> None:
+    """Finish ``fig`` (tight layout), glue it under ``name`` for a ``{glue:figure}`` and close it.
+
+    Inside a kernel the glued figure carries an SVG beside the PNG: the page
+    shows the PNG, and the build offers both for download under the
+    figure's anchor (see :func:`sparsenb.book.execute.export_figures`).
+    """
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    _png_and_svg()
+    glue(**{name: fig})
+    plt.close(fig)
+
+
+def _png_and_svg() -> None:
+    """Let the kernel's display formatter render matplotlib figures as PNG and SVG (no-op outside IPython)."""
+    from IPython import get_ipython
+
+    if get_ipython() is not None:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png", "svg")
+
+
+def paper(name: str | None = None, **match) -> float:
+    """The paper's number for ``match`` (one row of ``paper_numbers.csv``); glued under ``name`` if given."""
+    value = paper_number(**match)
+    if name is not None:
+        glue(**{name: value})
+    return value
+
+
+def record(comparison, profile: str, where: str, why: dict | None = None, cannot: dict | None = None) -> None:
+    """Record the chapter's :class:`~sparsenb.lab.paper.Comparison` for the scorecard (nothing is displayed).
+
+    ``where``: the label of the section discussing the disagreements;
+    ``why``: ``{section: what differs by construction}``; ``cannot``:
+    ``{section: why the paper's setting cannot run here}``. Inside a build the
+    record is stored with this execution's key (:func:`sparsenb.book.scorecard.record`).
+    """
+    from .scorecard import record as _record
+
+    _record(comparison, profile, where, why, cannot)
+
+
+def setup():
+    """Prepare a chapter's kernel and return its device.
+
+    Sets the book's plot theme (seaborn, notebook context, white grid) and
+    switches autograd off (every attack switches it on where it needs it);
+    returns ``cuda`` when a GPU is available, else ``cpu``. Under ``torchrun``
+    it joins the process group first and returns this process's device
+    (:func:`sparsenb.distributed.init`).
+    """
+    import seaborn as sns
+    import torch
+
+    from .. import distributed
+
+    sns.set_theme(context="notebook", style="whitegrid")
+    torch.set_grad_enabled(False)
+    return distributed.init()
+
+
+def provenance(profile: str, **details):
+    """A short Markdown note of how the page was produced (profile, versions, device)."""
+    import datetime
+    import platform
+
+    import torch
+    from IPython.display import Markdown
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    items = {
+        "profile": f"`{profile}`",
+        "executed": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        **{k: f"`{v}`" for k, v in details.items()},
+    }
+    return Markdown(
+        "```{admonition} How this page was produced\n:class: note\n"
+        + "; ".join(f"**{k}**: {v}" for k, v in items.items())
+        + ".\n```"
+    )
+

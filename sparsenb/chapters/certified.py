@@ -1,0 +1,362 @@
+r"""The chapter "Certified accuracy and the choice of basis": the certificate on MNIST, and the sweep over bases.
+
+**Certified accuracy.** :func:`certificate_table` certifies every image of
+a defended linear SVM at every budget with each method of
+:mod:`sparsenb.certify` (stored per image); :func:`versus_attacks` sets the
+certified accuracy beside the attacks' and counts certified images that some
+attack broke (there must be none); :func:`soundness_table` holds each
+method against the exact worst case on small problems;
+:func:`certified_figure` draws certified accuracy against :math:`\epsilon`.
+
+**Which basis to sparsify in.** The paper sparsifies in one level of a
+Daubechies/Coiflet wavelet and asks in its conclusion for better and
+learned bases. :func:`sweep` runs one experiment per (model, basis,
+:math:`\rho`): train the model behind that front end
+(:func:`sparsenb.frontend.frontend_for`: wavelets at 1 to 3 levels, the
+whole-image DCT, JPEG's block DCT, the pixel basis, a PCA basis learned from
+the training images), measure its clean accuracy and its audited worst-case
+accuracy (:func:`sparsenb.lab.audit.worst_case`), and set beside them the
+two quantities the theory says should matter: :math:`\gamma =
+2\max_k\|\psi_k\|_1` (Prop. 1; small is good) and the energy the :math:`K`
+kept coefficients capture (large is good). :func:`pareto`,
+:func:`best_per_basis`, :func:`rank_agreement` and :func:`verdict` read
+the sweep; :func:`pareto_figure` draws it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .. import checks
+from ..basis import DENSE_BASES, dense_basis, gamma
+from ..certify import METHODS, certify, soundness_check, toy_problem
+from ..evaluation import accuracy_interval, predict
+from ..frontend import defended, energy_captured, frontend_for
+from ..lab.audit import BUDGETS, Budget, audit_attacks, subset, worst_case
+from ..lab.store import stored, trained, trained_svm
+from ..models import CNNConfig, TwoLayerConfig
+from ..training import CNN_TRAINING, TWO_LAYER_TRAINING, SVMConfig
+from .figures import accuracy_errorbar
+
+__all__ = [
+    "certificate_table",
+    "soundness_table",
+    "versus_attacks",
+    "certified_figure",
+    "basis_specs",
+    "MODELS",
+    "audit_budget",
+    "sweep",
+    "pareto",
+    "best_per_basis",
+    "rank_agreement",
+    "verdict",
+    "pareto_figure",
+]
+
+DENSE_BASES = ("dct", "blockdct8", "pixel", "pca")
+
+
+# --------------------------------------------------------------------------
+# the basis comparison: which basis to sparsify in
+# --------------------------------------------------------------------------
+def basis_specs(wavelets: Sequence[str], levels: Sequence[int], dense: Sequence[str] = DENSE_BASES) -> list[str]:
+    """Every ``wavelet:level`` and then the dense bases, as specs."""
+    for d in dense:
+        checks.choice(d, "dense", DENSE_BASES)
+    return [f"{w}:{lev}" for w in wavelets for lev in levels] + list(dense)
+
+
+MODELS = ("svm", "two-layer", "cnn")
+
+
+def audit_budget(name: str, **overrides):
+    """:data:`sparsenb.lab.audit.BUDGETS` ``[name]`` with fields replaced (lists become tuples, as TOML gives them)."""
+    base = BUDGETS[checks.choice(name, "name", tuple(BUDGETS))]
+    fields = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise checks.ArgumentError("overrides", f"names no field of Budget: {unknown}")
+    return dataclasses.replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+
+@dataclass(frozen=True)
+class _Setting:
+    model: str
+    spec: str
+    rho: float
+
+
+def _train(model: str, fe, x_train, y_train, seed: int, svm_max_iter: int, nn_steps: int, cnn_epochs: int, device):
+    if model == "svm":
+        return trained_svm(x_train, y_train, SVMConfig(max_iter=svm_max_iter, seed=seed), frontend=fe).to(device)
+    if model == "two-layer":
+        recipe = dataclasses.replace(TWO_LAYER_TRAINING, steps=nn_steps, seed=seed)
+        return trained(TwoLayerConfig(), x_train, y_train, recipe, frontend=fe, device=device).to(device)
+    recipe = dataclasses.replace(CNN_TRAINING, epochs=cnn_epochs, seed=seed)
+    return trained(CNNConfig(classes=2), x_train, y_train, recipe, frontend=fe, device=device).to(device)
+
+
+def sweep(
+    models: Sequence[str],
+    specs: Sequence[str],
+    rhos: Sequence[float],
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    eps: float,
+    budget,
+    audit_images: int,
+    seed: int = 0,
+    svm_max_iter: int = 10_000,
+    nn_steps: int = 20_000,
+    cnn_epochs: int = 2,
+    attacks: Sequence[str] | None = None,
+    device=None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    r"""One row per (model, basis, :math:`\rho`): clean and audited worst-case accuracy, :math:`\gamma`, energy captured.
+
+    Each model is trained behind each front end on ``(x_train, y_train)``
+    (checkpoints keyed by the basis; the two-layer net and the CNN with the
+    book's recipes, ``nn_steps`` Adam steps and ``cnn_epochs`` epochs);
+    clean accuracy is measured on all of ``(x_test, y_test)``, the audited
+    worst case (:func:`sparsenb.lab.audit.worst_case` with ``budget``) at
+    ``eps`` on a seeded subset of ``audit_images`` of them
+    (:func:`sparsenb.lab.audit.subset`), over the audit's attacks named in
+    ``attacks`` (None: all of :func:`sparsenb.lab.audit.audit_attacks`; the
+    linear-classifier attacks only where the model is the SVM). The CNN is
+    :class:`~sparsenb.models.cnn.NielsenCNN` with two logits. Columns: ``model, spec, basis, level, rho, K, clean,
+    clean_lo, clean_hi, worst, worst_lo, worst_hi, gamma, energy,
+    n_clean, n_audit``; accuracies in percent with 95% Wilson intervals,
+    ``energy`` the mean share over the test images.
+    """
+    from tqdm.auto import tqdm
+
+    for i, m in enumerate(models):
+        checks.choice(m, f"models[{i}]", MODELS)
+    if not isinstance(budget, Budget):
+        raise checks.fail("budget", "a sparsenb.lab.audit.Budget", budget)
+    eps = checks.real(eps, "eps", 0.0, 1.0, low_open=True)
+    device = torch.device(device or "cpu")
+    idx = subset(len(x_test), checks.integer(audit_images, "audit_images", 1), seed)
+    xa, ya = x_test[idx].to(device), y_test[idx].to(device)
+    settings = [_Setting(m, s, r) for m in models for s in specs for r in rhos]
+    every = {**audit_attacks(budget, linear=True), **audit_attacks(budget)}
+    unknown = sorted(set(attacks or ()) - set(every))
+    if unknown:
+        raise checks.ArgumentError("attacks", f"names no attack of the audit: {unknown}; have {sorted(every)}")
+    dense = {spec: dense_basis(spec, x_train) for spec in dict.fromkeys(specs) if spec in DENSE_BASES}
+    gammas, energy, rows = {}, {}, []
+    for s in tqdm(settings, desc="bases", disable=not progress, leave=False, mininterval=5):
+        fe = frontend_for(s.spec, s.rho, basis=dense.get(s.spec))
+        if s.spec not in gammas:
+            gammas[s.spec] = gamma(fe.transform.dense())
+        if (s.spec, s.rho) not in energy:
+            energy[s.spec, s.rho] = float(energy_captured(x_test.double(), fe.transform, [fe.K[0]]).mean())
+        classifier = _train(s.model, fe, x_train, y_train, seed, svm_max_iter, nn_steps, cnn_epochs, device)
+        model = defended(fe.to(device), classifier).eval()
+        clean = (predict(model, x_test.to(device)) == y_test.to(device)).int().cpu().numpy()
+        chosen = audit_attacks(budget, linear=s.model == "svm")
+        if attacks is not None:
+            chosen = {n: a for n, a in chosen.items() if n in attacks}
+        wc = worst_case(model, xa, ya, eps, budget, attacks=chosen, batch_size=len(xa))
+        name, _, level = s.spec.partition(":")
+        rows.append({
+            "model": s.model, "spec": s.spec, "basis": name, "level": int(level) if level else None, "rho": s.rho,
+            "K": fe.K[0], **dict(zip(("clean", "clean_lo", "clean_hi"), accuracy_interval(clean))),
+            **dict(zip(("worst", "worst_lo", "worst_hi"), wc.accuracy())),
+            "gamma": gammas[s.spec], "energy": energy[s.spec, s.rho], "n_clean": len(clean), "n_audit": wc.n,
+        })
+    return pd.DataFrame(rows)
+
+
+def pareto(frame: pd.DataFrame, x: str = "clean", y: str = "worst") -> pd.Series:
+    """True for the rows on the Pareto front of ``(x, y)`` within each model (no other row at least as good in both and better in one)."""
+    front = pd.Series(False, index=frame.index)
+    for _, g in frame.groupby("model"):
+        a, b = g[x].to_numpy(), g[y].to_numpy()
+        for i, j in zip(g.index, range(len(g))):
+            dominated = ((a >= a[j]) & (b >= b[j]) & ((a > a[j]) | (b > b[j]))).any()
+            front[i] = not dominated
+    return front
+
+
+def best_per_basis(frame: pd.DataFrame, by: str = "worst") -> pd.DataFrame:
+    """Per model and basis (spec), the :math:`\\rho` with the highest ``by`` (ties: higher clean accuracy)."""
+    order = frame.sort_values([by, "clean"], ascending=False)
+    best = order.groupby(["model", "spec"], sort=False).head(1)
+    return best.sort_values(["model", by], ascending=[True, False]).reset_index(drop=True)
+
+
+def rank_agreement(frame: pd.DataFrame, by: str = "worst") -> pd.DataFrame:
+    r"""Per model: Spearman correlations of ``by`` (best setting per basis) with :math:`-\gamma` and with the energy captured."""
+    from scipy.stats import spearmanr
+
+    best = best_per_basis(frame, by)
+    rows = []
+    for model, g in best.groupby("model", sort=False):
+        ok = len(g) > 2
+        rows.append({"model": model, "bases": len(g),
+                     "rho(worst, -gamma)": float(spearmanr(g[by], -g["gamma"]).statistic) if ok else float("nan"),
+                     "rho(worst, energy)": float(spearmanr(g[by], g["energy"]).statistic) if ok else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def verdict(frame: pd.DataFrame, reference: str = "coif1:1") -> pd.DataFrame:
+    """Per model: the best setting by worst-case accuracy beside the best of ``reference``, and whether it is clearly better.
+
+    ``clearly better`` when the best setting's 95% interval lies above the
+    reference's (disjoint intervals); ``better on both`` when it also has the
+    higher clean accuracy.
+    """
+    rows = []
+    best = best_per_basis(frame)
+    for model, g in best.groupby("model", sort=False):
+        top, ref = g.iloc[0], g[g.spec == reference]
+        if ref.empty:
+            raise checks.ArgumentError("reference", f"has no rows for model {model!r}: {reference!r}")
+        ref = ref.iloc[0]
+        rows.append({"model": model, "best": top.spec, "best rho": top.rho, "best worst %": top.worst,
+                     "best CI": f"[{top.worst_lo:.1f}, {top.worst_hi:.1f}]", "best clean %": top.clean,
+                     "reference": reference, "reference rho": ref.rho, "reference worst %": ref.worst,
+                     "reference CI": f"[{ref.worst_lo:.1f}, {ref.worst_hi:.1f}]", "reference clean %": ref.clean,
+                     "clearly better": bool(top.spec != reference and top.worst_lo > ref.worst_hi),
+                     "better on both": bool(top.spec != reference and top.worst > ref.worst and top.clean > ref.clean)})
+    return pd.DataFrame(rows)
+
+
+def pareto_figure(frame: pd.DataFrame, model: str, reference: str = "coif1:1", ax=None):
+    """Clean against audited worst-case accuracy for one model: a point per (basis, :math:`\\rho`), the Pareto front joined.
+
+    Wavelets are coloured by family (marker by level), the dense bases get
+    their own markers; ``reference`` (the paper's basis) is ringed.
+    """
+    import matplotlib.pyplot as plt
+
+    g = frame[frame.model == model].copy()
+    if g.empty:
+        raise checks.ArgumentError("model", f"has no rows in the frame: {model!r}")
+    g["front"] = pareto(g)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 5.5))
+    colours = dict(zip(sorted(g.basis.unique()), plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors))
+    markers = {1: "o", 2: "s", 3: "^"}
+    for spec, h in g.groupby("spec", sort=False):
+        b, lev = h.basis.iloc[0], h.level.iloc[0]
+        marker = markers.get(int(lev), "o") if pd.notna(lev) else "D"
+        ax.scatter(h.clean, h.worst, color=colours[b], marker=marker, s=22 + 160 * h.rho, alpha=0.8, label=spec)
+    ref = g[g.spec == reference]
+    ax.scatter(ref.clean, ref.worst, s=260, facecolors="none", edgecolors="k", lw=1.2, label=f"{reference} (paper)")
+    f = g[g.front].sort_values("clean")
+    ax.plot(f.clean, f.worst, "k--", lw=1, label="Pareto front")
+    ax.set(xlabel="clean accuracy (%)", ylabel="audited worst-case accuracy (%)", title=model)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    return ax
+
+
+# --------------------------------------------------------------------------
+# the certificate on MNIST and on small problems
+# --------------------------------------------------------------------------
+def _certificate_rows(model, x, y, epsilons, methods, batch_size):
+    out = {k: [] for k in ("method", "eps", "image", "margin", "certified", "n_sure", "n_uncertain")}
+    for method in methods:
+        for eps in epsilons:
+            cert = certify(model, x, y, eps, method, batch_size)
+            out["method"] += [method] * cert.n
+            out["eps"] += [float(eps)] * cert.n
+            out["image"] += list(range(cert.n))
+            out["margin"] += [float(m) for m in cert.margin]
+            out["certified"] += [bool(c) for c in cert.certified]
+            out["n_sure"] += [int(k) for k in cert.n_sure]
+            out["n_uncertain"] += [int(k) for k in cert.n_uncertain]
+    return out
+
+
+def certificate_table(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons, methods=tuple(METHODS),
+                      batch_size: int = 64):
+    """One row per (method, eps, image): the certified margin, the verdict and the support counts (stored, then read back).
+
+    Computed once per model, images, budgets and code, then read from the
+    result store (:func:`sparsenb.lab.store.stored`).
+    """
+    epsilons = [checks.real(e, f"epsilons[{i}]", 0.0, 1.0) for i, e in enumerate(epsilons)]
+    methods = [checks.choice(m, f"methods[{i}]", tuple(METHODS)) for i, m in enumerate(methods)]
+    rows = stored(_certificate_rows, model, x, y, epsilons, methods, batch_size)
+    return pd.DataFrame(rows)
+
+
+def _soundness_rows(specs, N, K, seeds, epsilons, exact, samples):
+    problems = []
+    for spec, seed in itertools.product(specs, seeds):
+        x, w, b, psi = toy_problem(N, spec, K, seed)
+        problems.append((f"{spec}/{seed}", x, w, b, psi))
+    return soundness_check(problems, epsilons, K, exact=exact, samples=samples).to_dict("list")
+
+
+def soundness_table(specs, N: int, K: int, seeds, epsilons, exact: bool, samples: int = 4000):
+    """:func:`~sparsenb.certify.exact.soundness_check` on :func:`~sparsenb.certify.exact.toy_problem` ``(N, spec, K, seed)`` for every spec and seed (stored, then read back)."""
+    rows = stored(_soundness_rows, list(specs), N, K, list(seeds), list(epsilons), exact, samples)
+    return pd.DataFrame(rows)
+
+
+def versus_attacks(table, worst_cases: dict, method: str = "tight"):
+    r"""Certified accuracy beside the attacks' at each budget, and the certified images any attack broke.
+
+    ``table`` is a :func:`certificate_table`, ``worst_cases`` maps
+    :math:`\epsilon` to the :class:`~sparsenb.lab.audit.WorstCase` of the same
+    model on the same images. One row per budget: certified accuracy per
+    method, the accuracy left by the white box, by the iterated white box and
+    by the worst case over every attack (with 95% Wilson intervals where
+    noted), and ``broken certified``, the certified images (``method``) that
+    some attack fooled, which must be 0. Percentages are rounded to 0.1.
+    """
+    rows = []
+    for eps, wc in worst_cases.items():
+        at = table[table.eps == float(eps)]
+        row = {"eps": float(eps)}
+        for m, g in at.groupby("method", sort=False):
+            row[f"certified ({m}) %"] = round(100.0 * float(g.sort_values("image").certified.mean()), 1)
+        for attack in ("white box", "iterated white box"):
+            if attack in wc.attacks():
+                row[f"{attack} %"] = round(100.0 * float(wc.attack_correct(attack).mean()), 1)
+        p, lo, hi = wc.accuracy()
+        row["worst case %"], row["worst case 95% CI"] = round(p, 1), f"[{lo:.1f}, {hi:.1f}]"
+        certified = at[at.method == method].sort_values("image").certified.to_numpy(dtype=bool)
+        row["broken certified"] = int((certified & ~wc.robust).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def certified_figure(tables: dict, worst_cases: dict):
+    r"""Certified accuracy against :math:`\epsilon` (one line per method) beside the attacks, one panel per model.
+
+    ``tables`` maps a model's name to its :func:`certificate_table`,
+    ``worst_cases`` the same names to ``{eps: WorstCase}``: the white box
+    (squares) and the worst case over every attack (crosses, with 95%
+    Wilson intervals) are drawn at the audited budgets.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(6.2 * len(tables), 4.4), squeeze=False)
+    styles = {"prop1": "o:", "interval": "s--", "tight": "D-"}
+    for ax, (name, table) in zip(axes[0], tables.items()):
+        for method, g in table.groupby("method", sort=False):
+            acc = g.groupby("eps").certified.mean() * 100
+            ax.plot(acc.index, acc.to_numpy(), styles.get(method, "o-"), label=f"certified ({method})")
+        wcs = worst_cases[name]
+        eps = sorted(wcs)
+        accuracy_errorbar(ax, eps, [accuracy_interval(wcs[e].attack_correct("white box")) for e in eps], fmt="ks",
+                          label="white box")
+        accuracy_errorbar(ax, eps, [wcs[e].accuracy() for e in eps], fmt="rX", ms=9, label="worst case, all attacks")
+        ax.set(xscale="log", xlabel=r"attack budget $\epsilon$", ylabel="accuracy (%)", ylim=(-2, 102), title=name)
+        ax.legend(loc="lower left", fontsize=8)
+    return fig

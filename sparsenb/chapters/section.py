@@ -1,0 +1,54 @@
+"""What a chapter module returns for each section of its page.
+
+Every page of the book has a module of the same stem in :mod:`sparsenb.chapters`
+with one function per section. Each returns a :class:`Section`: its tables
+and figures as attributes (``section.table``, ``section.figure``) and
+``numbers``, the values the page's prose argues from, keyed by their glue
+names (the page calls ``glue(**section.numbers)``). Sections return numbers,
+tables and figures, never sentences: prose stays in the page.
+"""
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import numpy as np
+
+__all__ = ["Section", "numbers", "drawn", "powers_of_two"]
+
+
+class Section(SimpleNamespace):
+    """What one section of a chapter computed: tables and figures as attributes, ``numbers`` for the prose."""
+
+
+def numbers(**values) -> dict:
+    """``values`` as glue-ready Python floats (strings stay strings); ``:`` in names becomes ``_``."""
+    return {k.replace(":", "_"): v if isinstance(v, str) else float(v) + 0.0 for k, v in values.items()}
+
+
+def drawn(draw):
+    """Decorate a section function so that its :class:`Section` carries ``figure = draw(section)``.
+
+    The figure is closed in pyplot (it is not shown where it was made); the
+    page places it with :func:`sparsenb.book.page.figure`.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def section(*args, **kwargs) -> Section:
+            import matplotlib.pyplot as plt
+
+            s = fn(*args, **kwargs)
+            s.figure = draw(s)
+            plt.close(s.figure)
+            return s
+
+        return section
+
+    return decorate
+
+
+def powers_of_two(log2_bounds) -> list[int]:
+    """:math:`2^a, 2^{a+1}, \\ldots, 2^b` for ``log2_bounds = (a, b)``."""
+    low, high = log2_bounds
+    return [int(n) for n in 2 ** np.arange(low, high + 1)]

@@ -1,0 +1,292 @@
+r"""The result store: every computation of the book keyed by what computed it, stored once, read back after.
+
+Three kinds of things are stored, each under a key that holds everything that
+decides its value, and nothing else:
+
+* **any computation**, :func:`stored`: ``fn(*args, **kwargs)``, keyed by the
+  function's name, its arguments (models by their weights, architecture and
+  front-end settings; tensors by a fingerprint; dataclasses by their fields;
+  numbers, strings and lists as they are) and the code (below);
+* **checkpoints**, :func:`trained`: :func:`sparsenb.training.fit`'s model
+  as a ``state_dict`` plus its config (loadable with ``weights_only=True``),
+  keyed by the model and training configs, the front end's settings, the
+  augmentation and adversary, a fingerprint of the training data and the
+  code; :func:`trained_svm` does the same for the linear SVM;
+* **attack cells** of an experiment grid (:func:`sparsenb.lab.grid.run`,
+  per image, resumable per batch), with the same key helpers.
+
+*The code* in every key is one rule (:func:`sparsenb.cache.code_of`): the
+syntax trees, docstrings and comments excluded, of the ``sparsenb`` modules
+that the function and the models, configs and attacks it is given
+transitively import. New code recomputes; a comment edit does not.
+
+A finished entry is written atomically, so a killed run leaves either the
+entry or nothing; a damaged file is recomputed. In a process group
+(:mod:`sparsenb.distributed`) process 0 decides what is stored and writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import checks, distributed, training
+from ..cache import (
+    atomic_write_bytes,
+    atomic_write_json,
+    cache_dir,
+    code_fingerprint,
+    code_of,
+    data_fingerprint,
+    model_fingerprint,
+    modules_of,
+)
+from ..frontend import SparsifyingFrontEnd
+from ..models.linear import LinearClassifier
+from ..training import SVMConfig
+
+#: Third-party libraries whose attack code decides results (their version is part of an attack cell's key).
+ATTACK_LIBRARIES = ("pyautoattack",)
+
+__all__ = ["stored", "result_key", "trained", "trained_svm", "load_checkpoint", "model_key", "key_of"]
+
+
+# --------------------------------------------------------------------------
+# any computation
+# --------------------------------------------------------------------------
+def stored(fn: Callable, *args, folder: str | Path | None = None, **kwargs):
+    """``fn(*args, **kwargs)``, computed once and then read back from the cache.
+
+    The key is :func:`result_key`. ``fn`` must return JSON-able data; what a
+    later call reads back is that data after a JSON round trip (tuples
+    become lists), and so is what the first call returns.
+    """
+    checks.function(fn, "fn")
+    key = result_key(fn, *args, **kwargs)
+    path = result_path(key, folder)
+    done = distributed.decide(lambda: read(path))
+    if done is not None and done.get("complete"):
+        return done["value"]
+    value = json.loads(json.dumps(fn(*args, **kwargs)))
+    if distributed.is_writer():  # in a process group every process computes it (it may hold collective calls)
+        atomic_write_json(path, {"key": key, "complete": True, "value": value})
+    return value
+
+
+def result_key(fn: Callable, *args, **kwargs) -> dict:
+    """The key :func:`stored` files ``fn(*args, **kwargs)`` under: the function, its arguments and the code."""
+    return {
+        "kind": f"{fn.__module__}.{fn.__qualname__}",
+        "args": [key_of(a) for a in args],
+        "kwargs": {k: key_of(v) for k, v in sorted(kwargs.items())},
+        "code": code_of(fn, *args, *kwargs.values()),
+    }
+
+
+def key_of(value):
+    """A JSON-able description of an argument that decides a stored value (see :func:`stored`)."""
+    if isinstance(value, nn.Module):
+        return model_key(value)
+    if isinstance(value, torch.Tensor):
+        return {"tensor": data_fingerprint(value)}
+    if isinstance(value, np.ndarray):  # by content: repr() elides the middle of large arrays
+        h = hashlib.sha256(str((value.dtype.str, value.shape)).encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+        return {"array": h.hexdigest()[:16]}
+    if callable(getattr(value, "spec", None)) and not isinstance(value, type):
+        return value.spec()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__, **{f.name: key_of(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, dict):
+        return {str(k): key_of(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [key_of(v) for v in value]
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    return jsonable(value)
+
+
+def model_key(model: nn.Module, weights: str | None = None) -> dict:
+    """A model's architecture, weights and front-end settings (with their gradient treatments)."""
+    frontends = [
+        {**m.settings(), "gradient": m.gradient, "refine_steps": m.refine_steps, "refine_step": m.refine_step}
+        for m in model.modules()
+        if isinstance(m, SparsifyingFrontEnd)
+    ]
+    return {"architecture": str(model), "weights": weights or model_fingerprint(model), "frontends": frontends}
+
+
+def jsonable(value):
+    """Numbers, strings, booleans and None as they are (NumPy scalars as Python ones), anything else by ``repr``."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def library_versions(*objects) -> dict:
+    """Versions of the third-party attack libraries that the code of ``objects`` imports (their changes change results)."""
+    import ast
+    from importlib import metadata
+
+    from ..cache import _module_path, imported_modules
+
+    used = set()
+    for module in imported_modules(*modules_of(*objects)) if modules_of(*objects) else ():
+        for node in ast.walk(ast.parse(_module_path(module).read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            used.update(n.split(".")[0] for n in names)
+    return {lib: metadata.version(lib) for lib in ATTACK_LIBRARIES if lib in used}
+
+
+def result_path(key: dict, folder=None) -> Path:
+    """Where the result with ``key`` lives: ``<folder or cache>/results/<2 hex>/<20 hex>.json``."""
+    folder = Path(folder) if folder else cache_dir() / "results"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return folder / digest[:2] / f"{digest}.json"
+
+
+def read(path: Path):
+    """A stored JSON file, or None when it is missing or damaged (then it is recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------
+def trained(
+    model_config,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config,
+    frontend: nn.Module | None = None,
+    augment=None,
+    adversary=None,
+    name: str | None = None,
+    progress: bool = False,
+    device=None,
+    folder: str | Path | None = None,
+) -> nn.Module:
+    """:func:`sparsenb.training.fit`, trained once per key and then loaded (on the CPU; callers move it).
+
+    The key holds ``model_config``, ``config``, the front end's settings,
+    ``augment`` and ``adversary`` (dataclasses, so that their settings are
+    part of the key), a fingerprint of ``(x, y)`` and the code of the
+    training loop (:mod:`sparsenb.training` and what it imports) and of the
+    modules of everything it is given. The finished checkpoint is
+    ``{"state_dict", "model_config", "key"}`` in
+    ``<cache>/checkpoints/<name>-<hash>.pt`` with the key beside it as JSON;
+    while training, the per-epoch state lives in ``<name>-<hash>.train.pt``,
+    so a killed run resumes.
+    """
+    x, y, _ = training.check_fit(model_config, x, y, config, frontend, augment, adversary, device)
+    key = {
+        "model": _spec(model_config, "model_config"),
+        "training": _spec(config, "config"),
+        "frontend": None if frontend is None else _frontend_spec(frontend, adversary is not None),
+        "augment": _spec(augment, "augment"),
+        "adversary": _spec(adversary, "adversary"),
+        "data": data_fingerprint(x, y),
+        "code": code_fingerprint("training", *modules_of(model_config, config, frontend, augment, adversary)),
+    }
+    name = name or type(model_config).__name__.removesuffix("Config").lower()
+    path = _checkpoint_path(name, key, folder)
+    if distributed.decide(path.is_file):  # the processes share the cache folder
+        return load_checkpoint(path, model_config)
+    partial = path.with_suffix(".train.pt")
+    model = training.fit(model_config, x, y, config, frontend, augment, adversary, partial, progress, device)
+    if distributed.is_writer():
+        _save_checkpoint(path, model, model_config, key)
+        partial.unlink(missing_ok=True)
+    return model.cpu()
+
+
+def load_checkpoint(path: str | Path, model_config) -> nn.Module:
+    """Rebuild ``model_config.build()`` and load a checkpoint saved by :func:`trained` (``weights_only=True``)."""
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if state.get("model_config") != _spec(model_config, "model_config"):
+        raise checks.ArgumentError("model_config", f"does not match the checkpoint {path} ({state.get('model_config')})")
+    model = model_config.build()
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(), frontend=None, folder=None) -> LinearClassifier:
+    """:func:`sparsenb.training.train_linear_svm` on ``frontend(x)``, fitted once per key (config, front end, data, code) and then loaded.
+
+    The code is that of :mod:`sparsenb.training` and of the config's and the
+    front end's modules, with what they transitively import.
+    """
+    checks.images(x, "x")
+    checks.labels(y, "y", n=len(x), classes=2)
+    key = {
+        "model": _spec(config, "config"),
+        "frontend": None if frontend is None else _frontend_spec(frontend, False),
+        "data": data_fingerprint(x, y),
+        "code": code_fingerprint("training", *modules_of(config, frontend)),
+        "dtype": str(x.dtype),
+    }
+    path = _checkpoint_path("svm", key, folder)
+    if distributed.decide(path.is_file):  # in a process group every process fits it, process 0 writes
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        return LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
+    svm = training.train_linear_svm(training.sparsify_dataset(x, frontend), y, config)
+    if not distributed.is_writer():
+        return svm
+    buf = io.BytesIO()
+    torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b.detach()), "key": json.dumps(key, sort_keys=True)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
+    return svm
+
+
+def _save_checkpoint(path: Path, model: nn.Module, model_config, key: dict) -> None:
+    state = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": _spec(model_config, "model_config"),
+        "key": json.dumps(key, sort_keys=True),
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
+
+
+def _checkpoint_path(name: str, key: dict, folder) -> Path:
+    folder = Path(folder) if folder else cache_dir() / "checkpoints"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return folder / f"{name}-{digest}.pt"
+
+
+def _spec(obj, name: str):
+    """A JSON-able description of a config, augmentation or adversary (``None`` stays ``None``)."""
+    if obj is None:
+        return None
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise checks.fail(name, "a dataclass instance (its fields are part of the checkpoint's key)", obj)
+    fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {"type": type(obj).__name__, **json.loads(json.dumps(fields, default=str))}
+
+
+def _frontend_spec(frontend: nn.Module, with_gradient: bool) -> dict:
+    if not callable(getattr(frontend, "settings", None)):
+        raise checks.fail("frontend", "a front end with settings() (e.g. SparsifyingFrontEnd): they key the checkpoint", frontend)
+    settings = dict(frontend.settings())
+    if with_gradient:  # an adversary attacks through the front end: how its gradient passes matters
+        settings.update(gradient=frontend.gradient, refine_steps=frontend.refine_steps, refine_step=frontend.refine_step)
+    return settings
