@@ -259,26 +259,36 @@ def test_build_streams_cell_output_under_the_cell(tmp_path, capfd):
 # ---------------------------------------------------------------------------
 # project files agree with each other
 # ---------------------------------------------------------------------------
-def _parameters_cell_names(path: Path) -> set[str]:
-    nb = jupytext.read(path)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"{path.name} needs exactly one parameters cell"
-    namespace: dict = {}
-    exec(cells[0].source, namespace)
-    return {k for k in namespace if not k.startswith("__")}
-
-
-def test_profiles_cover_every_chapter_with_known_parameters():
+def test_profiles_are_overrides_of_the_chapters_parameters_cells():
+    """Every chapter runs under every profile: the laptop profile is its parameters cell, the others change
+    only parameters the cell has, with values of the same type."""
     book = bk.Book(PROJECT_ROOT)
     profiles = bk.load_profiles(book)
     for source in book.chapters():
-        names = _parameters_cell_names(source)
-        assert "profile" in names
-        for profile in bk.PROFILES:
-            params = profiles[profile].get(source.stem)
-            assert params is not None, f"profile {profile} has no [{profile}.{source.stem}] table"
-            unknown = set(params) - names
-            assert not unknown, f"{profile}.{source.stem}: {unknown} not in the chapter's parameters cell"
+        defaults = bk.layout.default_parameters(source)
+        assert defaults.get("profile") == "laptop", f"{source.name}: the parameters cell must set profile = 'laptop'"
+        assert bk.chapter_parameters("laptop", source.stem, book) == defaults
+        assert not profiles["laptop"].get(source.stem), f"[laptop.{source.stem}] repeats the parameters cell"
+        for profile in ("smoke", "full"):
+            params = bk.chapter_parameters(profile, source.stem, book)
+            assert set(params) == set(defaults) and params["profile"] == profile
+            changed = {k for k in params if params[k] != defaults[k]} - {"profile"}
+            assert changed == set(profiles[profile].get(source.stem, {})), (profile, source.stem)  # only real overrides
+
+
+def test_an_override_must_name_a_parameter_of_the_same_type(tmp_path):
+    root = tmp_path / "b"
+    book = write_book(root, {"ch": "```{code-cell} ipython3\nx = 1\n```\n"})
+    cell = (root / "book" / "ch.md").read_text().replace('profile = "laptop"', 'profile = "laptop"\nn = 3\nrate = 0.5')
+    (root / "book" / "ch.md").write_text(cell)
+    toml = (root / "book" / "profiles.toml").read_text()
+    for table, message in (("n = 7", None), ("n = 7.5", "type"), ("rate = 1", "type"), ("m = 1", "not a parameter")):
+        (root / "book" / "profiles.toml").write_text(toml.replace("[smoke.ch]\n", f"[smoke.ch]\n{table}\n"))
+        if message is None:
+            assert bk.chapter_parameters("smoke", "ch", book) == {"profile": "smoke", "n": 7, "rate": 0.5}
+        else:
+            with pytest.raises(ValueError, match=message):
+                bk.chapter_parameters("smoke", "ch", book)
 
 
 def _requirement_names(reqs) -> dict[str, str]:

@@ -20,11 +20,11 @@ Each chapter named in ``_toc.yml`` (the MyST notebooks, read with jupytext) must
    counts every line it spans. The ``parameters`` cell is exempt: rule 3
    allows nothing in it but one literal assignment per parameter.
 3. **take its parameters from one place**: its ``parameters`` cell assigns
-   literals only (``ast.literal_eval`` of each assignment); its names are
-   exactly ``profile`` plus the keys of the chapter's ``laptop`` table in
-   ``book/profiles.toml``; every default equals the ``laptop`` value (value
-   and type: ``1`` is not ``1.0``); ``profile = "laptop"``; and every key of
-   the chapter's table in every profile is a parameter.
+   literals only, one per name, ``profile = "laptop"`` among them: the cell
+   *is* the ``laptop`` profile. ``book/profiles.toml`` holds only what
+   ``smoke`` and ``full`` change; every override names a parameter of the
+   chapter and keeps its type (:func:`sparsenb.book.layout.chapter_parameters`
+   raises otherwise).
 4. **not type the paper's numbers**: no ``value`` of
    ``paper_numbers.csv`` (as written there) with a decimal point and at least
    two decimals appears in a Markdown cell; those come through
@@ -67,7 +67,6 @@ import ast
 import io
 import re
 import tokenize
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,7 +74,7 @@ import jupytext
 import pandas as pd
 import pytest
 
-from sparsenb.book.layout import Book
+from sparsenb.book.layout import PROFILES, Book, chapter_parameters, default_parameters
 from sparsenb.cache import PROJECT_ROOT
 from sparsenb.lab.paper import FILENAME, reference_dir
 
@@ -229,59 +228,14 @@ def test_cells_are_short(path):
 # --------------------------------------------------------------------------
 # 3. parameters from one place
 # --------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _profiles() -> dict:
-    with open(BOOK.profiles_file, "rb") as f:
-        return tomllib.load(f)
-
-
-def parameters(path: Path) -> dict:
-    """The chapter's ``parameters`` cell as ``{name: default}``; fails on anything but literal assignments."""
-    cells = [c for c in _cells(path, "code") if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"{path.name} has {len(cells)} cells tagged 'parameters'; expected exactly one"
-    values = {}
-    for stmt in _parse(cells[0]).body:
-        ok = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-        assert ok, f"{path.name}: the parameters cell may only assign names (line {stmt.lineno})"
-        name = stmt.targets[0].id
-        try:
-            values[name] = ast.literal_eval(stmt.value)
-        except ValueError:
-            pytest.fail(f"{path.name}: parameter {name} is not a literal (line {stmt.lineno})")
-    return values
-
-
-def _same(a, b) -> bool:
-    """Equal in value and type, elementwise for lists (TOML arrays arrive as lists)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
-
-
 @chapter_params()
-def test_parameter_defaults_are_the_laptop_profile(path):
-    params = parameters(path)
+def test_parameters_are_literals_and_the_laptop_profile(path):
+    """The parameters cell assigns one literal per name, ``profile = "laptop"`` among them; every profile's
+    overrides name parameters of the chapter with values of their type (``chapter_parameters`` checks it)."""
+    params = default_parameters(path)
     assert params.get("profile") == "laptop", f"{path.name}: the parameters cell must set profile = 'laptop'"
-    laptop = _profiles()["laptop"].get(path.stem, {})
-    declared = set(params) - {"profile"}
-    assert declared == set(laptop), (
-        f"{path.name}: parameters not in [laptop.{path.stem}]: {sorted(declared - set(laptop))}; "
-        f"profile keys not in the parameters cell: {sorted(set(laptop) - declared)}"
-    )
-    differ = {k: (params[k], laptop[k]) for k in laptop if not _same(params[k], laptop[k])}
-    assert not differ, f"{path.name}: defaults differ from [laptop.{path.stem}] as (chapter, profile): {differ}"
-
-
-@chapter_params()
-def test_every_profile_key_is_a_parameter(path):
-    params = parameters(path)
-    missing = {
-        name: sorted(set(table.get(path.stem, {})) - set(params))
-        for name, table in _profiles().items()
-        if isinstance(table, dict)
-    }
-    missing = {k: v for k, v in missing.items() if v}
-    assert not missing, f"{path.name}: profile keys with no parameter in the chapter: {missing}"
+    for profile in PROFILES:
+        assert set(chapter_parameters(profile, path.stem, BOOK)) == set(params)
 
 
 # --------------------------------------------------------------------------

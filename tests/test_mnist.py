@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sparsenb.chapters import mnist_multiclass as mnist
+from sparsenb.book.layout import Book, chapter_parameters
 from sparsenb.cache import PROJECT_ROOT
 from sparsenb.checks import ArgumentError
 
@@ -26,11 +27,8 @@ def test_the_audit_chapter_reads_the_multiclass_chapters_results():
     """book/adaptive.md re-declares the multiclass chapter's CNNs, grid and audit to read their stored results back:
     every parameter the two chapters share must be equal in every profile, or the audit chapter would recompute
     (and report) a different experiment."""
-    import tomllib
-
-    profiles = tomllib.loads((PROJECT_ROOT / "book" / "profiles.toml").read_text())
     for name in ("smoke", "laptop", "full"):
-        adaptive, multiclass = profiles[name]["adaptive"], profiles[name]["mnist_multiclass"]
+        adaptive, multiclass = chapter_parameters(name, "adaptive", Book(PROJECT_ROOT)), chapter_parameters(name, "mnist_multiclass", Book(PROJECT_ROOT))
         shared = set(adaptive) & set(multiclass)
         assert {"n_train", "epochs", "n_images", "pgd_restarts", "audit_images", "audit_budget"} <= shared
         assert {k: adaptive[k] for k in shared} == {k: multiclass[k] for k in shared}, name

@@ -41,16 +41,21 @@ def main(argv=None) -> int:
     pre = sub.add_parser("precompute", parents=[common], help="run the chapters' heavy work into the cache (no pages); "
                          "under torchrun --nproc_per_node N, in N processes")
     pre.add_argument("chapters", nargs="*", help="chapter names (default: all but the summary pages)")
-    sub.add_parser("profiles", help="list the profiles and their parameters")
+    sub.add_parser("profiles", help="list the profiles: each chapter's parameters (laptop) and what smoke and full change")
     args = p.parse_args(argv)
 
     book = Book()
     if args.command == "profiles":
-        for name, prof in load_profiles(book).items():
-            print(f"[{name}] {prof.get('description', '')}")
-            for chapter, params in prof.items():
-                if isinstance(params, dict):
-                    print(f"  {chapter}: {params}")
+        profiles = load_profiles(book)
+        for name in PROFILES:
+            what = "each chapter's parameters cell" if name == DEFAULT_PROFILE else f"what it changes from {DEFAULT_PROFILE}"
+            print(f"[{name}] {profiles[name].get('description', '')} ({what})")
+            for source in book.chapters():
+                params = chapter_parameters(name, source.stem, book)
+                if name != DEFAULT_PROFILE:
+                    params = {k: v for k, v in params.items() if k in profiles[name].get(source.stem, {})}
+                params.pop("profile", None)
+                print(f"  {source.stem}: {params}")
         return 0
     try:
         if args.command == "precompute":

@@ -208,7 +208,7 @@ def chapter_parameters(profile: str, chapter: str, book: Book | None = None) -> 
     for name, value in overrides.items():
         if name not in params or name == "profile":
             raise ValueError(f"{book.profiles_file}: [{profile}.{chapter}] sets {name!r}, which is not a parameter of {chapter}")
-        if type(value) is not type(params[name]) and not (isinstance(value, int) and isinstance(params[name], float)):
+        if type(value) is not type(params[name]):
             raise ValueError(f"{book.profiles_file}: [{profile}.{chapter}] {name} = {value!r} has another type than its default "
                              f"{params[name]!r}")
     params.update(overrides)
