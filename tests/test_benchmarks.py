@@ -26,7 +26,13 @@ def test_frontend_speed_checks_equality_and_prints_ratios(mnist_root, capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "threads: 1, images: 300" in out  # one thread by default, as PyWavelets
-    assert out.count("ratio") == 2
+    assert out.count("front end, float") == 2 and "PyWavelets, per image" in out
+
+
+def test_pgd_speed_times_every_variant(mnist_root, capsys):
+    _script("pgd_speed").main(["--batch", "8", "--steps", "1", "--rounds", "1", "--no-iterated", "--data", str(mnist_root)])
+    out = capsys.readouterr().out
+    assert "front end, bpda" in out and "front end, projection" in out and "iterated" not in out
 
 
 @pytest.fixture(scope="module")

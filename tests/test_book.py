@@ -17,6 +17,7 @@ import yaml
 from minibook import write_book
 from sparsenb import book as bk
 from sparsenb.cache import PROJECT_ROOT
+from sparsenb.checks import ArgumentError
 
 pytestmark = pytest.mark.book
 
@@ -62,7 +63,7 @@ def test_html_index_and_chapter_figures(smoke_build):
         assert f'id="{name}"' in page, name
     # glued numbers were substituted, none left as raw roles
     assert "{glue" not in page and "glue:text" not in page
-    assert re.search(r"Coiflet-1 keeps\s*(<[^>]+>)*\s*\d+\.\d%", page), "energy number missing"
+    assert re.search(r"Coiflet-1\s+keeps\s*(<[^>]+>)*\s*\d+\.\d%", page), "energy number missing"
     assert "smoke" in page  # the page says which profile produced it
 
 
@@ -328,3 +329,22 @@ def test_toc_pages_exist():
     toc = yaml.safe_load((PROJECT_ROOT / "_toc.yml").read_text())
     assert toc["format"] == "jb-book"
     assert len(book.pages()) >= 2
+
+
+def test_a_claim_holds_or_fails_the_build(tmp_path):
+    """claim() shows a sentence whose condition holds and stops the build when it does not."""
+    from sparsenb.book.page import ClaimError, claim
+
+    assert claim(True, "Twice two is four.").data == "Twice two is four."
+    with pytest.raises(ClaimError, match="No attack broke"):
+        claim(bool(3 > 4), "No attack broke a certified image.")
+    with pytest.raises(ArgumentError, match="^condition"):
+        claim("yes", "A string is not a check.")
+    holds = "```{code-cell} ipython3\nfrom sparsenb.book.page import claim\nclaim(2 + 2 == 4, 'Two and two make four.')\n```\n"
+    book = _mini_book(tmp_path / "ok", holds)
+    index = bk.build("smoke", data=tmp_path, out=tmp_path / "ok-out", progress=False, book=book)
+    assert "Two and two make four." in (index.parent / "book" / "ch.html").read_text()
+    broken = holds.replace("2 + 2 == 4", "2 + 2 == 5")
+    book = _mini_book(tmp_path / "broken", broken)
+    with pytest.raises(bk.ChapterError, match="ClaimError"):
+        bk.build("smoke", data=tmp_path, out=tmp_path / "broken-out", progress=False, book=book)

@@ -52,11 +52,17 @@ Each chapter named in ``_toc.yml`` (the MyST notebooks, read with jupytext) must
    teacher cites a figure by its anchor.
 6. **glue through one helper**: no chapter imports ``myst_nb`` itself;
    values and figures go through :mod:`sparsenb.book.page`.
-7. **read like a book**: a code cell that imports or draws (calls
-   ``figure``/``page.figure``, ``plt.*`` or ``subplots``) hides its code
-   (``hide-input``, or ``remove-input``/``remove-cell``/``hide-cell``), so a
-   reader meets the narrative, tables and figures first and can still open
-   the cell.
+7. **read like a book**: a code cell that imports hides its code
+   (``hide-input``, or ``remove-input``/``remove-cell``/``hide-cell``), and a
+   cell that states a conclusion with :func:`sparsenb.book.page.claim`
+   removes its input, so the reader meets the sentence, which the build
+   checked.
+8. **compute in the chapter module** (for the chapters of ``SECTIONED``):
+   every code cell but the parameters is one to three simple statements (no
+   loops, conditions, comprehensions or definitions), formatted with
+   ``ruff format`` (line length 100; ``sparsenb-book format`` does it), and
+   the page imports its module ``sparsenb/chapters/<stem>.py``, which is
+   formatted too.
 
 The chapters being converted fail these until they are done; the test ids
 name the chapter (``test_no_definitions[frontend]``).
@@ -65,6 +71,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
 import tokenize
 from functools import lru_cache
@@ -408,38 +415,125 @@ def test_glue_goes_through_sparsenb_page(path):
 
 
 # --------------------------------------------------------------------------
-# 7. import and plotting code collapsed
+# 7. imports collapsed, claims shown as sentences
 # --------------------------------------------------------------------------
 HIDDEN_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
 
 
-def imports_or_draws(tree: ast.Module) -> str | None:
-    """Why a cell's code belongs collapsed: it imports, or it draws a figure; ``None`` if neither."""
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            return "imports"
-        if isinstance(node, ast.Call):
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if name in ("figure", "subplots"):
-                return "draws"
-        if isinstance(node, ast.Name) and node.id == "plt":
-            return "draws"
-    return None
+def imports(tree: ast.Module) -> bool:
+    return any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(tree))
 
 
-def test_imports_or_draws_rule():
-    assert imports_or_draws(ast.parse("import numpy as np")) == "imports"
-    assert imports_or_draws(ast.parse("page.figure(f(x), 'fig_a')")) == "draws"
-    assert imports_or_draws(ast.parse("fig, ax = plt.subplots()")) == "draws"
-    assert imports_or_draws(ast.parse("table = f(x)\ntable")) is None
+def claims(tree: ast.Module) -> bool:
+    calls = (n.func for n in ast.walk(tree) if isinstance(n, ast.Call))
+    return any((f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) == "claim" for f in calls)
+
+
+def test_imports_and_claims_rules():
+    assert imports(ast.parse("import numpy as np")) and not imports(ast.parse("page.figure(f(x), 'fig_a')"))
+    assert claims(ast.parse("claim(a > b, 'A.')")) and claims(ast.parse("page.claim(a, 'A.')"))
+    assert not claims(ast.parse("glue(a=1)"))
 
 
 @chapter_params()
-def test_import_and_plotting_code_is_collapsed(path):
-    shown = [
-        f"{_where(c)} ({why})"
-        for c in _cells(path, "code")
-        if (why := imports_or_draws(_parse(c))) and not HIDDEN_TAGS & set(c.metadata.get("tags", []))
-    ]
-    assert not shown, f"{path.name}: cells that import or draw show their code (tag them hide-input): {shown}"
+def test_import_code_is_collapsed(path):
+    shown = [_where(c) for c in _cells(path, "code") if imports(_parse(c)) and not HIDDEN_TAGS & set(c.metadata.get("tags", []))]
+    assert not shown, f"{path.name}: cells that import show their code (tag them hide-input): {shown}"
 
+
+@chapter_params()
+def test_claims_show_only_their_sentence(path):
+    shown = [_where(c) for c in _cells(path, "code") if claims(_parse(c)) and "remove-input" not in c.metadata.get("tags", [])]
+    assert not shown, f"{path.name}: cells that state a claim show their code (tag them remove-input): {shown}"
+
+
+# --------------------------------------------------------------------------
+# 8. chapters as sections: short cells, formatted code
+# --------------------------------------------------------------------------
+#: The chapters converted to the section pattern (a module in sparsenb/chapters/ computes, cells of one to
+#: three statements narrate). The conversion of the others is under way; each joins this set when done
+#: (``SPARSENB_SECTIONED=stem,...`` checks more while converting).
+SECTIONED = {"frontend", "performance"} | set(filter(None, os.environ.get("SPARSENB_SECTIONED", "").split(",")))
+MAX_STATEMENTS = 3
+MAX_LINE = 100
+
+
+def section_chapter_params():
+    chapters = [p for p in CHAPTERS if p.stem in SECTIONED]
+    return pytest.mark.parametrize("path", chapters, ids=[p.stem for p in chapters])
+
+
+def cell_problems(source: str) -> list[str]:
+    """Why a code cell is not one to three simple statements (an empty list when it is)."""
+    tree = ast.parse(source)
+    problems = []
+    if len(tree.body) > MAX_STATEMENTS:
+        problems.append(f"{len(tree.body)} statements (at most {MAX_STATEMENTS})")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.While, ast.If, ast.With, ast.Try, ast.FunctionDef, ast.ClassDef)):
+            problems.append(f"a {type(node).__name__.lower()} block (line {node.lineno}): move it into the chapter module")
+        elif isinstance(node, (ast.ListComp, ast.DictComp, ast.SetComp, ast.GeneratorExp, ast.Lambda)):
+            problems.append(f"a {type(node).__name__} (line {node.lineno}): move it into the chapter module")
+    return problems
+
+
+def test_cell_rule():
+    assert cell_problems("s = chapter.f(a, b)\nglue(**s.numbers)\ns.table") == []
+    assert cell_problems("claim(\n    s.numbers['a'] > 0,\n    'A sentence.',\n)") == []
+    assert cell_problems("a = 1\nb = 2\nc = 3\nd = 4") == ["4 statements (at most 3)"]
+    assert cell_problems("for k in x:\n    f(k)") and cell_problems("t = {k: 1 for k in x}")
+
+
+@section_chapter_params()
+def test_cells_are_one_to_three_statements(path):
+    cells = [c for c in _cells(path, "code") if "parameters" not in c.metadata.get("tags", [])]
+    bad = [f"{_where(c)}: {'; '.join(problems)}" for c in cells if (problems := cell_problems(_code(c)))]
+    assert not bad, f"{path.name} has cells that compute (put it in sparsenb/chapters/{path.stem}.py):\n" + "\n".join(bad)
+
+
+def _ruff() -> str:
+    import shutil
+    import sys
+
+    exe = Path(sys.executable).parent / "ruff"
+    found = str(exe) if exe.exists() else shutil.which("ruff")
+    if not found:
+        pytest.fail("ruff is not installed: pip install -e '.[test]'")
+    return found
+
+
+def _unformatted(code: str) -> str:
+    """ruff format's diff for ``code`` (empty when it is formatted as the project's settings say)."""
+    import subprocess
+
+    done = subprocess.run([_ruff(), "format", "--diff", "--stdin-filename", "cell.py", "-"], input=code, text=True,
+                          capture_output=True, cwd=PROJECT_ROOT)
+    return done.stdout if done.returncode else ""
+
+
+@section_chapter_params()
+def test_code_cells_are_formatted(path):
+    bad = []
+    for cell in _cells(path, "code"):
+        code = cell.source.rstrip("\n") + "\n"
+        if (diff := _unformatted(code)) or any(len(line) > MAX_LINE for line in code.splitlines()):
+            bad.append(f"{_where(cell)}:\n{diff or f'a line over {MAX_LINE} characters'}")
+    assert not bad, f"{path.name}: code cells not formatted with ruff format (line length {MAX_LINE}):\n" + "\n".join(bad)
+
+
+def test_chapter_modules_are_formatted():
+    import subprocess
+
+    done = subprocess.run([_ruff(), "format", "--check", "sparsenb/chapters"], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@section_chapter_params()
+def test_every_page_has_its_chapter_module(path):
+    module = PROJECT_ROOT / "sparsenb" / "chapters" / f"{path.stem}.py"
+    assert module.is_file(), f"{path.name} has no module sparsenb/chapters/{path.stem}.py"
+    imported = {n.module for c in _cells(path, "code") for n in ast.walk(_parse(c)) if isinstance(n, ast.ImportFrom)}
+    names = {f"{n.module}.{a.name}" for c in _cells(path, "code") for n in ast.walk(_parse(c))
+             if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert f"sparsenb.chapters.{path.stem}" in names | imported, f"{path.name} does not import its chapter module"

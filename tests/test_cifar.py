@@ -116,7 +116,7 @@ def test_channel_energy_wants_colour_images_and_takes_any_iterable_of_rhos():
 
 
 def test_colour_images_checks_its_rows_and_titles():
-    from sparsenb.chapters.frontend import colour_images
+    from sparsenb.chapters.cifar10 import colour_images
 
     x = torch.rand(3, 3, 32, 32)
     with pytest.raises(ArgumentError, match="rows"):

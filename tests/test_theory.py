@@ -578,8 +578,8 @@ def test_section_numbers_are_glue_ready():
     from sparsenb.chapters import theory_linear as CL
 
     nums = chapter_section.numbers(a=np.float64(0.5), n=np.int64(3), **{"slope_coif1:1": "0.50 [0.40, 0.60]"})
-    assert nums == {"a": 0.5, "n": 3.0, "slope_coif1_1": "0.50 [0.40, 0.60]"}
-    assert all(type(v) in (float, str) for v in nums.values())  # numpy scalars would not format in {glue:text}
+    assert nums == {"a": 0.5, "n": 3, "slope_coif1_1": "0.50 [0.40, 0.60]"} and type(nums["n"]) is int
+    assert all(type(v) in (int, float, str) for v in nums.values())  # numpy scalars would not format in {glue:text}
     assert chapter_section.powers_of_two([2, 5]) == [4, 8, 16, 32]
 
 
@@ -625,7 +625,7 @@ def test_theory_linear_sections_give_every_number_its_prose_quotes(mnist_test):
     lemma2 = CL.lemma2([3, 6], 50, 0)
     produced = {"eps", "rho", "cheb_delta"}  # glued by the chapter's first cell
     for section in (prop2, thm1, norms, thm2, lemma1, img, lemma2):
-        assert all(type(v) in (float, str) for v in section.numbers.values())
+        assert all(type(v) in (int, float, str) for v in section.numbers.values())
         produced |= set(section.numbers)
     produced |= _figure_names("theory_linear")
     assert _glue_roles("theory_linear") <= produced, sorted(_glue_roles("theory_linear") - produced)
@@ -658,7 +658,7 @@ def test_theory_networks_sections_give_every_number_its_prose_quotes(mnist_test)
     assert fgsm.numbers["fgsm_rel_err_max"] < 1e-10
     produced = set()
     for section in (prop1, hist, lemma3, thm3, eq5, fgsm):
-        assert all(type(v) in (float, str) for v in section.numbers.values())
+        assert all(type(v) in (int, float, str) for v in section.numbers.values())
         produced |= set(section.numbers)
     produced |= _figure_names("theory_networks")
     assert _glue_roles("theory_networks") <= produced, sorted(_glue_roles("theory_networks") - produced)

@@ -4,6 +4,7 @@
     sparsenb-book execute CHAPTER... [--profile laptop] [--data DIR] [--out DIR] [--force]
     sparsenb-book precompute [CHAPTER...] [--profile laptop] [--data DIR]
     sparsenb-book profiles
+    sparsenb-book format [CHAPTER...]
 
 ``precompute`` runs the chapters' heavy work (trainings, attack grids,
 sweeps) into the cache without writing pages, in one process or in many
@@ -41,10 +42,19 @@ def main(argv=None) -> int:
     pre = sub.add_parser("precompute", parents=[common], help="run the chapters' heavy work into the cache (no pages); "
                          "under torchrun --nproc_per_node N, in N processes")
     pre.add_argument("chapters", nargs="*", help="chapter names (default: all but the summary pages)")
+    fmt = sub.add_parser("format", help="ruff format the code cells of chapters (default: all)")
+    fmt.add_argument("chapters", nargs="*", help="chapter names (file stems)")
     sub.add_parser("profiles", help="list the profiles: each chapter's parameters (laptop) and what smoke and full change")
     args = p.parse_args(argv)
 
     book = Book()
+    if args.command == "format":
+        from .format import format_chapter
+
+        for source in [book.chapter(c) for c in args.chapters] or book.chapters():
+            if format_chapter(source, book.root):
+                print(f"formatted {source.relative_to(book.root)}")
+        return 0
     if args.command == "profiles":
         profiles = load_profiles(book)
         for name in PROFILES:

@@ -71,13 +71,15 @@ def chapter_modules(source: Path) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _records_fingerprint(out_dir: Path) -> str:
-    """A hash of the chapters' records in ``out_dir/.records`` (what a summary page reads)."""
+def _summarised_fingerprint(out_dir: Path) -> str:
+    """A hash of what a summary page reads: the other chapters' records and stamps in ``out_dir`` (summary pages' own
+    left out, so that one summary page's execution does not make the others run again)."""
     h = hashlib.sha256()
-    folder = out_dir / ".records"
-    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
+    for folder in (out_dir / ".records", out_dir / ".executed"):
+        for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if p.stem not in SUMMARY_PAGES:
+                h.update(f"{folder.name}/{p.name}".encode())
+                h.update(p.read_bytes())
     return h.hexdigest()
 
 
@@ -89,7 +91,8 @@ def execution_key(source: Path, params: dict, data: Path, out_dir: Path | None =
     writes the executed notebook (by the one rule of
     :func:`sparsenb.cache.code_fingerprint`: syntax trees of what they
     transitively import, docstrings and comments excluded); a summary page
-    also the book's table of contents and the other chapters' records.
+    also the book's table of contents and the other chapters' records and
+    stamps.
     """
     h = hashlib.sha256()
     h.update(source.read_bytes())
@@ -101,7 +104,7 @@ def execution_key(source: Path, params: dict, data: Path, out_dir: Path | None =
     if source.stem in SUMMARY_PAGES and out_dir is not None:
         toc = find_root(source.parent) / "_toc.yml"
         h.update(toc.read_bytes() if toc.is_file() else b"")
-        h.update(_records_fingerprint(out_dir).encode())
+        h.update(_summarised_fingerprint(out_dir).encode())
     return h.hexdigest()
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "default_parameters",
     "stamp_path",
     "record_path",
+    "execution_times",
     "execution_order",
 ]
 
@@ -47,9 +48,10 @@ __all__ = [
 PROFILES = ("smoke", "laptop", "full")
 #: The profile of a chapter's own parameters cell, and of a build without ``--profile``.
 DEFAULT_PROFILE = "laptop"
-#: Pages that summarise the others (they read the records the other chapters wrote in the same build, see
-#: :mod:`sparsenb.book.scorecard`): executed after every other chapter, and again whenever a record changes.
-SUMMARY_PAGES = ("scorecard",)
+#: Pages that summarise the others: the scorecard reads the records the other chapters wrote in the same
+#: build (:mod:`sparsenb.book.scorecard`), the performance page their execution times
+#: (:func:`execution_times`). Executed after every other chapter, and again whenever a record or stamp changes.
+SUMMARY_PAGES = ("scorecard", "performance")
 #: The environment variable naming the folder of this build's records (set by the build for each chapter).
 RECORDS_ENV = "SPARSENB_RECORDS"
 #: The environment variable holding the running chapter's execution key.
@@ -139,6 +141,33 @@ def stamp_path(out_dir: Path, chapter: str) -> Path:
 def record_path(out_dir: Path, chapter: str) -> Path:
     """What ``chapter`` recorded for the scorecard in the staging folder ``out_dir`` (``<staging>/book``)."""
     return Path(out_dir) / ".records" / f"{chapter}.json"
+
+
+def execution_times(folder=None, profile: str = DEFAULT_PROFILE):
+    """Each chapter's last successful execution in this build's staging folder: seconds and parameters.
+
+    ``folder`` is the staging folder's ``book/`` (default: the parent of
+    :data:`RECORDS_ENV` inside a build, else ``_build/<profile>/book``).
+    Returns a ``pandas.DataFrame`` indexed by chapter, with the columns
+    ``seconds`` and ``profile``, in the order the stamps' files sort.
+    """
+    import json
+    import os
+
+    import pandas as pd
+
+    if folder is None:
+        env = os.environ.get(RECORDS_ENV)
+        folder = Path(env).parent if env else PROJECT_ROOT / "_build" / profile / "book"
+    rows = {}
+    for path in sorted((Path(folder) / ".executed").glob("*.json")):
+        try:
+            stamp = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        rows[path.stem] = {"seconds": float(stamp.get("seconds", float("nan"))),
+                           "profile": stamp.get("parameters", {}).get("profile", "")}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["seconds", "profile"])
 
 
 def execution_order(chapters: list[Path]) -> list[Path]:

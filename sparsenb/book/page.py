@@ -12,6 +12,8 @@ every page does it the same way.
   prose quotes it instead of typing it.
 * :func:`record`: hands the chapter's comparison with the paper to the
   scorecard page (:func:`sparsenb.book.scorecard.record`).
+* :func:`claim`: a conclusion typed in prose that rests on this run's
+  numbers, shown when its condition holds and failing the build when not.
 * :func:`setup`: the plot theme, autograd off, the device.
 * :func:`provenance`: the note at the top of every page saying how it was
   produced (profile, versions, device).
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from ..lab.paper import paper_number
 
-__all__ = ["glue", "figure", "paper", "record", "setup", "provenance"]
+__all__ = ["glue", "figure", "paper", "record", "claim", "ClaimError", "setup", "provenance"]
 
 
 def glue(**values) -> None:
@@ -121,3 +123,31 @@ def provenance(profile: str, **details):
         + ".\n```"
     )
 
+
+class ClaimError(AssertionError):
+    """A conclusion a page states does not hold for the numbers of this run (the build fails)."""
+
+
+def claim(condition, text: str):
+    """A sentence that rests on this run's numbers: shown on the page when ``condition`` holds, else the build fails.
+
+    ``condition`` is the check, computed from the same numbers the page
+    glues (a ``bool``); ``text`` is the sentence (MyST Markdown), shown as
+    the cell's output. Prose that would be wrong for other numbers goes
+    through here, so a rebuild that changes the numbers cannot leave it
+    standing: :class:`ClaimError` names the sentence. Put it in a cell
+    tagged ``remove-input``.
+    """
+    from IPython.display import Markdown
+
+    from .. import checks
+
+    if not isinstance(text, str) or not text.strip():
+        raise checks.fail("text", "the sentence the page states, as a non-empty string", text)
+    if hasattr(condition, "item") and getattr(condition, "ndim", None) == 0:  # numpy/torch booleans
+        condition = condition.item()
+    if not isinstance(condition, bool):
+        raise checks.fail("condition", "a bool computed from the page's numbers", condition)
+    if not condition:
+        raise ClaimError(f"the page states {text!r}, but this run's numbers do not support it")
+    return Markdown(text)

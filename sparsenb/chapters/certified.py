@@ -22,6 +22,7 @@ kept coefficients capture (large is good). :func:`pareto`,
 :func:`best_per_basis`, :func:`rank_agreement` and :func:`verdict` read
 the sweep; :func:`pareto_figure` draws it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,7 +68,9 @@ DENSE_BASES = ("dct", "blockdct8", "pixel", "pca")
 # --------------------------------------------------------------------------
 # the basis comparison: which basis to sparsify in
 # --------------------------------------------------------------------------
-def basis_specs(wavelets: Sequence[str], levels: Sequence[int], dense: Sequence[str] = DENSE_BASES) -> list[str]:
+def basis_specs(
+    wavelets: Sequence[str], levels: Sequence[int], dense: Sequence[str] = DENSE_BASES
+) -> list[str]:
     """Every ``wavelet:level`` and then the dense bases, as specs."""
     for d in dense:
         checks.choice(d, "dense", DENSE_BASES)
@@ -84,7 +87,9 @@ def audit_budget(name: str, **overrides):
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise checks.ArgumentError("overrides", f"names no field of Budget: {unknown}")
-    return dataclasses.replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    return dataclasses.replace(
+        base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    )
 
 
 @dataclass(frozen=True)
@@ -94,14 +99,30 @@ class _Setting:
     rho: float
 
 
-def _train(model: str, fe, x_train, y_train, seed: int, svm_max_iter: int, nn_steps: int, cnn_epochs: int, device):
+def _train(
+    model: str,
+    fe,
+    x_train,
+    y_train,
+    seed: int,
+    svm_max_iter: int,
+    nn_steps: int,
+    cnn_epochs: int,
+    device,
+):
     if model == "svm":
-        return trained_svm(x_train, y_train, SVMConfig(max_iter=svm_max_iter, seed=seed), frontend=fe).to(device)
+        return trained_svm(
+            x_train, y_train, SVMConfig(max_iter=svm_max_iter, seed=seed), frontend=fe
+        ).to(device)
     if model == "two-layer":
         recipe = dataclasses.replace(TWO_LAYER_TRAINING, steps=nn_steps, seed=seed)
-        return trained(TwoLayerConfig(), x_train, y_train, recipe, frontend=fe, device=device).to(device)
+        return trained(TwoLayerConfig(), x_train, y_train, recipe, frontend=fe, device=device).to(
+            device
+        )
     recipe = dataclasses.replace(CNN_TRAINING, epochs=cnn_epochs, seed=seed)
-    return trained(CNNConfig(classes=2), x_train, y_train, recipe, frontend=fe, device=device).to(device)
+    return trained(CNNConfig(classes=2), x_train, y_train, recipe, frontend=fe, device=device).to(
+        device
+    )
 
 
 def sweep(
@@ -153,16 +174,24 @@ def sweep(
     every = {**audit_attacks(budget, linear=True), **audit_attacks(budget)}
     unknown = sorted(set(attacks or ()) - set(every))
     if unknown:
-        raise checks.ArgumentError("attacks", f"names no attack of the audit: {unknown}; have {sorted(every)}")
-    dense = {spec: dense_basis(spec, x_train) for spec in dict.fromkeys(specs) if spec in DENSE_BASES}
+        raise checks.ArgumentError(
+            "attacks", f"names no attack of the audit: {unknown}; have {sorted(every)}"
+        )
+    dense = {
+        spec: dense_basis(spec, x_train) for spec in dict.fromkeys(specs) if spec in DENSE_BASES
+    }
     gammas, energy, rows = {}, {}, []
     for s in tqdm(settings, desc="bases", disable=not progress, leave=False, mininterval=5):
         fe = frontend_for(s.spec, s.rho, basis=dense.get(s.spec))
         if s.spec not in gammas:
             gammas[s.spec] = gamma(fe.transform.dense())
         if (s.spec, s.rho) not in energy:
-            energy[s.spec, s.rho] = float(energy_captured(x_test.double(), fe.transform, [fe.K[0]]).mean())
-        classifier = _train(s.model, fe, x_train, y_train, seed, svm_max_iter, nn_steps, cnn_epochs, device)
+            energy[s.spec, s.rho] = float(
+                energy_captured(x_test.double(), fe.transform, [fe.K[0]]).mean()
+            )
+        classifier = _train(
+            s.model, fe, x_train, y_train, seed, svm_max_iter, nn_steps, cnn_epochs, device
+        )
         model = defended(fe.to(device), classifier).eval()
         clean = (predict(model, x_test.to(device)) == y_test.to(device)).int().cpu().numpy()
         chosen = audit_attacks(budget, linear=s.model == "svm")
@@ -170,12 +199,22 @@ def sweep(
             chosen = {n: a for n, a in chosen.items() if n in attacks}
         wc = worst_case(model, xa, ya, eps, budget, attacks=chosen, batch_size=len(xa))
         name, _, level = s.spec.partition(":")
-        rows.append({
-            "model": s.model, "spec": s.spec, "basis": name, "level": int(level) if level else None, "rho": s.rho,
-            "K": fe.K[0], **dict(zip(("clean", "clean_lo", "clean_hi"), accuracy_interval(clean))),
-            **dict(zip(("worst", "worst_lo", "worst_hi"), wc.accuracy())),
-            "gamma": gammas[s.spec], "energy": energy[s.spec, s.rho], "n_clean": len(clean), "n_audit": wc.n,
-        })
+        rows.append(
+            {
+                "model": s.model,
+                "spec": s.spec,
+                "basis": name,
+                "level": int(level) if level else None,
+                "rho": s.rho,
+                "K": fe.K[0],
+                **dict(zip(("clean", "clean_lo", "clean_hi"), accuracy_interval(clean))),
+                **dict(zip(("worst", "worst_lo", "worst_hi"), wc.accuracy())),
+                "gamma": gammas[s.spec],
+                "energy": energy[s.spec, s.rho],
+                "n_clean": len(clean),
+                "n_audit": wc.n,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -205,9 +244,18 @@ def rank_agreement(frame: pd.DataFrame, by: str = "worst") -> pd.DataFrame:
     rows = []
     for model, g in best.groupby("model", sort=False):
         ok = len(g) > 2
-        rows.append({"model": model, "bases": len(g),
-                     "rho(worst, -gamma)": float(spearmanr(g[by], -g["gamma"]).statistic) if ok else float("nan"),
-                     "rho(worst, energy)": float(spearmanr(g[by], g["energy"]).statistic) if ok else float("nan")})
+        rows.append(
+            {
+                "model": model,
+                "bases": len(g),
+                "rho(worst, -gamma)": float(spearmanr(g[by], -g["gamma"]).statistic)
+                if ok
+                else float("nan"),
+                "rho(worst, energy)": float(spearmanr(g[by], g["energy"]).statistic)
+                if ok
+                else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -223,14 +271,29 @@ def verdict(frame: pd.DataFrame, reference: str = "coif1:1") -> pd.DataFrame:
     for model, g in best.groupby("model", sort=False):
         top, ref = g.iloc[0], g[g.spec == reference]
         if ref.empty:
-            raise checks.ArgumentError("reference", f"has no rows for model {model!r}: {reference!r}")
+            raise checks.ArgumentError(
+                "reference", f"has no rows for model {model!r}: {reference!r}"
+            )
         ref = ref.iloc[0]
-        rows.append({"model": model, "best": top.spec, "best rho": top.rho, "best worst %": top.worst,
-                     "best CI": f"[{top.worst_lo:.1f}, {top.worst_hi:.1f}]", "best clean %": top.clean,
-                     "reference": reference, "reference rho": ref.rho, "reference worst %": ref.worst,
-                     "reference CI": f"[{ref.worst_lo:.1f}, {ref.worst_hi:.1f}]", "reference clean %": ref.clean,
-                     "clearly better": bool(top.spec != reference and top.worst_lo > ref.worst_hi),
-                     "better on both": bool(top.spec != reference and top.worst > ref.worst and top.clean > ref.clean)})
+        rows.append(
+            {
+                "model": model,
+                "best": top.spec,
+                "best rho": top.rho,
+                "best worst %": top.worst,
+                "best CI": f"[{top.worst_lo:.1f}, {top.worst_hi:.1f}]",
+                "best clean %": top.clean,
+                "reference": reference,
+                "reference rho": ref.rho,
+                "reference worst %": ref.worst,
+                "reference CI": f"[{ref.worst_lo:.1f}, {ref.worst_hi:.1f}]",
+                "reference clean %": ref.clean,
+                "clearly better": bool(top.spec != reference and top.worst_lo > ref.worst_hi),
+                "better on both": bool(
+                    top.spec != reference and top.worst > ref.worst and top.clean > ref.clean
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -248,14 +311,32 @@ def pareto_figure(frame: pd.DataFrame, model: str, reference: str = "coif1:1", a
     g["front"] = pareto(g)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 5.5))
-    colours = dict(zip(sorted(g.basis.unique()), plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors))
+    colours = dict(
+        zip(sorted(g.basis.unique()), plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors)
+    )
     markers = {1: "o", 2: "s", 3: "^"}
     for spec, h in g.groupby("spec", sort=False):
         b, lev = h.basis.iloc[0], h.level.iloc[0]
         marker = markers.get(int(lev), "o") if pd.notna(lev) else "D"
-        ax.scatter(h.clean, h.worst, color=colours[b], marker=marker, s=22 + 160 * h.rho, alpha=0.8, label=spec)
+        ax.scatter(
+            h.clean,
+            h.worst,
+            color=colours[b],
+            marker=marker,
+            s=22 + 160 * h.rho,
+            alpha=0.8,
+            label=spec,
+        )
     ref = g[g.spec == reference]
-    ax.scatter(ref.clean, ref.worst, s=260, facecolors="none", edgecolors="k", lw=1.2, label=f"{reference} (paper)")
+    ax.scatter(
+        ref.clean,
+        ref.worst,
+        s=260,
+        facecolors="none",
+        edgecolors="k",
+        lw=1.2,
+        label=f"{reference} (paper)",
+    )
     f = g[g.front].sort_values("clean")
     ax.plot(f.clean, f.worst, "k--", lw=1, label="Pareto front")
     ax.set(xlabel="clean accuracy (%)", ylabel="audited worst-case accuracy (%)", title=model)
@@ -267,7 +348,9 @@ def pareto_figure(frame: pd.DataFrame, model: str, reference: str = "coif1:1", a
 # the certificate on MNIST and on small problems
 # --------------------------------------------------------------------------
 def _certificate_rows(model, x, y, epsilons, methods, batch_size):
-    out = {k: [] for k in ("method", "eps", "image", "margin", "certified", "n_sure", "n_uncertain")}
+    out = {
+        k: [] for k in ("method", "eps", "image", "margin", "certified", "n_sure", "n_uncertain")
+    }
     for method in methods:
         for eps in epsilons:
             cert = certify(model, x, y, eps, method, batch_size)
@@ -281,8 +364,14 @@ def _certificate_rows(model, x, y, epsilons, methods, batch_size):
     return out
 
 
-def certificate_table(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons, methods=tuple(METHODS),
-                      batch_size: int = 64):
+def certificate_table(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epsilons,
+    methods=tuple(METHODS),
+    batch_size: int = 64,
+):
     """One row per (method, eps, image): the certified margin, the verdict and the support counts (stored, then read back).
 
     Computed once per model, images, budgets and code, then read from the
@@ -324,7 +413,9 @@ def versus_attacks(table, worst_cases: dict, method: str = "tight"):
         at = table[table.eps == float(eps)]
         row = {"eps": float(eps)}
         for m, g in at.groupby("method", sort=False):
-            row[f"certified ({m}) %"] = round(100.0 * float(g.sort_values("image").certified.mean()), 1)
+            row[f"certified ({m}) %"] = round(
+                100.0 * float(g.sort_values("image").certified.mean()), 1
+            )
         for attack in ("white box", "iterated white box"):
             if attack in wc.attacks():
                 row[f"{attack} %"] = round(100.0 * float(wc.attack_correct(attack).mean()), 1)
@@ -351,12 +442,32 @@ def certified_figure(tables: dict, worst_cases: dict):
     for ax, (name, table) in zip(axes[0], tables.items()):
         for method, g in table.groupby("method", sort=False):
             acc = g.groupby("eps").certified.mean() * 100
-            ax.plot(acc.index, acc.to_numpy(), styles.get(method, "o-"), label=f"certified ({method})")
+            ax.plot(
+                acc.index, acc.to_numpy(), styles.get(method, "o-"), label=f"certified ({method})"
+            )
         wcs = worst_cases[name]
         eps = sorted(wcs)
-        accuracy_errorbar(ax, eps, [accuracy_interval(wcs[e].attack_correct("white box")) for e in eps], fmt="ks",
-                          label="white box")
-        accuracy_errorbar(ax, eps, [wcs[e].accuracy() for e in eps], fmt="rX", ms=9, label="worst case, all attacks")
-        ax.set(xscale="log", xlabel=r"attack budget $\epsilon$", ylabel="accuracy (%)", ylim=(-2, 102), title=name)
+        accuracy_errorbar(
+            ax,
+            eps,
+            [accuracy_interval(wcs[e].attack_correct("white box")) for e in eps],
+            fmt="ks",
+            label="white box",
+        )
+        accuracy_errorbar(
+            ax,
+            eps,
+            [wcs[e].accuracy() for e in eps],
+            fmt="rX",
+            ms=9,
+            label="worst case, all attacks",
+        )
+        ax.set(
+            xscale="log",
+            xlabel=r"attack budget $\epsilon$",
+            ylabel="accuracy (%)",
+            ylim=(-2, 102),
+            title=name,
+        )
         ax.legend(loc="lower left", fontsize=8)
     return fig

@@ -4,11 +4,20 @@ Each function takes plain arrays and returns a matplotlib figure; the
 chapter passes it to :func:`sparsenb.book.page.figure`, which lays it out, glues
 it and closes it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_band", "attack_cost", "accuracy_errorbar", "image_rows", "histograms_by_outcome", "histograms", "band_over_steps"]
+__all__ = [
+    "plot_band",
+    "attack_cost",
+    "accuracy_errorbar",
+    "image_rows",
+    "histograms_by_outcome",
+    "histograms",
+    "band_over_steps",
+]
 
 
 def accuracy_errorbar(ax, xs, intervals, **kwargs):
@@ -43,22 +52,35 @@ def image_rows(rows, titles=None, true_labels=None):
                 ax.set_title(titles[c], fontsize=10)
             if pred is not None:
                 ok = true_labels is not None and int(pred[c]) == int(true_labels[c])
-                ax.set_title(f"predicted {int(pred[c])}", fontsize=10, color="tab:green" if ok else "tab:red")
+                ax.set_title(
+                    f"predicted {int(pred[c])}", fontsize=10, color="tab:green" if ok else "tab:red"
+                )
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
     return fig
 
 
-def histograms_by_outcome(panels: dict, bins, xlabel: str, labels=("defense holds", "defense fails")):
+def histograms_by_outcome(
+    panels: dict, bins, xlabel: str, labels=("defense holds", "defense fails")
+):
     """One panel per key of ``panels`` (``title -> (values, held)``): densities of ``values`` split by ``held``."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False
+    )
     for ax, (title, (values, held)) in zip(axes[0], panels.items()):
         values, held = np.asarray(values), np.asarray(held, dtype=bool)
         for mask, label, color in ((held, labels[0], "tab:blue"), (~held, labels[1], "tab:red")):
             if mask.any():
-                ax.hist(values[mask], bins=bins, density=True, alpha=0.55, color=color, label=f"{label} ({mask.sum()})")
+                ax.hist(
+                    values[mask],
+                    bins=bins,
+                    density=True,
+                    alpha=0.55,
+                    color=color,
+                    label=f"{label} ({mask.sum()})",
+                )
         ax.set_title(title)
         ax.set_xlabel(xlabel)
     axes[0, 0].set_ylabel("density")
@@ -94,7 +116,9 @@ def band_over_steps(mean, std, xlabel: str, ylabel: str, title: str, marker=None
     steps = np.arange(1, len(mean) + 1)
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     ax.plot(steps, mean, color="tab:orange", lw=1)
-    ax.fill_between(steps, np.maximum(mean - std, 0), mean + std, color="tab:orange", alpha=0.25, lw=0)
+    ax.fill_between(
+        steps, np.maximum(mean - std, 0), mean + std, color="tab:orange", alpha=0.25, lw=0
+    )
     if marker is not None and marker <= len(mean):
         ax.axvline(marker, color="grey", ls=":", lw=1)
     ax.set_xlabel(xlabel)
@@ -116,7 +140,11 @@ def attack_cost(*frames, labels=()):
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    names = list(dict.fromkeys(a for f in frames for a in f.index if a not in ("clean", "worst case, all attacks")))
+    names = list(
+        dict.fromkeys(
+            a for f in frames for a in f.index if a not in ("clean", "worst case, all attacks")
+        )
+    )
     for i, f in enumerate(frames):
         label = labels[i] if i < len(labels) else f"model {i + 1}"
         for j, a in enumerate(names):
@@ -126,11 +154,28 @@ def attack_cost(*frames, labels=()):
             if not np.isfinite(ev) or ev <= 0:
                 continue
             c = colors[j % len(colors)]
-            ax.scatter([ev], [f.loc[a, "accuracy %"]], s=60, color=c if i == 0 else "none", edgecolors=c,
-                       label=a if i == 0 else None, zorder=3)
-        ax.axhline(f.loc["worst case, all attacks", "accuracy %"], ls="--", lw=1, color="0.3" if i == 0 else "0.6")
-        ax.annotate(f"worst case, {label}", (0.01, f.loc["worst case, all attacks", "accuracy %"]), xycoords=("axes fraction", "data"),
-                    va="bottom", fontsize=8)
+            ax.scatter(
+                [ev],
+                [f.loc[a, "accuracy %"]],
+                s=60,
+                color=c if i == 0 else "none",
+                edgecolors=c,
+                label=a if i == 0 else None,
+                zorder=3,
+            )
+        ax.axhline(
+            f.loc["worst case, all attacks", "accuracy %"],
+            ls="--",
+            lw=1,
+            color="0.3" if i == 0 else "0.6",
+        )
+        ax.annotate(
+            f"worst case, {label}",
+            (0.01, f.loc["worst case, all attacks", "accuracy %"]),
+            xycoords=("axes fraction", "data"),
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("model evaluations per image")
     ax.set_ylabel("accuracy under attack (%)")
@@ -138,7 +183,9 @@ def attack_cost(*frames, labels=()):
     return fig
 
 
-def plot_band(ax, summary: pd.DataFrame, x: str, label=None, band: str = "ci", color=None, marker="o", **kw):
+def plot_band(
+    ax, summary: pd.DataFrame, x: str, label=None, band: str = "ci", color=None, marker="o", **kw
+):
     """Plot a :func:`~sparsenb.lab.stats.summarize` table: the mean as a line, ``band`` ("ci" or "quantile") shaded."""
     if band not in ("ci", "quantile"):
         raise checks.ArgumentError("band", f"must be 'ci' or 'quantile', got {band!r}")

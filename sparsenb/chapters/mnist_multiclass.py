@@ -17,6 +17,7 @@ store.
 
 The audit of the grid's victims is :func:`sparsenb.lab.audit.audited`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,7 +35,17 @@ from ..models.cnn import CNNConfig
 from ..theory.switches import flip_share, switch_states
 from ..training import CNN_TRAINING
 
-__all__ = ["DEFENSES", "cnn_victims", "test_images", "table2_attacks", "pgd_cost", "run_attack", "switch_flips", "ifgsm_sweep", "one_step_flips"]
+__all__ = [
+    "DEFENSES",
+    "cnn_victims",
+    "test_images",
+    "table2_attacks",
+    "pgd_cost",
+    "run_attack",
+    "switch_flips",
+    "ifgsm_sweep",
+    "one_step_flips",
+]
 
 #: The victims' names, as the chapters' tables show them.
 DEFENSES = ("no defense", "front end")
@@ -66,7 +77,9 @@ def cnn_victims(
     fe = SparsifyingFrontEnd(rho, wavelet, refine_steps=refine_steps, refine_step=refine_step)
     recipe = dataclasses.replace(CNN_TRAINING, epochs=epochs, seed=seed)
     plain = trained(CNNConfig(), x_train, y_train, recipe, progress=progress, device=device)
-    defended = trained(CNNConfig(), x_train, y_train, recipe, frontend=fe, progress=progress, device=device)
+    defended = trained(
+        CNNConfig(), x_train, y_train, recipe, frontend=fe, progress=progress, device=device
+    )
     if device is not None:
         plain, defended, fe = plain.to(device), defended.to(device), fe.to(device)
     return {"no defense": Victim(plain), "front end": Victim(defended, fe)}, x_train, y_train
@@ -93,7 +106,9 @@ def table2_attacks(
         "no attack": Attack("none"),
         "FGSM": Attack("fgsm"),
         "locally linear": Attack("locally_linear"),
-        "iterative locally linear": Attack("iterative_locally_linear", step=ill_step, steps=ill_steps),
+        "iterative locally linear": Attack(
+            "iterative_locally_linear", step=ill_step, steps=ill_steps
+        ),
         "iterative FGSM": Attack("ifgsm", step=ifgsm_step, steps=ifgsm_steps),
         "momentum iterative FGSM": Attack("mifgsm", step=ifgsm_step, steps=ifgsm_steps, decay=1.0),
         "PGD": Attack("pgd", step=pgd_step, steps=pgd_steps, restarts=pgd_restarts, seed=seed),
@@ -120,8 +135,13 @@ def pgd_cost(outcomes, restarts: int, steps: int):
     if not cells:
         raise checks.ArgumentError("outcomes", "holds no PGD cell")
     frame = pd.DataFrame(
-        {(c.victim, c.gradient or "-"): {"evaluations / image": outcomes.evaluations(c.victim, "PGD", c.gradient, c.eps),
-                                         "nominal / image": nominal} for c in cells}
+        {
+            (c.victim, c.gradient or "-"): {
+                "evaluations / image": outcomes.evaluations(c.victim, "PGD", c.gradient, c.eps),
+                "nominal / image": nominal,
+            }
+            for c in cells
+        }
     ).T
     frame["share of nominal %"] = 100 * frame["evaluations / image"] / nominal
     return frame
@@ -130,7 +150,15 @@ def pgd_cost(outcomes, restarts: int, steps: int):
 # --------------------------------------------------------------------------
 # Table VI and Figs. 9-10: I-FGSM sweeps and ReLU switch flips
 # --------------------------------------------------------------------------
-def run_attack(attack: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, progress: bool = False, desc: str = "attack", **kwargs) -> torch.Tensor:
+def run_attack(
+    attack: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 500,
+    progress: bool = False,
+    desc: str = "attack",
+    **kwargs,
+) -> torch.Tensor:
     """Apply ``attack(x=..., y=..., **kwargs)`` batch by batch; return all adversarial images."""
     from tqdm.auto import tqdm
 
@@ -150,7 +178,9 @@ def switch_flips(model, x: torch.Tensor, x_adv: torch.Tensor, batch_size: int = 
     units that flip, per image], "layers": {layer: mean % over images}}``.
     """
     if x_adv.shape != x.shape:
-        raise ValueError(f"x_adv must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+        raise ValueError(
+            f"x_adv must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}"
+        )
     total, layers = [], {}
     for xb, ab in zip(x.split(batch_size), x_adv.split(batch_size)):
         t, per = flip_share(switch_states(model, xb), switch_states(model, ab))
@@ -211,11 +241,15 @@ def ifgsm_sweep(
     return out
 
 
-def one_step_flips(model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, batch_size: int = 500) -> dict:
+def one_step_flips(
+    model, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, batch_size: int = 500
+) -> dict:
     """Switch flips caused by one step of size ``step`` of the iterative locally linear attack (Fig. 9).
 
     The step is checked to stay within ``step`` of ``x``; returns :func:`switch_flips`.
     """
-    x1 = run_attack(iterative_locally_linear, x, y, batch_size, model=model, eps=eps, step=step, steps=1)
+    x1 = run_attack(
+        iterative_locally_linear, x, y, batch_size, model=model, eps=eps, step=step, steps=1
+    )
     check_adversarial(x1, x, step)
     return switch_flips(model, x, x1, batch_size)

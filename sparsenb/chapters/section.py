@@ -7,6 +7,7 @@ and figures as attributes (``section.table``, ``section.figure``) and
 names (the page calls ``glue(**section.numbers)``). Sections return numbers,
 tables and figures, never sentences: prose stays in the page.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,20 @@ class Section(SimpleNamespace):
 
 
 def numbers(**values) -> dict:
-    """``values`` as glue-ready Python floats (strings stay strings); ``:`` in names becomes ``_``."""
-    return {k.replace(":", "_"): v if isinstance(v, str) else float(v) + 0.0 for k, v in values.items()}
+    """``values`` as glue-ready Python numbers: integers as ``int``, other numbers as ``float`` (NumPy and torch
+    scalars included), strings as they are; ``:`` in names becomes ``_``."""
+    import numbers as _numbers
+
+    def plain(v):
+        if isinstance(v, str):
+            return v
+        if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
+            v = v.item()
+        if isinstance(v, _numbers.Integral) and not isinstance(v, bool):
+            return int(v)
+        return float(v) + 0.0
+
+    return {k.replace(":", "_"): plain(v) for k, v in values.items()}
 
 
 def drawn(draw):

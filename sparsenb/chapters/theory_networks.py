@@ -14,6 +14,7 @@ by the chapter, drawn by :mod:`sparsenb.chapters.theory_networks`) and
 :func:`fgsm`          Sec. V-E: FGSM against the locally linear attack
 ====================  ==================================================================
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,12 @@ import torch
 
 from ..basis import WaveletTransform, gamma, wavelet_basis
 from ..frontend import sparsity_level
-from ..theory.gaussianity import lemma3_table, normalized_digits, qq_points, standardized_projections
+from ..theory.gaussianity import (
+    lemma3_table,
+    normalized_digits,
+    qq_points,
+    standardized_projections,
+)
 from ..theory.multiclass import fgsm_comparison
 from ..theory.networks import eq5_sweep, relu_mlp, thm3_prediction, thm3_sweep
 from ..theory.prop1 import PROP1_KINDS, prop1_summary, prop1_sweep
@@ -53,20 +59,47 @@ def _prop1_figure(s, wavelet: str = "coif1"):
     summary = s.summary
     for w in s.wavelets:
         part = summary[(summary.basis == w) & (summary.kind == "random sign")]
-        line = axes[0].plot(part.eps, part.condition_share, "o-", ms=4, label=rf"{w}: $\lambda/\epsilon>\gamma$")[0]
-        axes[0].plot(part.eps, part.gap_condition_share, "s--", ms=3, color=line.get_color(), label=rf"{w}: gap $>\gamma\epsilon$")
+        line = axes[0].plot(
+            part.eps, part.condition_share, "o-", ms=4, label=rf"{w}: $\lambda/\epsilon>\gamma$"
+        )[0]
+        axes[0].plot(
+            part.eps,
+            part.gap_condition_share,
+            "s--",
+            ms=3,
+            color=line.get_color(),
+            label=rf"{w}: gap $>\gamma\epsilon$",
+        )
     c = summary[summary.basis == wavelet]
     for kind in PROP1_KINDS:
         part = c[c.kind == kind]
-        line = axes[1].plot(part.eps, part.unmoved_share, "o-", ms=4, label=f"support unmoved, {kind}")[0]
-        axes[2].plot(part.eps, part.mean_overlap_share, "o-", ms=4, color=line.get_color(), label=kind)
+        line = axes[1].plot(
+            part.eps, part.unmoved_share, "o-", ms=4, label=f"support unmoved, {kind}"
+        )[0]
+        axes[2].plot(
+            part.eps, part.mean_overlap_share, "o-", ms=4, color=line.get_color(), label=kind
+        )
     part = c[c.kind == "random sign"]
     axes[1].plot(part.eps, part.condition_share, "k-", lw=1.2, label=r"paper's condition met")
-    axes[1].plot(part.eps, part.gap_condition_share, "k--", lw=1.2, label="gap condition met (guarantee)")
-    axes[0].set(xscale="log", xlabel=r"$\epsilon$", ylabel="share of digits", title=f"(a) conditions, $K$ = {s.K}")
-    axes[1].set(xscale="log", xlabel=r"$\epsilon$", ylabel="share of digits", title=f"(b) {wavelet}: guarantee against outcome")
+    axes[1].plot(
+        part.eps, part.gap_condition_share, "k--", lw=1.2, label="gap condition met (guarantee)"
+    )
+    axes[0].set(
+        xscale="log",
+        xlabel=r"$\epsilon$",
+        ylabel="share of digits",
+        title=f"(a) conditions, $K$ = {s.K}",
+    )
+    axes[1].set(
+        xscale="log",
+        xlabel=r"$\epsilon$",
+        ylabel="share of digits",
+        title=f"(b) {wavelet}: guarantee against outcome",
+    )
     ylabel = r"mean $|\mathcal{S}_K(x)\cap\mathcal{S}_K(x+e)|/K$"
-    axes[2].set(xscale="log", xlabel=r"$\epsilon$", ylabel=ylabel, title=f"(c) {wavelet}: support overlap")
+    axes[2].set(
+        xscale="log", xlabel=r"$\epsilon$", ylabel=ylabel, title=f"(c) {wavelet}: support overlap"
+    )
     axes[0].legend(fontsize=7, ncol=2)
     axes[1].legend(fontsize=7)
     axes[2].legend(fontsize=8)
@@ -94,7 +127,13 @@ def _lemma3_figure(s):
         ax.plot(q_theory, q_sample, ".", ms=3)
         ax.plot([-4, 4], [-4, 4], "k-", lw=0.8)
         title = f"one digit, $N$ = {side * side}"
-        ax.set(xlim=[-4, 4], ylim=[-5.5, 5.5], xlabel="normal quantile", ylabel=r"quantile of $w^Tx$", title=title)
+        ax.set(
+            xlim=[-4, 4],
+            ylim=[-5.5, 5.5],
+            xlabel="normal quantile",
+            ylabel=r"quantile of $w^Tx$",
+            title=title,
+        )
         inset = ax.inset_axes([0.62, 0.05, 0.33, 0.33])
         inset.imshow(normalized_digits(s.digit, side)[0].reshape(side, side).numpy(), cmap="gray")
         inset.set_xticks([])
@@ -125,9 +164,18 @@ def _thm3_figure(s):
     summary = s.summary
     for ax, bias in zip(axes, ["scaled", "unit"]):
         for (kind, share), (label, style) in _THM3_STYLES.items():
-            part = summary[(summary.bias == bias) & (summary.kind == kind) & (summary.share == share)]
+            part = summary[
+                (summary.bias == bias) & (summary.kind == kind) & (summary.share == share)
+            ]
             line = ax.plot(part.N, part["mean"], style, ms=4, label=label)[0]
-            ax.fill_between(part.N, part.ci_low.clip(lower=0), part.ci_high, color=line.get_color(), alpha=0.2, lw=0)
+            ax.fill_between(
+                part.N,
+                part.ci_low.clip(lower=0),
+                part.ci_high,
+                color=line.get_color(),
+                alpha=0.2,
+                lw=0,
+            )
         prediction = thm3_prediction(N_line, s.delta, s.C, bias)
         ax.plot(N_line, prediction, "k:", lw=1.2, label="Gaussian-limit prediction")
         holds = " (Assumption 2 holds)" if bias == "scaled" else " (Assumption 2 fails)"
@@ -142,12 +190,30 @@ def _eq5_figure(s):
     fig, axes = _subplots(1, 2, figsize=(13, 4.3))
     for kind, style in (("attack", "-"), ("random sign", "--")):
         part = s.sweep[s.sweep.kind == kind]
-        for col, label in (("abs_linear", r"$|\bar w_{eq}^T e|$"), ("abs_switching", "|switching term|")):
-            plot_band(axes[0], summarize(part, "eps", col), "eps", label=f"{label}, {kind}", ls=style)
-        for col, label in (("switching_share", "switching share of $|\\Delta|$"), ("flipped", "ReLUs flipped")):
-            plot_band(axes[1], summarize(part, "eps", col), "eps", label=f"{label}, {kind}", ls=style)
-    axes[0].set(xscale="log", yscale="log", xlabel=r"$\epsilon$", ylabel="mean magnitude", title="the two terms of Eq. (5)")
-    axes[1].set(xscale="log", xlabel=r"$\epsilon$", ylabel="share", title="how nonlinear the distortion is")
+        for col, label in (
+            ("abs_linear", r"$|\bar w_{eq}^T e|$"),
+            ("abs_switching", "|switching term|"),
+        ):
+            plot_band(
+                axes[0], summarize(part, "eps", col), "eps", label=f"{label}, {kind}", ls=style
+            )
+        for col, label in (
+            ("switching_share", "switching share of $|\\Delta|$"),
+            ("flipped", "ReLUs flipped"),
+        ):
+            plot_band(
+                axes[1], summarize(part, "eps", col), "eps", label=f"{label}, {kind}", ls=style
+            )
+    axes[0].set(
+        xscale="log",
+        yscale="log",
+        xlabel=r"$\epsilon$",
+        ylabel="mean magnitude",
+        title="the two terms of Eq. (5)",
+    )
+    axes[1].set(
+        xscale="log", xlabel=r"$\epsilon$", ylabel="share", title="how nonlinear the distortion is"
+    )
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7)
     return fig
@@ -159,8 +225,15 @@ def _fgsm_figure(s):
     fc = s.comparison
     axes[0].scatter(fc.p_t, fc.gain_ratio, s=6, alpha=0.5)
     axes[0].axhline(1, color="k", lw=0.8)
-    axes[0].set(xlabel="$p_t$", ylabel="FGSM gain / locally linear gain", title="first-order gain on the worst margin")
-    lim = [min(fc.margin_fgsm.min(), fc.margin_ll.min()), max(fc.margin_fgsm.max(), fc.margin_ll.max())]
+    axes[0].set(
+        xlabel="$p_t$",
+        ylabel="FGSM gain / locally linear gain",
+        title="first-order gain on the worst margin",
+    )
+    lim = [
+        min(fc.margin_fgsm.min(), fc.margin_ll.min()),
+        max(fc.margin_fgsm.max(), fc.margin_ll.max()),
+    ]
     axes[1].scatter(fc.margin_ll, fc.margin_fgsm, s=6, alpha=0.5)
     axes[1].plot(lim, lim, "k-", lw=0.8)
     axes[1].axhline(0, color="grey", lw=0.6, ls=":")
@@ -201,13 +274,27 @@ def prop1(x: torch.Tensor, wavelets, rho: float, epsilons, eps_ref: float, seed:
     values["p1_gap_coif1"] = lam.loc["coif1", "gap"]
     table = pd.DataFrame({"gamma": gammas}).join(lam.add_prefix("median ")).round(4)
     return Section(
-        sweep=sweep, summary=summary, table=table, K=K, wavelets=list(wavelets), transforms=transforms, gammas=gammas,
-        eps_ref=eps_ref, numbers=numbers(**values),
+        sweep=sweep,
+        summary=summary,
+        table=table,
+        K=K,
+        wavelets=list(wavelets),
+        transforms=transforms,
+        gammas=gammas,
+        eps_ref=eps_ref,
+        numbers=numbers(**values),
     )
 
 
 @drawn(_overlap_hist_figure)
-def overlap_hist(x: torch.Tensor, prop1_section: Section, rho: float, eps: float, seed: int, wavelet: str = "coif1") -> Section:
+def overlap_hist(
+    x: torch.Tensor,
+    prop1_section: Section,
+    rho: float,
+    eps: float,
+    seed: int,
+    wavelet: str = "coif1",
+) -> Section:
     r""":math:`|\mathcal{S}_K(x) \cap \mathcal{S}_K(x+e)|` for the three perturbations at one budget, :math:`K = \lfloor\rho N\rfloor`."""
     s = prop1_section
     K = sparsity_level(rho, x.shape[-2] * x.shape[-1])
@@ -225,43 +312,82 @@ def lemma3(x: torch.Tensor, sides, n_qq: int, seed: int) -> Section:
     r"""Lemma 3: exact KS distances of :math:`w^Tx` for digits ``x`` resized to ``sides``; Q-Q samples of the first digit."""
     table = lemma3_table(x, sides, ["laplace", "uniform"])
     fits = power_law_fits(table, "N", "ks", by="dist", seed=seed).set_index("dist")
-    linf_fit = power_law_fits(table[table.dist == "laplace"], "N", "x_linf", seed=seed)["fit"].iloc[0]
+    linf_fit = power_law_fits(table[table.dist == "laplace"], "N", "x_linf", seed=seed)["fit"].iloc[
+        0
+    ]
     summary = summarize(table, ["dist", "N"], "ks")
     digit = x[:1]
     qq = {}
     for side in (sides[0], sides[-1]):
         v = normalized_digits(digit, side)[0]
-        qq[side] = qq_points(standardized_projections(v, "laplace", n_qq, make_rng(seed, "qq3", side)))
-    values = {"l3_linf_slope": linf_fit.text, "l3_N_first": sides[0] ** 2, "l3_N_last": sides[-1] ** 2, "l3_n": len(x)}
+        qq[side] = qq_points(
+            standardized_projections(v, "laplace", n_qq, make_rng(seed, "qq3", side))
+        )
+    values = {
+        "l3_linf_slope": linf_fit.text,
+        "l3_N_first": sides[0] ** 2,
+        "l3_N_last": sides[-1] ** 2,
+        "l3_n": len(x),
+    }
     for d in ("laplace", "uniform"):
         means = summary[summary.dist == d]["mean"]
         values[f"l3_slope_{d}"] = fits.loc[d, "fit"].text
         values[f"l3_ks_first_{d}"] = means.iloc[0]
         values[f"l3_ks_last_{d}"] = means.iloc[-1]
     return Section(
-        table=table, fits=fits, summary=summary, digit=digit, qq=qq, n=len(x),
-        means=summary.pivot(index="N", columns="dist", values="mean"), numbers=numbers(**values),
+        table=table,
+        fits=fits,
+        summary=summary,
+        digit=digit,
+        qq=qq,
+        n=len(x),
+        means=summary.pivot(index="N", columns="dist", values="mean"),
+        numbers=numbers(**values),
     )
 
 
 @drawn(_thm3_figure)
-def thm3(x: torch.Tensor, sides, M: int, delta: float, C: float, n_networks: int, fit_max_N: int, seed: int) -> Section:
+def thm3(
+    x: torch.Tensor,
+    sides,
+    M: int,
+    delta: float,
+    C: float,
+    n_networks: int,
+    fit_max_N: int,
+    seed: int,
+) -> Section:
     r"""Thm 3 on random two-layer networks (Gaussian weights) over digits ``x`` resized to ``sides``.
 
     Shares of neurons per ``(bias, kind, N)``; the unit-bias random-sign
     flips are fitted up to :math:`N` = ``fit_max_N``, before they saturate.
     """
     sweep = thm3_sweep(x, sides, M, "gaussian", delta, C, n_networks, seed=seed)
-    long = sweep.melt(id_vars=["bias", "side", "N", "network", "kind", "image"], var_name="share", value_name="value")
+    long = sweep.melt(
+        id_vars=["bias", "side", "N", "network", "kind", "image"],
+        var_name="share",
+        value_name="value",
+    )
     summary = summarize(long, ["bias", "kind", "share", "N"], "value")
     flips_unit = sweep[(sweep.bias == "unit") & (sweep.kind == "random sign")]
-    fit_unit = power_law_fits(flips_unit[flips_unit.N <= fit_max_N], "N", "flipped", seed=seed)["fit"].iloc[0]
+    fit_unit = power_law_fits(flips_unit[flips_unit.N <= fit_max_N], "N", "flipped", seed=seed)[
+        "fit"
+    ].iloc[0]
     by = sweep.groupby(["bias", "kind", "N"])[["flipped", "outside_S", "worst_case"]].mean()
     Ns = sorted(sweep.N.unique())
     zero = [n for n in Ns if by.loc[("scaled", "attack", n), "worst_case"] == 0]
-    no_flips = [n for n in Ns if max(by.loc[("scaled", k, n), "flipped"] for k in ("attack", "random sign")) == 0]
+    no_flips = [
+        n
+        for n in Ns
+        if max(by.loc[("scaled", k, n), "flipped"] for k in ("attack", "random sign")) == 0
+    ]
     values = {
-        "t3_M": M, "t3_delta": delta, "t3_C": C, "t3_N_first": Ns[0], "t3_N_last": Ns[-1], "t3_fit_max_N": fit_max_N,
+        "t3_M": M,
+        "t3_delta": delta,
+        "t3_C": C,
+        "t3_N_first": Ns[0],
+        "t3_N_last": Ns[-1],
+        "t3_fit_max_N": fit_max_N,
         "t3_worst_scaled_first": by.loc[("scaled", "attack", Ns[0]), "worst_case"],
         "t3_worst_scaled_last": by.loc[("scaled", "attack", Ns[-1]), "worst_case"],
         "t3_pred_scaled_first": thm3_prediction(Ns[0], delta, C, "scaled"),
@@ -274,7 +400,15 @@ def thm3(x: torch.Tensor, sides, M: int, delta: float, C: float, n_networks: int
         "t3_flip_unit_random_first": by.loc[("unit", "random sign", Ns[0]), "flipped"],
         "t3_unit_slope": fit_unit.text,
     }
-    return Section(sweep=sweep, summary=summary, table=by.unstack("kind").round(4), Ns=Ns, delta=delta, C=C, numbers=numbers(**values))
+    return Section(
+        sweep=sweep,
+        summary=summary,
+        table=by.unstack("kind").round(4),
+        Ns=Ns,
+        delta=delta,
+        C=C,
+        numbers=numbers(**values),
+    )
 
 
 @drawn(_eq5_figure)
@@ -285,7 +419,10 @@ def eq5(x: torch.Tensor, hidden, epsilons, seed: int) -> Section:
     sweep = eq5_sweep(relu_mlp(sizes, seed=seed), X, epsilons, seed=seed)
     sweep = sweep.assign(abs_linear=sweep.linear.abs(), abs_switching=sweep.switching.abs())
     attack = sweep[sweep.kind == "attack"]
-    fits = {col: power_law_fits(attack, "eps", col, seed=seed)["fit"].iloc[0] for col in ("abs_linear", "abs_switching")}
+    fits = {
+        col: power_law_fits(attack, "eps", col, seed=seed)["fit"].iloc[0]
+        for col in ("abs_linear", "abs_switching")
+    }
     share = sweep.groupby(["kind", "eps"])[["switching_share", "flipped"]].mean()
     small, large = ("attack", epsilons[0]), ("attack", epsilons[-1])
     values = {
@@ -306,7 +443,9 @@ def eq5(x: torch.Tensor, hidden, epsilons, seed: int) -> Section:
 
 
 @drawn(_fgsm_figure)
-def fgsm(x: torch.Tensor, hidden, eps: float, logit_scale: float, seed: int, classes: int = 10) -> Section:
+def fgsm(
+    x: torch.Tensor, hidden, eps: float, logit_scale: float, seed: int, classes: int = 10
+) -> Section:
     r"""Sec. V-E on a random ``classes``-class ReLU network over digits ``x``: FGSM two ways and the locally linear attack."""
     X = x.flatten(1)
     net = relu_mlp([X.shape[1], *hidden, classes], seed=seed, logit_scale=logit_scale)
@@ -322,5 +461,16 @@ def fgsm(x: torch.Tensor, hidden, eps: float, logit_scale: float, seed: int, cla
         "fgsm_eps": eps,
         "fgsm_corr": np.corrcoef(fc.p_t, fc.gain_ratio)[0, 1],
     }
-    columns = ["p_t", "sign_agreement", "grad_rel_err", "gain_fgsm", "gain_ll", "gain_ratio", "margin_fgsm", "margin_ll"]
-    return Section(comparison=fc, eps=eps, table=fc[columns].describe().round(4), numbers=numbers(**values))
+    columns = [
+        "p_t",
+        "sign_agreement",
+        "grad_rel_err",
+        "gain_fgsm",
+        "gain_ll",
+        "gain_ratio",
+        "margin_fgsm",
+        "margin_ll",
+    ]
+    return Section(
+        comparison=fc, eps=eps, table=fc[columns].describe().round(4), numbers=numbers(**values)
+    )
