@@ -40,6 +40,7 @@ __all__ = [
     "code_fingerprint",
     "code_of",
     "imported_modules",
+    "imported_libraries",
     "modules_of",
     "data_fingerprint",
     "model_fingerprint",
@@ -116,7 +117,7 @@ def code_fingerprint(*modules: str) -> str:
         path = _module_path(module)
         stat = path.stat()
         h.update(module.encode() + b"\0")
-        h.update(_normalised_source(path, stat.st_mtime_ns, stat.st_size).encode())
+        h.update(_source_digest(path, stat.st_mtime_ns, stat.st_size).encode())
     return h.hexdigest()[:16]
 
 
@@ -207,6 +208,18 @@ def imported_modules(*modules: str) -> tuple[str, ...]:
     re-exports); an import of a module or package to that module (a
     package's ``__init__.py``). Only the source is read.
     """
+    for module in modules:
+        _module_path(module)
+    return _closure(tuple(sorted(set(modules))), _package_state(_package_root()))
+
+
+def _package_state(root: Path) -> tuple:
+    """Every source file of the package with its modification time and size (what a closure depends on)."""
+    return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*.py")))
+
+
+@functools.lru_cache(maxsize=256)
+def _closure(modules: tuple[str, ...], state: tuple) -> tuple[str, ...]:
     seen: set[str] = set()
     todo = list(modules)
     while todo:
@@ -263,15 +276,45 @@ def _tree(module: str) -> ast.Module:
 
 def _direct_imports(module: str) -> list[str]:
     """The modules ``module``'s import statements (anywhere in it) reach, names resolved to their definitions."""
-    package = "" if module == "__init__" else (module if _is_package(module) else module.rpartition(".")[0])
+    path = _module_path(module)
+    stat = path.stat()
     out = []
-    for node in ast.walk(_tree(module)):
+    for source, name in _raw_imports(module, path, stat.st_mtime_ns, stat.st_size):
+        out.append(source if name is None else _resolve(source, name))
+    return [m for m in out if m is not None]
+
+
+def imported_libraries(module: str) -> frozenset[str]:
+    """The top-level names of the packages outside ``sparsenb`` that ``module`` imports (anywhere in it)."""
+    path = _module_path(module)
+    stat = path.stat()
+    return _libraries_of(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _libraries_of(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    names = set()
+    for node in ast.walk(_parsed(path, mtime_ns, size)):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return frozenset(names - {PACKAGE})
+
+
+@functools.lru_cache(maxsize=1024)
+def _raw_imports(module: str, path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, str | None], ...]:
+    """``module``'s imports of ``sparsenb`` as written: ``(module, None)`` for ``import sparsenb.x``,
+    ``(source, name)`` for ``from source import name`` (relative names; ``""`` is the package)."""
+    package = "" if module == "__init__" else (module if path.name == "__init__.py" else module.rpartition(".")[0])
+    out = []
+    for node in ast.walk(_parsed(path, mtime_ns, size)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == PACKAGE:
-                    out.append("__init__")
+                    out.append(("__init__", None))
                 elif alias.name.startswith(PACKAGE + "."):
-                    out.append(alias.name[len(PACKAGE) + 1 :])
+                    out.append((alias.name[len(PACKAGE) + 1 :], None))
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".") if package else []
@@ -285,9 +328,8 @@ def _direct_imports(module: str) -> list[str]:
                 source = node.module[len(PACKAGE) + 1 :]
             else:
                 continue
-            for alias in node.names:
-                out.append(_resolve(source, alias.name))
-    return [m for m in out if m is not None]
+            out.extend((source, alias.name) for alias in node.names)
+    return tuple(out)
 
 
 def _resolve(source: str, name: str, depth: int = 0) -> str | None:
@@ -314,6 +356,12 @@ def _resolve(source: str, name: str, depth: int = 0) -> str | None:
                 return module  # bound from another library: the module itself holds the choice
             return _resolve(target, original, depth + 1) or module
     return module
+
+
+@functools.lru_cache(maxsize=1024)
+def _source_digest(path: Path, mtime_ns: int, size: int) -> str:
+    """The SHA-256 of ``_normalised_source`` (what a fingerprint hashes for one module)."""
+    return hashlib.sha256(_normalised_source(path, mtime_ns, size).encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1024)

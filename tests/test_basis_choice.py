@@ -105,8 +105,6 @@ def test_pixel_front_end_keeps_the_brightest_pixels():
 def test_audit_budget_overrides():
     b = bc.audit_budget("smoke", gradients=["bpda"], pgd_steps=7)
     assert b.gradients == ("bpda",) and b.pgd_steps == 7 and b.square_queries == SMOKE.square_queries
-    with pytest.raises(ArgumentError, match="overrides"):
-        bc.audit_budget("smoke", nonsense=1)
 
 
 def test_pareto_and_best_per_basis():
@@ -130,5 +128,3 @@ def test_sweep_runs_and_reports(digits, monkeypatch, tmp_path):
     assert ((frame.energy > 0) & (frame.energy <= 1)).all()
     v = bc.verdict(frame, "haar:1")
     assert set(v.model) == {"svm", "two-layer"}
-    with pytest.raises(ArgumentError, match="attacks"):
-        bc.sweep(["svm"], ["haar:1"], [0.05], x[:300], y[:300], x[300:], y[300:], 0.1, SMOKE, 8, attacks=["nope"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sparsenb import attacks, cache, checks, data, evaluation, training
+from sparsenb.chapters import mnist_binary as chapter
 from sparsenb.lab import store
 from sparsenb.lab.paper import Comparison
 from sparsenb.lab.grid import Attack, Grid, Victim, merge, run
@@ -228,13 +229,11 @@ def test_trained_svm_differs_by_front_end_and_is_reloaded(pair, tmp_path):
 # --------------------------------------------------------------------------
 # the chapter's SVM grid: one grid per eps (the iterated white box's steps grow with eps), merged
 # --------------------------------------------------------------------------
-def _iterated_steps(eps, step=0.01):
-    """The chapter's 2 * ceil(eps / step): enough steps to reach the budget, then as many to refine."""
-    return 2 * int(np.ceil(eps / step))
-
-
 def test_iterated_white_box_step_count_on_the_profiles_grids():
-    assert [_iterated_steps(e) for e in (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3)] == [
+    """The chapter's 2 * ceil(eps / step): enough steps to reach the budget, then as many to refine."""
+    eps = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3)
+    assert [chapter.iterated_steps(e, 0.01) for e in eps] == [0, 6, 10, 16, 20, 26, 30, 40, 50, 60]
+    assert [dict(chapter.svm_attacks(e, 0.01)["iterated white box"].kwargs)["steps"] for e in eps] == [
         0, 6, 10, 16, 20, 26, 30, 40, 50, 60]
 
 
@@ -247,11 +246,7 @@ def svm_grid_runs(pair, tmp_path_factory):
     fe = SparsifyingFrontEnd(0.02, "coif1")
     defended_svm = training.train_linear_svm(training.sparsify_dataset(x, fe), y, training.SVMConfig(max_iter=2000))
     victims = {"coif1": Victim(defended_svm, fe)}
-    per_eps = {
-        e: {"semi-white box": Attack("semi_white_box"), "white box": Attack("white_box"),
-            "iterated white box": Attack("iterated_white_box", step=0.01, steps=_iterated_steps(e))}
-        for e in (0.05, 0.1)
-    }
+    per_eps = {e: chapter.svm_attacks(e, 0.01) for e in (0.05, 0.1)}
     runs = [run(Grid({"no defense": Victim(svm)}, {"semi-white box": Attack("semi_white_box")}, eps=[0.05, 0.1]), x, y,
                 progress=False, folder=folder)]
     runs += [run(Grid(victims, per_eps[e], eps=[e]), x, y, progress=False, folder=folder) for e in per_eps]

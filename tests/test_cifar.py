@@ -1,4 +1,8 @@
-"""The CIFAR-10 experiment's pieces: augmentation, schedule, colour front end, energy per channel, paired differences."""
+"""The library behind the CIFAR-10 chapter: augmentation, the training loop with it, paired differences, the scorecard.
+
+The chapter module's own pieces (schedule, colour front end, energy per channel) and sections are
+tested in ``test_chapter_cifar10.py``.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +15,6 @@ from sparsenb.chapters import cifar10 as cifar
 from sparsenb.checks import ArgumentError
 from sparsenb.lab.paper import OTHER_SETTING, Comparison
 from sparsenb.lab.stats import images_to_resolve, paired_difference
-from sparsenb.frontend import rgb_to_ycbcr
 from sparsenb.training import CropFlip, fit
 from sparsenb.lab.timing import training_cost
 
@@ -56,78 +59,6 @@ def test_crop_flip_rejects_bad_settings(kwargs, name):
 def test_crop_flip_wants_a_batch_of_images():
     with pytest.raises(ArgumentError, match="x"):
         CropFlip()(torch.rand(3, 32, 32))
-
-
-# ---------------------------------------------------------------- schedule and front end
-def test_recipe_is_he_et_al_with_milestones_at_half_and_three_quarters():
-    assert cifar.RESNET_TRAINING.milestones == (91, 136) and cifar.RESNET_TRAINING.epochs == 182
-    r = cifar.recipe(10, seed=2)
-    assert (r.epochs, r.milestones, r.seed, r.lr, r.momentum, r.weight_decay) == (10, (5, 8), 2, 0.1, 0.9, 1e-4)
-    assert cifar.recipe(1, 0).milestones == ()
-    adam = cifar.recipe(6, 0, 1e-3, 64, "adam")
-    assert (adam.optimizer, adam.lr, adam.batch_size, adam.milestones, adam.weight_decay) == ("adam", 1e-3, 64, (3, 4), 1e-4)
-    with pytest.raises(ArgumentError, match="epochs"):
-        cifar.recipe(0, 0)
-    with pytest.raises(ArgumentError, match="optimizer"):
-        cifar.recipe(6, 0, optimizer="lbfgs")
-
-
-def test_the_colour_front_end_keeps_floor_rho_n_per_ycbcr_channel():
-    fe = cifar.frontend((0.035, 0.01, 0.01))
-    assert fe.K == (35, 10, 10) and fe.color == "ycbcr" and fe.wavelet == "sym9" and fe.channels == 3
-    assert cifar.frontend([0.5, 0.25, 0.25], level=5).K == (512, 256, 256)
-    x = torch.rand(4, 3, 32, 32)
-    support = fe.support(x)
-    assert support.shape == (4, 3, 1024) and support.sum(-1).tolist() == [[35, 10, 10]] * 4
-    with pytest.raises(ArgumentError, match="gradient"):
-        cifar.frontend((0.5, 0.25, 0.25), gradient="nope")
-
-
-def test_channel_energy_is_a_share_rising_with_rho_and_whole_at_rho_one():
-    torch.manual_seed(0)
-    x = torch.rand(6, 3, 32, 32)
-    frame = cifar.channel_energy(x, [0.01, 0.1, 0.5, 1.0], wavelets=("sym9", "haar"), levels=(1, 2))
-    assert set(frame["basis"]) == {"sym9, level 1", "sym9, level 2", "haar, level 1", "haar, level 2", "DCT", "pixel"}
-    for _, curve in frame.groupby(["basis", "channel"]):
-        assert np.all(np.diff(curve["captured"].to_numpy()) >= -1e-12)
-        assert curve["captured"].iloc[-1] == pytest.approx(1.0, abs=1e-9)
-    assert np.allclose(frame["captured"] + frame["missed"], 1.0)
-    # the pixel basis keeps the K largest pixels of each channel: check one number directly
-    z = rgb_to_ycbcr(x.double())[:, 1].flatten(1)
-    top = z.pow(2).sort(dim=1, descending=True).values[:, :102].sum(1) / z.pow(2).sum(1)
-    got = frame.query("basis == 'pixel' and channel == 'Cb' and rho == 0.1")["captured"].item()
-    assert got == pytest.approx(float(top.mean()), rel=1e-9)
-
-
-@pytest.mark.parametrize("kwargs, name", [
-    ({"rhos": []}, "rhos"), ({"rhos": [0.0001]}, "rho"), ({"dense": ("dct", "wht")}, "dense"), ({"levels": 2}, "levels"),
-])
-def test_channel_energy_rejects_bad_input(kwargs, name):
-    args = {"x": torch.rand(2, 3, 32, 32), "rhos": [0.1]} | kwargs
-    with pytest.raises(ArgumentError, match=name):
-        cifar.channel_energy(**args)
-
-
-def test_channel_energy_wants_colour_images_and_takes_any_iterable_of_rhos():
-    with pytest.raises(ArgumentError, match="x"):
-        cifar.channel_energy(torch.rand(2, 1, 32, 32), [0.1])
-    frame = cifar.channel_energy(torch.rand(2, 3, 32, 32), (r for r in (0.1, 0.2)), dense=())
-    assert sorted(set(frame["rho"])) == [0.1, 0.2]
-
-
-def test_colour_images_checks_its_rows_and_titles():
-    from sparsenb.chapters.cifar10 import colour_images
-
-    x = torch.rand(3, 3, 32, 32)
-    with pytest.raises(ArgumentError, match="rows"):
-        colour_images({"a": x, "b": x[:2]})
-    with pytest.raises(ArgumentError, match="titles"):
-        colour_images({"a": x}, titles=["1", "2"])
-    import matplotlib.pyplot as plt
-
-    fig = colour_images({"a": x, "b": x}, titles=["1", "2", "3"])
-    assert len(fig.axes) == 6
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------- the training loop with augmentation

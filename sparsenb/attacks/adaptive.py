@@ -61,7 +61,7 @@ from torch import nn
 from .. import checks
 from ..frontend import SparsifyingFrontEnd, split_defended, straight_through, ycbcr_to_rgb
 from .autoattack import _QUIET, _authors_run, _Logits, _apgd_start, _finish
-from .base import _eps, _image_seeds, _network_inputs, check_adversarial, two_class_logits
+from .base import _eps, _image_seeds, _network_inputs
 from .registry import register
 
 __all__ = ["SoftTopK", "soft_top_k", "adaptive_attack", "STARTS", "LOSSES"]

@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from .. import checks
-from .base import _eps, _image_seeds, _network_inputs, _project, _steps, check_adversarial, two_class_logits
+from .base import _eps, _image_seeds, _network_inputs, _project, check_adversarial, two_class_logits
 from .registry import register
 
 __all__ = ["apgd_ce", "apgd_t", "fab_t", "square", "autoattack", "STANDARD"]

@@ -4,7 +4,9 @@ A chapter's code is formatted like the package's (line length 100, the
 project's ``[tool.ruff]`` settings): each ``{code-cell}`` body of
 ``book/<stem>.md`` is passed through ``ruff format`` and written back in
 place; the cell's options (``:tags:``) and the Markdown around it are left as
-they are. ``tests/test_chapters.py`` checks that every chapter is formatted.
+they are. The ``parameters`` cell is left alone: it is a list of settings,
+one per line with its comment, which ``ruff`` would wrap.
+``tests/test_chapters.py`` checks that every other cell is formatted.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def format_chapter(path: str | Path, root: str | Path | None = None) -> bool:
 
     def one(m: re.Match) -> str:
         code = m["code"]
+        if "parameters" in m["options"]:  # the settings, one per line with its comment: not wrapped
+            return m.group(0)
         formatted = format_code(code, root) if code.strip() else code
         return f"{m['open']}{m['options']}{m['blank']}{formatted}```"
 

@@ -14,7 +14,7 @@ every page does it the same way.
   scorecard page (:func:`sparsenb.book.scorecard.record`).
 * :func:`claim`: a conclusion typed in prose that rests on this run's
   numbers, shown when its condition holds and failing the build when not.
-* :func:`setup`: the plot theme, autograd off, the device.
+* :func:`setup`: the plot theme (:func:`theme`), autograd off, the device.
 * :func:`provenance`: the note at the top of every page saying how it was
   produced (profile, versions, device).
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..lab.paper import paper_number
 
-__all__ = ["glue", "figure", "paper", "record", "claim", "ClaimError", "setup", "provenance"]
+__all__ = ["glue", "figure", "paper", "record", "claim", "ClaimError", "theme", "setup", "provenance"]
 
 
 def glue(**values) -> None:
@@ -81,21 +81,27 @@ def record(comparison, profile: str, where: str, why: dict | None = None, cannot
     _record(comparison, profile, where, why, cannot)
 
 
+def theme() -> None:
+    """The book's plot theme (seaborn, notebook context, white grid)."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid")
+
+
 def setup():
     """Prepare a chapter's kernel and return its device.
 
-    Sets the book's plot theme (seaborn, notebook context, white grid) and
+    Sets the book's plot theme (:func:`theme`) and
     switches autograd off (every attack switches it on where it needs it);
     returns ``cuda`` when a GPU is available, else ``cpu``. Under ``torchrun``
     it joins the process group first and returns this process's device
     (:func:`sparsenb.distributed.init`).
     """
-    import seaborn as sns
     import torch
 
     from .. import distributed
 
-    sns.set_theme(context="notebook", style="whitegrid")
+    theme()
     torch.set_grad_enabled(False)
     return distributed.init()
 

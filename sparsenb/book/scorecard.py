@@ -51,6 +51,12 @@ __all__ = [
     "card",
     "counts",
     "largest_disagreements",
+    "show_whole_tables",
+    "summary",
+    "disagreement_notes",
+    "discussed",
+    "by_table",
+    "reasons",
 ]
 
 RECORD_VERSION = 1
@@ -267,4 +273,67 @@ def largest_disagreements(scorecard, n: int = 5):
     compared = scorecard[scorecard["verdict"].isin(("ours higher", "ours lower"))].copy()
     compared["ours - paper"] = (compared["ours"] - compared["paper"]).round(2)
     order = compared["ours - paper"].abs().sort_values(ascending=False, kind="stable").index
-    return compared.loc[order[:n]]
+    top = compared.loc[order[:n]].reset_index(drop=True)
+    top.index += 1  # numbered from 1, as the page lists them
+    return top
+
+
+# --------------------------------------------------------------------------
+# what the scorecard page shows, one function per part
+# --------------------------------------------------------------------------
+def show_whole_tables() -> None:
+    """Let the page show every row of its tables and every cell whole (pandas' display options)."""
+    import pandas as pd
+
+    pd.set_option("display.max_rows", 200, "display.max_colwidth", None)
+
+
+def summary(card) -> tuple:
+    """The verdicts counted per table of the paper, and the counts the page quotes: ``(table, numbers)``."""
+    import pandas as pd
+
+    c = counts(card)
+    audited = card[card["worst case - paper"].notna()]
+    numbers = {
+        "n_numbers": len(card), "n_agree": c["agrees"], "n_higher": c["ours higher"], "n_lower": c["ours lower"],
+        "n_not_run": c[NOT_RUN], "n_cannot": c[CANNOT], "n_audited": len(audited),
+        "n_worst_below": int((audited["worst case - paper"] < 0).sum()),
+    }
+    table = pd.crosstab(card["artifact"], card["verdict"], margins=True, margins_name="all").reindex(
+        index=[*card["artifact"].unique(), "all"], columns=[*VERDICTS, "all"], fill_value=0
+    )
+    return table, numbers
+
+
+def disagreement_notes(top):
+    """What each chapter says differs by construction, for the rows of :func:`largest_disagreements` (Markdown)."""
+    from IPython.display import Markdown
+
+    lines = [f"{i}. {r['artifact']}, {r['defense']}, {r['attack']} ({r['chapter']}): "
+             f"{r['why'] or 'no explanation recorded'}." for i, r in top.iterrows()]
+    return Markdown("\n".join(lines) or "(no disagreement in this build)")
+
+
+def discussed(card):
+    """A list of the sections where each chapter discusses its disagreements (Markdown)."""
+    from IPython.display import Markdown
+
+    where = card[card["where"] != ""].drop_duplicates("chapter")
+    lines = [f"- {{ref}}`{w}` ({c})" for w, c in zip(where["where"], where["chapter"])]
+    return Markdown("\n".join(lines) or "- (no chapter recorded a comparison in this build)")
+
+
+def by_table(card):
+    """Every number, numbered within its table of the paper."""
+    columns = ["defense", "number", "eps", "paper", "ours", "95% CI", "worst case", "verdict"]
+    index = ["artifact", card.groupby("artifact", sort=False).cumcount() + 1]
+    return card.set_index(index)[columns].astype(object).fillna("")
+
+
+def reasons(card):
+    """Why numbers are missing, and what differs by construction where they disagree, with how many (Markdown)."""
+    from IPython.display import Markdown
+
+    grouped = card[card["why"] != ""].groupby("why", sort=False).agg(n=("artifact", "size"), tables=("artifact", "unique"))
+    lines = [f"- {r['n']} number(s) of {', '.join(r['tables'])}: {why}." for why, r in grouped.iterrows()]
+    return Markdown("\n".join(lines) or "- (none)")

@@ -1,4 +1,16 @@
-r"""The chapter "Certified accuracy and the choice of basis": the certificate on MNIST, and the sweep over bases.
+r"""What the chapter "Beyond the paper: certified accuracy, and which basis" computes, by section.
+
+==========================  ====================================================================
+:func:`setting`             the 3s and 7s of MNIST: training, test and certified images
+:func:`soundness`           each certificate against the worst case of small problems
+:func:`certified_accuracy`  certified accuracy of the defended SVMs beside the audit's attacks
+:func:`which_basis`         the basis sweep: clean and worst-case accuracy, gamma, energy
+:func:`closing_note`        certified and attacked accuracy per front end and budget
+==========================  ====================================================================
+
+Each returns a :class:`~sparsenb.chapters.section.Section`: its tables and
+figure as attributes and ``numbers``, the values the prose quotes. The
+helpers below them are the page's building blocks.
 
 **Certified accuracy.** :func:`certificate_table` certifies every image of
 a defended linear SVM at every budget with each method of
@@ -30,23 +42,30 @@ import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .. import checks
+from .. import data
 from ..basis import DENSE_BASES, dense_basis, gamma
 from ..certify import METHODS, certify, soundness_check, toy_problem
 from ..evaluation import accuracy_interval, predict
-from ..frontend import defended, energy_captured, frontend_for
-from ..lab.audit import BUDGETS, Budget, audit_attacks, subset, worst_case
+from ..frontend import SparsifyingFrontEnd, defended, energy_captured, frontend_for
+from ..lab.audit import BUDGETS, audit_attacks, strong_attacks, subset, worst_case
 from ..lab.store import stored, trained, trained_svm
 from ..models import CNNConfig, TwoLayerConfig
 from ..training import CNN_TRAINING, TWO_LAYER_TRAINING, SVMConfig
 from .figures import accuracy_errorbar
+from .section import Section, drawn, numbers
 
 __all__ = [
+    "CORNER_PROBLEMS",
+    "EXACT_PROBLEMS",
+    "setting",
+    "soundness",
+    "certified_accuracy",
+    "which_basis",
+    "closing_note",
     "certificate_table",
     "soundness_table",
     "versus_attacks",
@@ -62,8 +81,6 @@ __all__ = [
     "pareto_figure",
 ]
 
-DENSE_BASES = ("dct", "blockdct8", "pixel", "pca")
-
 
 # --------------------------------------------------------------------------
 # the basis comparison: which basis to sparsify in
@@ -72,8 +89,6 @@ def basis_specs(
     wavelets: Sequence[str], levels: Sequence[int], dense: Sequence[str] = DENSE_BASES
 ) -> list[str]:
     """Every ``wavelet:level`` and then the dense bases, as specs."""
-    for d in dense:
-        checks.choice(d, "dense", DENSE_BASES)
     return [f"{w}:{lev}" for w in wavelets for lev in levels] + list(dense)
 
 
@@ -82,11 +97,7 @@ MODELS = ("svm", "two-layer", "cnn")
 
 def audit_budget(name: str, **overrides):
     """:data:`sparsenb.lab.audit.BUDGETS` ``[name]`` with fields replaced (lists become tuples, as TOML gives them)."""
-    base = BUDGETS[checks.choice(name, "name", tuple(BUDGETS))]
-    fields = {f.name for f in dataclasses.fields(base)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise checks.ArgumentError("overrides", f"names no field of Budget: {unknown}")
+    base = BUDGETS[name]
     return dataclasses.replace(
         base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     )
@@ -162,21 +173,11 @@ def sweep(
     """
     from tqdm.auto import tqdm
 
-    for i, m in enumerate(models):
-        checks.choice(m, f"models[{i}]", MODELS)
-    if not isinstance(budget, Budget):
-        raise checks.fail("budget", "a sparsenb.lab.audit.Budget", budget)
-    eps = checks.real(eps, "eps", 0.0, 1.0, low_open=True)
+    eps = float(eps)
     device = torch.device(device or "cpu")
-    idx = subset(len(x_test), checks.integer(audit_images, "audit_images", 1), seed)
+    idx = subset(len(x_test), audit_images, seed)
     xa, ya = x_test[idx].to(device), y_test[idx].to(device)
     settings = [_Setting(m, s, r) for m in models for s in specs for r in rhos]
-    every = {**audit_attacks(budget, linear=True), **audit_attacks(budget)}
-    unknown = sorted(set(attacks or ()) - set(every))
-    if unknown:
-        raise checks.ArgumentError(
-            "attacks", f"names no attack of the audit: {unknown}; have {sorted(every)}"
-        )
     dense = {
         spec: dense_basis(spec, x_train) for spec in dict.fromkeys(specs) if spec in DENSE_BASES
     }
@@ -271,9 +272,7 @@ def verdict(frame: pd.DataFrame, reference: str = "coif1:1") -> pd.DataFrame:
     for model, g in best.groupby("model", sort=False):
         top, ref = g.iloc[0], g[g.spec == reference]
         if ref.empty:
-            raise checks.ArgumentError(
-                "reference", f"has no rows for model {model!r}: {reference!r}"
-            )
+            raise LookupError(f"the sweep has no rows of {reference!r} for model {model!r}")
         ref = ref.iloc[0]
         rows.append(
             {
@@ -307,7 +306,7 @@ def pareto_figure(frame: pd.DataFrame, model: str, reference: str = "coif1:1", a
 
     g = frame[frame.model == model].copy()
     if g.empty:
-        raise checks.ArgumentError("model", f"has no rows in the frame: {model!r}")
+        raise LookupError(f"the sweep has no rows for model {model!r}")
     g["front"] = pareto(g)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 5.5))
@@ -377,8 +376,7 @@ def certificate_table(
     Computed once per model, images, budgets and code, then read from the
     result store (:func:`sparsenb.lab.store.stored`).
     """
-    epsilons = [checks.real(e, f"epsilons[{i}]", 0.0, 1.0) for i, e in enumerate(epsilons)]
-    methods = [checks.choice(m, f"methods[{i}]", tuple(METHODS)) for i, m in enumerate(methods)]
+    epsilons, methods = [float(e) for e in epsilons], list(methods)
     rows = stored(_certificate_rows, model, x, y, epsilons, methods, batch_size)
     return pd.DataFrame(rows)
 
@@ -471,3 +469,291 @@ def certified_figure(tables: dict, worst_cases: dict):
         )
         ax.legend(loc="lower left", fontsize=8)
     return fig
+
+
+# --------------------------------------------------------------------------
+# figures (each section function draws its own, see drawn)
+# --------------------------------------------------------------------------
+def _certified_accuracy_figure(s: Section):
+    """Certified accuracy against the budget, one panel per front end, beside the white box and the worst case."""
+    return certified_figure(s.tables, s.worst)
+
+
+def _which_basis_figure(s: Section):
+    """Clean against worst-case accuracy (the basis audit), one panel per model (:func:`pareto_figure`)."""
+    import matplotlib.pyplot as plt
+
+    shown = list(dict.fromkeys(s.sweep.model))
+    fig, axes = plt.subplots(1, len(shown), figsize=(7.5 * len(shown), 5.8), squeeze=False)
+    for ax, model in zip(axes[0], shown):
+        pareto_figure(s.sweep, model, ax=ax)
+        ax.set_ylabel("worst-case accuracy, basis audit (%)")
+    return fig
+
+
+# --------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------
+#: (N, K) of the small problems checked at every corner.
+CORNER_PROBLEMS = (16, 3)
+#: (N, K) of the small problems solved exactly (MILP).
+EXACT_PROBLEMS = (8, 2)
+#: The attacks on a linear classifier's weights that join the strong attacks on the certified SVMs.
+LINEAR_ATTACKS = ("semi-white box", "white box", "iterated white box")
+
+
+def setting(n_train: int, cert_images: int, seed: int) -> Section:
+    """The 3s (label 0) and 7s (label 1) of MNIST: ``train_all``, ``train`` (a seeded subset of ``n_train``,
+    all if 0), ``test`` and ``certified`` (a seeded subset of ``cert_images`` test images), each ``(x, y)``.
+
+    Also runs torch on one thread for the rest of the page: its tensors are
+    small, so one thread is as fast, and immune to a busy machine.
+    """
+    torch.set_num_threads(1)
+    x_train_all, y_train_all = data.digit_pair(*data.load_mnist("train"), negative=3, positive=7)
+    x_test, y_test = data.digit_pair(*data.load_mnist("test"), negative=3, positive=7)
+    x_train, y_train = data.subset(x_train_all, y_train_all, n_train or None, seed=seed)
+    idx = subset(len(x_test), cert_images, seed)
+    return Section(
+        train_all=(x_train_all, y_train_all),
+        train=(x_train, y_train),
+        test=(x_test, y_test),
+        certified=(x_test[idx], y_test[idx]),
+        numbers=numbers(n_train=len(x_train), n_cert=len(idx)),
+    )
+
+
+def soundness(toy_specs, toy_seeds, toy_eps, exact_specs, exact_eps, seed: int) -> Section:
+    """Every certificate against the worst case of small problems (:func:`soundness_table`).
+
+    At :data:`CORNER_PROBLEMS` the worst case found at every corner and at
+    samples, for each of ``toy_specs`` and ``toy_seeds``; at
+    :data:`EXACT_PROBLEMS` the exact one (MILP), for ``exact_specs`` and
+    ``seed``. ``cases`` holds every row, ``table`` a summary per test and
+    method; ``numbers``: the number of cases, the largest violation (positive
+    would be unsound) and the median slack of ``tight`` and ``interval``.
+    """
+    corners = soundness_table(toy_specs, *CORNER_PROBLEMS, toy_seeds, toy_eps, exact=False)
+    exact = soundness_table(exact_specs, *EXACT_PROBLEMS, [seed], exact_eps, exact=True)
+    exact_test = f"exact MILP, N = {EXACT_PROBLEMS[0]}"
+    small = pd.concat(
+        [
+            corners.assign(test=f"corners and samples, N = {CORNER_PROBLEMS[0]}"),
+            exact.assign(test=exact_test),
+        ]
+    )
+    small["vacuous"] = ~(small.lower > -1e6)
+    summary = small.groupby(["test", "method"], sort=False).agg(
+        cases=("violation", "size"),
+        worst_violation=("violation", "max"),
+        median_slack=("slack", "median"),
+        vacuous=("vacuous", "sum"),
+        mean_uncertain=("uncertain", "mean"),
+    )
+    values = numbers(
+        small_cases=len(small),
+        small_max_violation=float(small.violation.max()),
+        exact_cases=int((small.test == exact_test).sum()),
+        slack_tight=float(small[small.method == "tight"].slack.median()),
+        slack_interval=float(small[small.method == "interval"].slack.median()),
+    )
+    return Section(cases=small, table=summary, numbers=values)
+
+
+@drawn(_certified_accuracy_figure)
+def certified_accuracy(
+    images: Section, wavelets, rho: float, cert_eps, audit_eps, audit_budget: str, seed: int
+) -> Section:
+    r"""The defended SVMs of the binary chapter, certified and attacked on ``images.certified``.
+
+    One SVM per wavelet of ``wavelets`` at ``rho``, trained on
+    ``images.train`` (:func:`~sparsenb.lab.store.trained_svm`, the binary
+    chapter's checkpoints); every image certified by each method at every
+    budget of ``cert_eps`` and ``audit_eps`` (``tables``, per wavelet) and
+    attacked at every budget of ``audit_eps`` by the linear-classifier
+    attacks and the strong ones (``worst``: ``{wavelet: {eps: WorstCase}}``,
+    budget ``sparsenb.lab.audit.BUDGETS[audit_budget]``). ``table`` is
+    :func:`versus_attacks` per wavelet. ``numbers`` reads the last wavelet at
+    the smallest, the largest and the audited budget closest to 0.05
+    (``first``, ``last``, ``mid``): certified accuracy per method, the white
+    box's and the worst case's accuracy, the gaps ``worst - tight``; with the
+    broken certificates over all audits and, for ``tight``, the mean numbers
+    of surely kept and uncertain coefficients and the share of images whose
+    support cannot move.
+    """
+    x_train, y_train = images.train
+    xa, ya = images.certified
+    svm_config = SVMConfig(seed=seed)
+    front_ends = {w: SparsifyingFrontEnd(rho, w) for w in wavelets}
+    models = {
+        w: defended(fe, trained_svm(x_train, y_train, svm_config, frontend=fe))
+        for w, fe in front_ends.items()
+    }
+    epsilons = sorted({*cert_eps, *audit_eps})
+    tables = {w: certificate_table(m, xa, ya, epsilons) for w, m in models.items()}
+    budget = BUDGETS[audit_budget]
+    linear = {n: a for n, a in audit_attacks(budget, linear=True).items() if n in LINEAR_ATTACKS}
+    attacks = linear | strong_attacks(budget)
+    worst = {
+        w: {e: worst_case(m, xa, ya, e, budget, attacks=attacks) for e in audit_eps}
+        for w, m in models.items()
+    }
+    versus = pd.concat(
+        {w: versus_attacks(tables[w], worst[w]) for w in wavelets}, names=["front end"]
+    )
+    main_wavelet = wavelets[-1]
+    main = versus.loc[main_wavelet].set_index("eps")
+    first, last = min(audit_eps), max(audit_eps)
+    mid = min(audit_eps, key=lambda e: abs(e - 0.05))
+    columns = {
+        "tight": "certified (tight) %",
+        "worst": "worst case %",
+        "prop1": "certified (prop1) %",
+        "interval": "certified (interval) %",
+        "white": "white box %",
+    }
+    at = {"first": first, "mid": mid, "last": last}
+    values = {f"{k}_{n}": main.loc[e, col] for n, e in at.items() for k, col in columns.items()}
+    values |= {f"gap_{n}": values[f"worst_{n}"] - values[f"tight_{n}"] for n in ("first", "last")}
+    tight = tables[main_wavelet][tables[main_wavelet].method == "tight"]
+    moved = tight.groupby("eps").agg(
+        uncertain=("n_uncertain", "mean"),
+        sure=("n_sure", "mean"),
+        fixed=("n_uncertain", lambda u: (u == 0).mean()),
+    )
+    values |= {
+        "unc_last": float(moved.loc[last, "uncertain"]),
+        "sure_last": float(moved.loc[last, "sure"]),
+        "fixed_first": float(moved.loc[first, "fixed"]),
+        "fixed_last": float(moved.loc[last, "fixed"]),
+    }
+    return Section(
+        models=models,
+        tables=tables,
+        worst=worst,
+        table=versus,
+        numbers=numbers(
+            rho=rho,
+            wavelets_shown=" and ".join(wavelets),
+            broken=int(versus["broken certified"].sum()),
+            n_audits=len(versus),
+            eps_first=first,
+            eps_last=last,
+            eps_mid=mid,
+            main_wavelet=main_wavelet,
+            **values,
+        ),
+    )
+
+
+@drawn(_which_basis_figure)
+def which_basis(
+    images: Section,
+    models,
+    wavelets,
+    levels,
+    dense,
+    rhos,
+    eps: float,
+    n_train: int,
+    n_images: int,
+    nn_steps: int,
+    budget: str,
+    overrides: dict,
+    attacks,
+    cnn_specs,
+    cnn_epochs: int,
+    seed: int,
+    device=None,
+    reference: str = "coif1:1",
+) -> Section:
+    r"""The basis sweep (:func:`sweep`) and what it says, with ``reference`` (the paper's basis) as the yardstick.
+
+    ``models`` behind every ``wavelet:level`` and dense basis at every
+    ``rhos``, trained on a seeded subset of ``n_train`` of
+    ``images.train_all`` (all if 0), their clean accuracy on all of
+    ``images.test`` and their worst case at ``eps`` on ``n_images`` of them,
+    over the audit's ``attacks`` at the budget :func:`audit_budget`
+    ``(budget, **overrides)``: a screening pass, an upper bound on the robust
+    accuracy. With ``cnn_specs``, the CNN too (``cnn_epochs`` epochs).
+    ``sweep`` holds every setting (with ``Pareto``); ``best`` the best
+    :math:`\rho` per basis, ``agreement`` :func:`rank_agreement` and
+    ``verdict`` :func:`verdict`, rounded for the page. ``numbers``: the
+    subsets, the verdict's first row, the mean worst case of the best
+    wavelet settings per level, the best dense basis, the median width of the
+    worst case's 95% intervals, the :math:`\rho` the one-level wavelets did
+    best at (most often) and the mean Spearman correlations.
+    """
+    x_train_all, y_train_all = images.train_all
+    x_test, y_test = images.test
+    specs = basis_specs(wavelets, levels, dense)
+    x_b, y_b = data.subset(x_train_all, y_train_all, n_train or None, seed=seed)
+    common = {
+        "eps": eps,
+        "budget": audit_budget(budget, **overrides),
+        "audit_images": n_images,
+        "seed": seed,
+        "nn_steps": nn_steps,
+        "cnn_epochs": cnn_epochs,
+        "attacks": attacks,
+        "device": device,
+    }
+    frames = [sweep(models, specs, rhos, x_b, y_b, x_test, y_test, **common)]
+    if cnn_specs:
+        frames.append(sweep(["cnn"], cnn_specs, rhos, x_b, y_b, x_test, y_test, **common))
+    bases = pd.concat(frames, ignore_index=True)
+    bases["Pareto"] = pareto(bases)
+    best = best_per_basis(bases)
+    agreement = rank_agreement(bases)
+    ruling = verdict(bases, reference)
+    top = ruling.iloc[0]
+    wav = best[best.level.notna()]
+    by_level = wav.groupby("level").worst.mean().reindex([1.0, 2.0])
+    rho_level1 = wav[wav.level == 1].rho.mode()
+    values = numbers(
+        levels_shown=", ".join(map(str, levels)),
+        basis_train=len(x_b),
+        basis_eps=eps,
+        basis_images=int(bases.n_audit.iloc[0]),
+        n_settings=len(bases),
+        n_rhos=len(rhos),
+        ci_width=float((bases.worst_hi - bases.worst_lo).median()),
+        verdict_model=top.model,
+        verdict_best=top.best,
+        verdict_best_worst=top["best worst %"],
+        verdict_ref_worst=top["reference worst %"],
+        n_clearly=int(ruling["clearly better"].sum()),
+        n_models=len(ruling),
+        models_shown=", ".join(ruling.model),
+        level1_mean=by_level.loc[1.0],
+        level2_mean=by_level.loc[2.0],
+        level1_min=float(wav[wav.level == 1].worst.min()),
+        dense_best=float(best[best.level.isna()].worst.max()),
+        rho_level1=float(rho_level1.iloc[0]) if len(rho_level1) else float("nan"),
+        spearman_gamma=float(agreement["rho(worst, -gamma)"].mean()),
+        spearman_energy=float(agreement["rho(worst, energy)"].mean()),
+    )
+    shown = ["model", "spec", "rho", "K", "clean", "worst", "worst_lo", "worst_hi"]
+    return Section(
+        sweep=bases,
+        best=best[[*shown, "gamma", "energy", "Pareto"]].round(3),
+        agreement=agreement.round(2),
+        verdict=ruling.round(2),
+        numbers=values,
+    )
+
+
+def closing_note(accuracy: Section) -> Section:
+    """The table of :func:`certified_accuracy` (``accuracy``) flattened, without the worst case's intervals."""
+    columns = [
+        "front end",
+        "eps",
+        "certified (prop1) %",
+        "certified (interval) %",
+        "certified (tight) %",
+        "white box %",
+        "iterated white box %",
+        "worst case %",
+        "broken certified",
+    ]
+    return Section(table=accuracy.table.reset_index()[columns], numbers={})

@@ -183,12 +183,8 @@ def attack_cost(*frames, labels=()):
     return fig
 
 
-def plot_band(
-    ax, summary: pd.DataFrame, x: str, label=None, band: str = "ci", color=None, marker="o", **kw
-):
+def plot_band(ax, summary, x: str, label=None, band: str = "ci", color=None, marker="o", **kw):
     """Plot a :func:`~sparsenb.lab.stats.summarize` table: the mean as a line, ``band`` ("ci" or "quantile") shaded."""
-    if band not in ("ci", "quantile"):
-        raise checks.ArgumentError("band", f"must be 'ci' or 'quantile', got {band!r}")
     s = summary.sort_values(x)
     (line,) = ax.plot(s[x], s["mean"], marker=marker, ms=3.5, label=label, color=color, **kw)
     lo, hi = ("ci_low", "ci_high") if band == "ci" else ("q_low", "q_high")

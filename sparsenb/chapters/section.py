@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["Section", "numbers", "drawn", "powers_of_two"]
+__all__ = ["Section", "numbers", "drawn", "powers_of_two", "mnist_digits"]
 
 
 class Section(SimpleNamespace):
@@ -65,3 +65,13 @@ def powers_of_two(log2_bounds) -> list[int]:
     """:math:`2^a, 2^{a+1}, \\ldots, 2^b` for ``log2_bounds = (a, b)``."""
     low, high = log2_bounds
     return [int(n) for n in 2 ** np.arange(low, high + 1)]
+
+
+def mnist_digits(n_images: int, seed: int):
+    """A seeded random ``n_images`` of the MNIST test digits, in float64 (the theory chapters' inputs)."""
+    import torch
+
+    from .. import data
+
+    x, y = data.load_mnist("test", dtype=torch.float64)
+    return data.subset(x, y, n_images, seed=seed)[0]

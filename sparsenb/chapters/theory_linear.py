@@ -43,9 +43,9 @@ from ..theory.linear_sweeps import (
 from ..lab.stats import power_law_fits, rms_deviation, summarize
 from ..theory.weights import make_rng, weight_model
 from .figures import plot_band
-from .section import Section, drawn, numbers, powers_of_two
+from .section import Section, drawn, mnist_digits, numbers, powers_of_two
 
-__all__ = ["prop2", "thm1", "psi_norm_growth", "thm2", "lemma1", "images", "lemma2"]
+__all__ = ["mnist_digits", "prop2", "thm1", "psi_norm_growth", "thm2", "lemma1", "images", "lemma2"]
 
 
 # --------------------------------------------------------------------------

@@ -35,9 +35,9 @@ from ..theory.prop1 import PROP1_KINDS, prop1_summary, prop1_sweep
 from ..lab.stats import power_law_fits, summarize
 from ..theory.weights import make_rng
 from .figures import plot_band
-from .section import Section, drawn, numbers, powers_of_two
+from .section import Section, drawn, mnist_digits, numbers
 
-__all__ = ["prop1", "overlap_hist", "lemma3", "thm3", "eq5", "fgsm"]
+__all__ = ["mnist_digits", "prop1", "overlap_hist", "lemma3", "thm3", "eq5", "fgsm"]
 
 
 def _kind(kind: str) -> str:

@@ -1,0 +1,14 @@
+"""The experiment engine: what the chapters run their experiments with. It knows no chapter.
+
+=================================  ========================================================================
+:mod:`~sparsenb.lab.grid`          attack grids declared as data (victims x attacks x gradients x eps), run
+                                   in batches, every adversarial image checked, per-image outcomes stored
+:mod:`~sparsenb.lab.store`         the result store: any computation, checkpoints and attack cells, keyed by
+                                   what computed them (arguments, data, the code it imports)
+:mod:`~sparsenb.lab.audit`         the worst case per image over every attack, the gradient-masking
+                                   checklist, robust accuracy per (defense, eps)
+:mod:`~sparsenb.lab.stats`         summaries and power-law fits of Monte Carlo draws, paired comparisons
+:mod:`~sparsenb.lab.timing`        what training costs, measured in one run
+:mod:`~sparsenb.lab.paper`         the paper's numbers, and ours beside them with a verdict
+=================================  ========================================================================
+"""

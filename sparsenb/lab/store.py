@@ -136,16 +136,12 @@ def jsonable(value):
 
 def library_versions(*objects) -> dict:
     """Versions of the third-party attack libraries that the code of ``objects`` imports (their changes change results)."""
-    import ast
     from importlib import metadata
 
-    from ..cache import _module_path, imported_modules
+    from ..cache import imported_libraries, imported_modules
 
-    used = set()
-    for module in imported_modules(*modules_of(*objects)) if modules_of(*objects) else ():
-        for node in ast.walk(ast.parse(_module_path(module).read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            used.update(n.split(".")[0] for n in names)
+    modules = modules_of(*objects)
+    used = set().union(*(imported_libraries(m) for m in imported_modules(*modules))) if modules else set()
     return {lib: metadata.version(lib) for lib in ATTACK_LIBRARIES if lib in used}
 
 

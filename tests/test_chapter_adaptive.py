@@ -1,0 +1,155 @@
+"""sparsenb.chapters.adaptive: each section computes what the page quotes, on small inputs.
+
+The per-attack numbers and the cost figure read an audit: here a :class:`~sparsenb.lab.audit.WorstCase`
+built from seeded random per-image outcomes (with a real :class:`~sparsenb.lab.grid.Outcomes` of the
+strong attacks for their evaluation counts), so every number can be recomputed from them. The CNN
+section runs the multiclass chapter's experiment on a few images and must read it back from the store;
+the checklist runs its APGD sweep on a nearest-class-mean classifier. The store goes to a temporary folder.
+"""
+from __future__ import annotations
+
+import copy
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from sparsenb import data  # noqa: E402
+from sparsenb.chapters import adaptive as chapter  # noqa: E402
+from sparsenb.chapters import mnist_multiclass  # noqa: E402
+from sparsenb.frontend import SparsifyingFrontEnd  # noqa: E402
+from sparsenb.lab.audit import FAIL, SMOKE, WorstCase, strong_attacks  # noqa: E402
+from sparsenb.lab.grid import Grid, Outcomes, Victim  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+N = 30
+EPS = 0.2
+KNOWN = ("FGSM", "locally linear", "PGD")  # the paper's attacks, credited from the multiclass grid
+
+
+@pytest.fixture(autouse=True)
+def _store(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSENB_CACHE", str(tmp_path / "cache"))
+
+
+def _worst_case(seed: int, n: int = N, with_outcomes: bool = True) -> WorstCase:
+    """Clean, the paper's attacks (known), then the strong ones, each with seeded random outcomes, and the
+    worst case over them as :func:`sparsenb.lab.audit.worst_case` forms it."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    victim = Victim(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)))
+    strong = strong_attacks(SMOKE)
+    grid = Grid({"model": victim}, strong, eps=[EPS])
+    results = {
+        cell: {"correct": [1] * n, "evaluations": [float(rng.integers(5, 50)) * n]} for cell in grid.cells()
+    }
+    correct = {("clean", None): (rng.random(n) < 0.95).astype(np.int64)}
+    for name in (*KNOWN, *strong):
+        grads = ("bpda", "projection") if name in KNOWN else (None,) if name in ("Square", "adaptive") else ("bpda",)
+        for g in grads:
+            correct[(name, g)] = (rng.random(n) < rng.uniform(0.5, 0.9)).astype(np.int64)
+    robust = np.ones(n, dtype=bool)
+    first = [None] * n
+    for (name, g), c in correct.items():
+        for i in np.flatnonzero(robust & (c == 0)):
+            first[i] = name
+        robust &= c == 1
+    outcomes = Outcomes(grid, results, n) if with_outcomes else None
+    return WorstCase(robust, first, [None] * n, correct, EPS, outcomes, KNOWN)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return {"no defense": _worst_case(1), "front end": _worst_case(2)}
+
+
+def _acc(wc: WorstCase, attack: str) -> float:
+    return 100 * float(np.min([c for (a, _), c in wc.correct.items() if a == attack], axis=0).mean())
+
+
+def test_attacks_lists_the_strong_attacks_settings():
+    s = chapter.attacks("smoke")
+    table = s.table["smoke"]
+    assert list(table.index) == [*chapter.STRONG_SETTINGS, "strong gradient treatments"]
+    assert table["square_queries"] == 20 and table["apgd_steps"] == 3
+    assert table["strong gradient treatments"] == "bpda"
+    assert s.numbers == {"square_queries": 20}
+    assert chapter.attacks("full").table.loc["strong gradient treatments", "full"] == "bpda, projection, iterated"
+
+
+def test_per_attack_numbers_follow_from_the_per_image_outcomes(result):
+    s = chapter.per_attack(result, EPS)
+    fe = result["front end"]
+    accs = {a: _acc(fe, a) for a in KNOWN}
+    best = min(KNOWN, key=lambda a: (accs[a], KNOWN.index(a)))
+    assert s.numbers["best_paper"] == best and s.numbers["best_paper_acc"] == pytest.approx(accs[best])
+    assert s.numbers["wc_fe"] == pytest.approx(100 * fe.robust.mean())
+    assert s.numbers["wc_fe_lo"] <= s.numbers["wc_fe"] <= s.numbers["wc_fe_hi"]
+    paper_only = np.min([c for (a, _), c in fe.correct.items() if a in ("clean", *KNOWN)], axis=0)
+    assert s.numbers["paper_only_fe"] == pytest.approx(100 * paper_only.mean())
+    assert s.numbers["paper_only_fe"] >= s.numbers["wc_fe"]
+    others = np.min([c for (a, _), c in fe.correct.items() if a not in ("clean", "Square")], axis=0)
+    only_square = (fe.correct[("Square", None)] == 0) & (others == 1)
+    assert s.numbers["only_square"] == int(only_square.sum())
+    square_cells = [c for c in fe.outcomes.results if c.attack == "Square"]
+    spent = sum(sum(fe.outcomes.results[c]["evaluations"]) for c in square_cells) / N
+    assert s.numbers["square_evals"] == pytest.approx(spent)
+    assert s.numbers["apgd_acc"] == pytest.approx(_acc(fe, "APGD-CE"))
+    assert s.numbers["wc_plain"] == pytest.approx(100 * result["no defense"].robust.mean())
+    assert s.numbers["eps_shown"] == EPS
+    assert s.defended.loc["worst case, all attacks", "accuracy %"] == pytest.approx(s.numbers["wc_fe"], abs=0.01)
+    assert list(s.undefended.index) == [*result["no defense"].attacks(), "worst case, all attacks"]
+
+
+def test_cost_draws_the_attacks_that_ran_here(result):
+    s = chapter.cost(result)
+    ax = s.figure.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == list(strong_attacks(SMOKE))  # the known attacks have no count here
+    assert ax.get_xscale() == "log"
+    assert len(ax.lines) == 2  # one worst case per CNN
+
+
+@pytest.fixture(scope="module")
+def centroids(centroids):
+    return copy.deepcopy(centroids).float()
+
+
+def test_checklist_counts_the_failed_checks_of_each_cnn(centroids, mnist_test):
+    x, y = mnist_test[0][:12].clone(), mnist_test[1][:12].clone()
+    fe = SparsifyingFrontEnd(0.035, "coif1")
+    victims = {"no defense": Victim(centroids), "front end": Victim(centroids, fe)}
+    result = {"no defense": _worst_case(3, 12, False), "front end": _worst_case(4, 12, False)}
+    s = chapter.checklist(victims, x, y, result, EPS, "smoke", 12, 0, [0.1, 0.3], 6)
+    for table, key in ((s.defended, "fails_fe"), (s.undefended, "fails_plain")):
+        assert s.numbers[key] == int((table["verdict"] == FAIL).sum())
+        assert len(table) == s.numbers["n_checks"] == 7
+    wc = result["front end"]
+    white = min(_acc(wc, a) for a in wc.attacks() if a not in ("clean", "Square"))
+    verdict = s.defended.set_index("check").loc["white-box attacks beat black-box ones", "verdict"]
+    assert verdict == ("pass" if white <= _acc(wc, "Square") + 1.0 else FAIL)
+
+
+def test_cnn_reads_the_multiclass_chapters_experiment_back(mnist_test, monkeypatch, tmp_path):
+    x_test, y_test = mnist_test
+    small = {"train": data.subset(x_test[5000:], y_test[5000:], 96, seed=1), "test": (x_test[:40], y_test[:40])}
+    monkeypatch.setattr(data, "load_mnist", lambda split, **kw: small[split])
+    net = (64, 1, 0, 0.035, "coif1", 2, 0.01)  # n_train, epochs, seed, rho, wavelet, refine_steps, refine_step
+    attack = (0.01, 2, 0.05, 1, 0.05, 1, 1)  # I-FGSM, iterative locally linear, PGD: steps and sizes
+    victims, _, _ = mnist_multiclass.cnn_victims(*net, "cpu")
+    x, y = mnist_multiclass.test_images(6, 0)
+    grid = mnist_multiclass.attack_grid(victims, x, y, EPS, *attack, 0, 6)
+    audited = mnist_multiclass.audit(victims, grid.outcomes, x, y, EPS, "smoke", 4, 0, 6)
+    store = tmp_path / "cache"
+    before = sorted(p for p in store.rglob("*") if p.is_file())
+    s = chapter.cnn(*net, 6, EPS, *attack, 6, "smoke", 4, "cpu")
+    assert sorted(p for p in store.rglob("*") if p.is_file()) == before  # nothing trained or attacked again
+    assert s.outcomes.results == grid.outcomes.results
+    for name, wc in audited.result.items():
+        assert np.array_equal(s.result[name].robust, wc.robust)
+    assert s.numbers == {"n_audit": 4} and torch.equal(s.x, x)
