@@ -5,6 +5,7 @@ Also: the page takes its "front end alone" network from the multiclass chapter
 rather than retrained and the front end of Table III is the network of Table II, as in the paper; the profiles must
 agree on the parameters that decide it.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,9 @@ def test_front_end_alone_is_the_multiclass_chapters_network_in_every_profile():
     for name in ("smoke", "laptop", "full"):
         mine = chapter_parameters(name, "adversarial_training", BOOK)
         multiclass = chapter_parameters(name, "mnist_multiclass", BOOK)
-        assert {k: mine[k] for k in CHECKPOINT_KEYS} == {k: multiclass[k] for k in CHECKPOINT_KEYS}, name
+        assert {k: mine[k] for k in CHECKPOINT_KEYS} == {
+            k: multiclass[k] for k in CHECKPOINT_KEYS
+        }, name
 
 
 def test_the_papers_budgets_are_trained_and_attacked():
@@ -52,8 +55,14 @@ def test_the_papers_budgets_are_trained_and_attacked():
     quotes those cells by name."""
     for name in ("smoke", "laptop", "full"):
         mine = chapter_parameters(name, "adversarial_training", BOOK)
-        assert mine["at_eps"] == [0.1, 0.2, 0.3] and mine["mismatch"] == [0.1, 0.2] and mine["combined_eps"] == 0.2, name
-        assert mine["mismatch"][0] in mine["at_eps"] and mine["combined_eps"] in mine["at_eps"], name
+        assert (
+            mine["at_eps"] == [0.1, 0.2, 0.3]
+            and mine["mismatch"] == [0.1, 0.2]
+            and mine["combined_eps"] == 0.2
+        ), name
+        assert mine["mismatch"][0] in mine["at_eps"] and mine["combined_eps"] in mine["at_eps"], (
+            name
+        )
 
 
 # --------------------------------------------------------------------------
@@ -79,22 +88,82 @@ def page(tmp_path_factory, mnist_root, one_thread):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SPARSENB_DATA", str(mnist_root))
         mp.setenv("SPARSENB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        nets = chapter.networks(64, 1, 0, 0.035, "coif1", 2, 0.01, 64, 1, "adam", 1e-3, 32, EPS, 1, 1.25, "bpda",
-                                0.2, [0.1, 0.2], 50, "cpu")
-        att = chapter.attacks(nets, EPS, 0.2, [0.1, 0.2], 8, 0, 1, 1, 0.25, ["bpda", "projection"], 4, ["Square"],
-                              "smoke", {}, 50, "cpu")
+        nets = chapter.networks(
+            64,
+            1,
+            0,
+            0.035,
+            "coif1",
+            2,
+            0.01,
+            64,
+            1,
+            "adam",
+            1e-3,
+            32,
+            EPS,
+            1,
+            1.25,
+            "bpda",
+            0.2,
+            [0.1, 0.2],
+            50,
+            "cpu",
+        )
+        att = chapter.attacks(
+            nets,
+            EPS,
+            0.2,
+            [0.1, 0.2],
+            8,
+            0,
+            1,
+            1,
+            0.25,
+            ["bpda", "projection"],
+            4,
+            ["Square"],
+            "smoke",
+            {},
+            50,
+            "cpu",
+        )
         t3 = chapter.table3(nets, att, EPS)
         only_table3 = chapter.disagreements(t3.comparison)  # before combined adds its rows
         comb = chapter.combined(nets, att, t3.comparison, 0.2, [0.1, 0.2])
         cst = chapter.cost(nets, att, EPS, 64, 1, 64, 1, 1, 0.2, [2], 1, 1, "cpu")
         dis = chapter.disagreements(t3.comparison)
         summ = chapter.summary(nets, att, comb, cst)
-        yield SimpleNamespace(nets=nets, att=att, t3=t3, only_table3=only_table3, comb=comb, cst=cst, dis=dis, summ=summ)
+        yield SimpleNamespace(
+            nets=nets,
+            att=att,
+            t3=t3,
+            only_table3=only_table3,
+            comb=comb,
+            cst=cst,
+            dis=dis,
+            summ=summ,
+        )
 
 
 def test_conventions_quote_the_settings_and_the_interval_widths():
-    s = chapter.conventions(0, 2, "adam", 1e-3, 64, 3, 0.5, "bpda", 500, 20, 2, 0.25, ["bpda", "projection"], 100,
-                            ["APGD-CE", "Square"])
+    s = chapter.conventions(
+        0,
+        2,
+        "adam",
+        1e-3,
+        64,
+        3,
+        0.5,
+        "bpda",
+        500,
+        20,
+        2,
+        0.25,
+        ["bpda", "projection"],
+        100,
+        ["APGD-CE", "Square"],
+    )
     n = s.numbers
     assert n["at_train_shown"] == 60000 and n["at_optimizer_name"] == "Adam"
     assert n["ci_90"] == pytest.approx(_half_width(0.9, 500))
@@ -102,7 +171,9 @@ def test_conventions_quote_the_settings_and_the_interval_widths():
     assert n["gradients_shown"] == "bpda, projection" and n["audit_shown"] == "APGD-CE, Square"
     assert s.table.at["training images x epochs", "this page"] == "60000 x 2 epoch(s)"
     assert s.table.at["audit: images, attacks", "this page"] == "100: APGD-CE, Square"
-    sgd = chapter.conventions(5, 1, "sgd", 0.01, 64, 1, 1.25, "bpda", 10, 2, 1, 0.25, ["bpda"], 5, ["Square"])
+    sgd = chapter.conventions(
+        5, 1, "sgd", 0.01, 64, 1, 1.25, "bpda", 10, 2, 1, 0.25, ["bpda"], 5, ["Square"]
+    )
     assert sgd.numbers["at_optimizer_name"] == "SGD" and sgd.numbers["at_train_shown"] == 5
 
 
@@ -126,8 +197,17 @@ def test_networks_front_end_alone_adversarial_training_and_both(page):
 
 def test_attacks_cells_in_order_and_worst_case_never_above_pgd(page):
     att = page.att
-    assert att.cells == [(ALONE, 0.1), (ALONE, 0.2), (ALONE, 0.3), (MADRY(0.1), 0.1), (MADRY(0.2), 0.2),
-                         (MADRY(0.3), 0.3), (BOTH(0.2), 0.2), (MADRY(0.1), 0.2), (BOTH(0.1), 0.2)]
+    assert att.cells == [
+        (ALONE, 0.1),
+        (ALONE, 0.2),
+        (ALONE, 0.3),
+        (MADRY(0.1), 0.1),
+        (MADRY(0.2), 0.2),
+        (MADRY(0.3), 0.3),
+        (BOTH(0.2), 0.2),
+        (MADRY(0.1), 0.2),
+        (BOTH(0.1), 0.2),
+    ]
     assert att.table3_cells == att.cells[:6]
     assert att.numbers == {"mismatch_train": 0.1, "mismatch_test": 0.2, "n_cells": 9.0}
     assert len(att.table) == 9 and len(att.result.audited) == 4
@@ -141,16 +221,29 @@ def test_table3_numbers_are_the_cells_and_the_papers(page):
     for e in EPS:
         tag = str(e).replace(".", "")
         by_gradient = result.pgd_cells[(ALONE, e)]
-        assert n[f"fe_pgd_{tag}"] == pytest.approx(100 * min(c.mean() for c in by_gradient.values()))
-        assert n[f"madry_worst_{tag}"] == pytest.approx(100 * result.worst(MADRY(e), e).robust.mean())
-        assert n[f"paper_fe_{tag}"] == _paper(artifact="Table III", defense="front end coif1", eps=e, attack=PGD)
-        assert n[f"paper_madry_{tag}"] == _paper(artifact="Table III", defense="Madry adversarial training", eps=e,
-                                                 attack=PGD)
-    assert "madry_nat_02" not in n and n["madry_nat_03"] == pytest.approx(100 * page.nets.natural[MADRY(0.3)].mean())
+        assert n[f"fe_pgd_{tag}"] == pytest.approx(
+            100 * min(c.mean() for c in by_gradient.values())
+        )
+        assert n[f"madry_worst_{tag}"] == pytest.approx(
+            100 * result.worst(MADRY(e), e).robust.mean()
+        )
+        assert n[f"paper_fe_{tag}"] == _paper(
+            artifact="Table III", defense="front end coif1", eps=e, attack=PGD
+        )
+        assert n[f"paper_madry_{tag}"] == _paper(
+            artifact="Table III", defense="Madry adversarial training", eps=e, attack=PGD
+        )
+    assert "madry_nat_02" not in n and n["madry_nat_03"] == pytest.approx(
+        100 * page.nets.natural[MADRY(0.3)].mean()
+    )
     assert n["e_lo"] == 0.1 and n["e_hi"] == 0.3
-    assert n["fe_drop"] >= 0 and n["madry_drop"] >= 0  # the worst case is never above PGD on the audited images
+    assert (
+        n["fe_drop"] >= 0 and n["madry_drop"] >= 0
+    )  # the worst case is never above PGD on the audited images
     # three budgets x two defenses x (PGD, natural, worst case), each with a paper number
-    assert [r["table"] for r in t3.comparison.rows[:18]] == ["Table III"] * 18  # combined adds its rows after
+    assert [r["table"] for r in t3.comparison.rows[:18]] == [
+        "Table III"
+    ] * 18  # combined adds its rows after
     assert list(t3.table.index.str.slice(0, 9)) == sorted(t3.table.index.str.slice(0, 9))
     assert set(t3.provable["defense"]) == {"Raghunathan et al", "Wong et al"}
 
@@ -159,8 +252,9 @@ def test_table3_figure_plots_the_papers_numbers_and_is_closed(page):
     t3 = page.t3
     ax = t3.figure.axes[0]
     crosses = [line for line in ax.get_lines() if line.get_label() == "front end alone, paper"]
-    assert list(crosses[0].get_ydata()) == [_paper(artifact="Table III", defense="front end coif1", eps=e, attack=PGD)
-                                            for e in EPS]
+    assert list(crosses[0].get_ydata()) == [
+        _paper(artifact="Table III", defense="front end coif1", eps=e, attack=PGD) for e in EPS
+    ]
     assert not plt.fignum_exists(t3.figure.number)
 
 
@@ -171,17 +265,25 @@ def test_combined_rows_agree_with_table3_and_the_paper(page):
     assert n["comb_fe"] == t3.numbers["fe_pgd_02"] and n["comb_madry"] == t3.numbers["madry_pgd_02"]
     assert n["comb_worst_fe"] == t3.numbers["fe_worst_02"]
     assert n["paper_fe_alone"] == t3.numbers["paper_fe_02"]
-    assert n["paper_both"] == _paper(artifact="text VI-B", defense="front end + adversarial training")
-    assert n["paper_mm_madry"] == _paper(artifact="text VI-B", defense="adversarial training eps 0.1")
+    assert n["paper_both"] == _paper(
+        artifact="text VI-B", defense="front end + adversarial training"
+    )
+    assert n["paper_mm_madry"] == _paper(
+        artifact="text VI-B", defense="adversarial training eps 0.1"
+    )
     worst = page.att.result.worst(BOTH(0.1), 0.2).robust
     assert n["comb_worst_mm_both"] == pytest.approx(100 * worst.mean())
 
 
 def test_disagreements_count_and_the_scorecard_sections(page):
-    assert page.only_table3.sections == ["Table III"] and page.only_table3.numbers["n_compared"] == 18
+    assert (
+        page.only_table3.sections == ["Table III"] and page.only_table3.numbers["n_compared"] == 18
+    )
     n = page.dis.numbers
     assert page.dis.sections == ["Table III", "Sec. VI-B"]
-    assert n["n_compared"] == 18 + 10 == len(page.dis.table)  # five rows of Sec. VI-B, PGD and worst case each
+    assert (
+        n["n_compared"] == 18 + 10 == len(page.dis.table)
+    )  # five rows of Sec. VI-B, PGD and worst case each
     assert n["n_disagree"] == n["n_disagree_above"] + n["n_disagree_below"]
     assert n["n_disagree"] == int((page.dis.table["verdict"] != "agrees").sum())
 
@@ -190,17 +292,28 @@ def test_cost_slowdowns_and_hours_from_the_measured_medians(page):
     cst = page.cst
     runs, batch = cst.measured["runs"], cst.measured["batch_size"]
     cpu = {k: statistics.median(v["cpu"]) for k, v in runs.items()}
-    assert list(cst.table.index) == ["plain", "front end", "adversarial, PGD-1", "adversarial, PGD-2",
-                                     "front end + adversarial"]
+    assert list(cst.table.index) == [
+        "plain",
+        "front end",
+        "adversarial, PGD-1",
+        "adversarial, PGD-2",
+        "front end + adversarial",
+    ]
     assert cst.table.at["plain", "slowdown (CPU)"] == 1.0
     assert cst.ms == [1, 2] and cst.numbers["cost_max_m"] == 2.0
     assert cst.numbers["slowdown_max"] == pytest.approx(cpu["adversarial, PGD-2"] / cpu["plain"])
-    assert cst.numbers["paper_hours"] == pytest.approx(cpu["adversarial, PGD-2"] / batch * 100_000 * 50 / 3600)
+    assert cst.numbers["paper_hours"] == pytest.approx(
+        cpu["adversarial, PGD-2"] / batch * 100_000 * 50 / 3600
+    )
     assert list(cst.hours.index) == [ALONE, MADRY(0.2), BOTH(0.2)] == list(cst.points)
     hours = {name: h for name, (h, _, _) in cst.points.items()}
-    assert hours[MADRY(0.2)] == pytest.approx(cpu["adversarial, PGD-1"] / batch * 64 / 3600)  # 64 images, 1 epoch
+    assert hours[MADRY(0.2)] == pytest.approx(
+        cpu["adversarial, PGD-1"] / batch * 64 / 3600
+    )  # 64 images, 1 epoch
     assert hours[BOTH(0.2)] == pytest.approx(cpu["front end + adversarial"] / batch * 64 / 3600)
-    assert cst.numbers["fe_hours"] == hours[ALONE] >= cpu["front end"] / batch * 64 / 3600  # plus sparsifying once
+    assert (
+        cst.numbers["fe_hours"] == hours[ALONE] >= cpu["front end"] / batch * 64 / 3600
+    )  # plus sparsifying once
     panel_a = cst.figure.axes[0].get_lines()
     assert list(panel_a[1].get_ydata()) == [2, 3]  # M + 1
     assert not plt.fignum_exists(cst.figure.number)
@@ -210,7 +323,40 @@ def test_summary_one_row_per_cell_with_the_papers_pgd(page):
     table = page.summ.table
     assert list(table.index) == [f"{v} (tested at {e})" for v, e in page.att.cells]
     assert table.at[f"{BOTH(0.2)} (tested at 0.2)", "paper, PGD"] == _paper(
-        artifact="text VI-B", defense="front end + adversarial training")
+        artifact="text VI-B", defense="front end + adversarial training"
+    )
     assert table.at[f"{ALONE} (tested at 0.3)", "paper, PGD"] == _paper(
-        artifact="Table III", defense="front end coif1", eps=0.3, attack=PGD)
-    assert table.at[f"{ALONE} (tested at 0.1)", "training slowdown (CPU)"] == round(page.cst.numbers["slowdown_fe"], 2)
+        artifact="Table III", defense="front end coif1", eps=0.3, attack=PGD
+    )
+    assert table.at[f"{ALONE} (tested at 0.1)", "training slowdown (CPU)"] == round(
+        page.cst.numbers["slowdown_fe"], 2
+    )
+
+
+def _reduced(**change):
+    settings = {
+        "at_train": 0,  # all 60,000 images
+        "at_epochs": chapter.MADRY["steps"] * chapter.MADRY["batch"] // 60_000 + 1,
+        "inner_steps": chapter.MADRY["inner_steps"],
+        "pgd_restarts": chapter.PAPER_PGD_SETTINGS["restarts"],
+        "pgd_steps": chapter.PAPER_PGD_SETTINGS["steps"],
+        "at_eps": [0.1, 0.3],
+        "combined_eps": 0.2,
+        "mismatch": (0.1, 0.2),
+    }
+    return chapter.reduced_settings(**(settings | change))
+
+
+def test_reduced_settings_separate_less_training_from_a_weaker_attack():
+    assert _reduced() == {}
+    weaker = _reduced(pgd_restarts=1)
+    assert all(kind == "attack" for kind, _ in weaker.values())
+    assert "Table III / eps = 0.1, front end alone / adversarial" in weaker
+    assert "Table III / eps = 0.3, adversarial training / adversarial" in weaker
+    less = _reduced(inner_steps=7, pgd_restarts=1)
+    assert less["Table III / eps = 0.1, adversarial training"][0] == "training"  # the whole row, natural included
+    assert less["Table III / eps = 0.1, front end alone / adversarial"][0] == "attack"  # no training to reduce
+    assert less["Sec. VI-B / adversarial training (tested at 0.2)"][0] == "training"
+    assert less["Sec. VI-B / front end alone (tested at 0.2)"][0] == "attack"
+    assert "PGD-7" in less["Table III / eps = 0.1, adversarial training"][1]
+    assert _reduced(at_epochs=1)["Table III / eps = 0.3, adversarial training"][0] == "training"

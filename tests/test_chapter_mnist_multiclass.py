@@ -6,6 +6,7 @@ outcomes, so every number can be recomputed from them independently. The section
 (Table VI, Figs. 5, 9, 10, 12) run on a few test digits against untrained CNNs; the store goes to
 a temporary folder.
 """
+
 from __future__ import annotations
 
 import matplotlib
@@ -100,7 +101,10 @@ def test_scale_quotes_the_settings_and_the_interval_of_a_coin():
 
 def test_networks_reports_the_clean_accuracy_of_each_cnn(mnist_test, monkeypatch):
     x_test, y_test = mnist_test
-    small = {"train": data.subset(x_test[5000:], y_test[5000:], 128, seed=1), "test": (x_test[:60], y_test[:60])}
+    small = {
+        "train": data.subset(x_test[5000:], y_test[5000:], 128, seed=1),
+        "test": (x_test[:60], y_test[:60]),
+    }
     monkeypatch.setattr(data, "load_mnist", lambda split, **kw: small[split])
     s = chapter.networks(100, 1, 0, 0.035, "coif1", 2, 0.01, 30, "cpu")
     assert s.numbers["K"] == 27 and s.numbers["n_train"] == 100
@@ -117,20 +121,26 @@ def test_networks_reports_the_clean_accuracy_of_each_cnn(mnist_test, monkeypatch
 def test_table2_reports_the_most_damaging_gradient_and_the_audit(outcomes, audit_result):
     s = chapter.table2(outcomes, audit_result)
     g = _worst_gradient(outcomes, "PGD")
-    assert s.table.loc["PGD", "front end"] == format_accuracy(outcomes.correct("front end", "PGD", g))
+    assert s.table.loc["PGD", "front end"] == format_accuracy(
+        outcomes.correct("front end", "PGD", g)
+    )
     assert s.table.loc["PGD", "front-end gradient"] == g
     assert s.table.loc["no attack", "front-end gradient"] == "-"
     assert s.numbers["pgd_fe"] == pytest.approx(_mean(outcomes.correct("front end", "PGD", g)))
     assert s.numbers["pgd_fe_lo"] < s.numbers["pgd_fe"] < s.numbers["pgd_fe_hi"]
     assert s.numbers["pgd_plain"] == pytest.approx(_mean(outcomes.correct("no defense", "PGD")))
-    paper_pgd = paper_number(artifact="Table II", defense="front end coif1", attack="PGD 100 restarts")
+    paper_pgd = paper_number(
+        artifact="Table II", defense="front end coif1", attack="PGD 100 restarts"
+    )
     assert s.table.loc["PGD", "paper: front end"] == paper_pgd
     rows = s.comparison.rows
     assert len(rows) == 5 * 2 + 2 * 2  # five attacks on two CNNs, and two audited rows per CNN
     audited = [r for r in rows if r["kind"] != "ours"]
     assert [r["kind"] for r in audited] == [PAPERS_ATTACKS, WORST_CASE] * 2
     fe = audit_result["front end"]
-    paper_only = np.minimum(fe.correct[("clean", None)], fe.correct[("PGD", "bpda")])  # Square is not the paper's
+    paper_only = np.minimum(
+        fe.correct[("clean", None)], fe.correct[("PGD", "bpda")]
+    )  # Square is not the paper's
     assert audited[2]["accuracy"] == pytest.approx(_mean(paper_only))
     assert audited[3]["accuracy"] == pytest.approx(_mean(fe.robust))
     assert audited[3]["paper"] == paper_pgd
@@ -142,12 +152,16 @@ def test_table5_all_three_is_the_worst_over_the_gradients(outcomes, audit_result
         every = np.min([outcomes.correct("front end", a, g) for g in GRADIENTS], axis=0)
         assert s.table.loc[a, "all three"] == format_accuracy(every)
         assert s.table.loc[a, "no defense"] == format_accuracy(outcomes.correct("no defense", a))
-    assert s.table.loc["momentum iterative FGSM", "paper: iterated"] == "-"  # the paper has no such number
+    assert (
+        s.table.loc["momentum iterative FGSM", "paper: iterated"] == "-"
+    )  # the paper has no such number
     assert len(s.comparison.rows) == 6 * 3 - 1
     assert s.table["worst case, all attacks (12 images)"].nunique() == 1
     g = _worst_gradient(outcomes, "FGSM")
     assert s.numbers["fgsm_fe"] == pytest.approx(_mean(outcomes.correct("front end", "FGSM", g)))
-    assert s.numbers["ll_plain"] == pytest.approx(_mean(outcomes.correct("no defense", "locally linear")))
+    assert s.numbers["ll_plain"] == pytest.approx(
+        _mean(outcomes.correct("no defense", "locally linear"))
+    )
 
 
 def test_pgd_cost_sets_the_counted_evaluations_beside_the_nominal_count(outcomes):
@@ -165,8 +179,12 @@ def test_fig8b_counts_unchanged_supports(outcomes):
     s = chapter.fig8b(outcomes)
     overlap = np.asarray(outcomes.values("overlap", "front end", "PGD", "bpda"))
     assert s.K == 27
-    assert 0 < s.numbers["overlap_full_bpda"] == _mean(overlap == 27) < 100  # support of K = 27 unchanged
-    assert s.numbers["overlap_min_bpda"] == overlap.min() and s.numbers["overlap_median_bpda"] == np.median(overlap)
+    assert (
+        0 < s.numbers["overlap_full_bpda"] == _mean(overlap == 27) < 100
+    )  # support of K = 27 unchanged
+    assert s.numbers["overlap_min_bpda"] == overlap.min() and s.numbers[
+        "overlap_median_bpda"
+    ] == np.median(overlap)
     assert [ax.get_title() for ax in s.figure.axes] == [f"PGD, {g}" for g in GRADIENTS]
     assert not plt.fignum_exists(s.figure.number)
 
@@ -196,7 +214,9 @@ def test_fig5_shows_the_images_pgd_fools_without_the_front_end_only_first(outcom
     held = outcomes.correct("front end", "PGD", "bpda") == 1
     first = np.flatnonzero(fooled & held)[:3]
     assert len(first) == 3 and torch.equal(s.images, x[first])
-    assert torch.equal(s.pred_plain, predict(outcomes.grid.victims["no defense"].classifier, s.adv_plain))
+    assert torch.equal(
+        s.pred_plain, predict(outcomes.grid.victims["no defense"].classifier, s.adv_plain)
+    )
     assert (s.adv_fe - s.images).abs().max() <= EPS + 1e-6
     assert len(s.figure.axes) == 4 * 3
 
@@ -210,7 +230,9 @@ def test_table6_reads_each_step_count_off_one_run_and_fig10_splits_it(digits):
     model = victims["front end"].model("bpda")
     x2 = attacks.ifgsm(model, x6, y6, EPS, 0.05, 2)
     assert s.table.loc["2 steps", "delta = 0.05"] == format_accuracy(predict(model, x2) == y6)
-    assert s.table.loc["2 steps", "paper: delta = 0.05"] == "-"  # the paper reports 20, 100 and 1000 steps
+    assert (
+        s.table.loc["2 steps", "paper: delta = 0.05"] == "-"
+    )  # the paper reports 20, 100 and 1000 steps
     assert [r["row"] for r in s.comparison.rows] == ["20 steps", "20 steps"]
     assert s.comparison.rows[1]["paper"] == paper_number(
         artifact="Table VI", attack="iterative FGSM 20 steps of 0.05"
@@ -218,7 +240,9 @@ def test_table6_reads_each_step_count_off_one_run_and_fig10_splits_it(digits):
     assert s.numbers["sweep_max"] == 20
     assert "flips_mean" in s.sweep[0.01] and "flips_mean" not in s.sweep[0.05]
     f = chapter.fig10(s, EPS, 0.01)
-    assert f.numbers["flip_reach"] == 19  # eps / delta = 20 steps, at most the run's length less one
+    assert (
+        f.numbers["flip_reach"] == 19
+    )  # eps / delta = 20 steps, at most the run's length less one
     mean = np.asarray(s.sweep[0.01]["flips_mean"])
     total = 19 * f.numbers["flips_first_steps"] + f.numbers["flips_late_steps"]
     assert total == pytest.approx(mean.sum())
@@ -228,7 +252,9 @@ def test_table6_reads_each_step_count_off_one_run_and_fig10_splits_it(digits):
 def test_fig9_counts_the_units_of_the_four_relu_layers(digits):
     x, y = digits
     s = chapter.fig9(_victims(2), x, y, EPS, 0.01, 4)
-    assert s.numbers["n_relu"] == 28 * 28 * 20 + 10 * 10 * 40 + 1000 + 1000  # conv1 (same), conv2 (valid), fc1, fc2
+    assert (
+        s.numbers["n_relu"] == 28 * 28 * 20 + 10 * 10 * 40 + 1000 + 1000
+    )  # conv1 (same), conv2 (valid), fc1, fc2
     for d, key in (("none", "plain"), ("front end", "fe")):
         total = s.flips[d]["total"]
         assert len(total) == len(x) and s.table.loc["all", d] == round(float(np.mean(total)), 3)
@@ -244,7 +270,18 @@ def test_fig12_counts_distances_of_the_images_cw_fooled(digits):
         assert len(linf) == 4
         assert s.numbers[f"cw_beyond_{key}"] == pytest.approx(_mean(linf > EPS + 1e-6))
         clean = s.outcomes.correct(v, "no attack")
-        assert s.table.loc[v, "fooled (of correct before)"] == f"{s.found[v].sum()} of {clean.sum()}"
+        assert (
+            s.table.loc[v, "fooled (of correct before)"] == f"{s.found[v].sum()} of {clean.sum()}"
+        )
         assert not (s.found[v] & (clean == 0)).any()
     rows = s.comparison.rows
     assert rows[0]["row"] == "C&W" and len(rows) == 1 + int(s.found["front end"].any())
+
+
+def test_reduced_settings_name_each_weaker_attack_and_none_at_the_papers_scale():
+    assert chapter.reduced_settings(**chapter.PAPER_ATTACK_SETTINGS) == {}
+    reduced = chapter.reduced_settings(ifgsm_steps=1000, ill_steps=100, pgd_restarts=5, pgd_steps=100)
+    assert set(reduced) == {"Table II / PGD", "Table V / PGD"}
+    assert reduced["Table II / PGD"] == ("attack", "PGD: 5 restart(s) x 100 steps (paper 100 x 100)")
+    fewer = chapter.reduced_settings(ifgsm_steps=30, ill_steps=100, pgd_restarts=100, pgd_steps=100)
+    assert {k.split(" / ")[1] for k in fewer} == {"iterative FGSM", "momentum iterative FGSM"}

@@ -3,6 +3,7 @@
 The chapter module's own pieces (schedule, colour front end, energy per channel) and sections are
 tested in ``test_chapter_cifar10.py``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,6 @@ from sparsenb.book import scorecard
 from sparsenb.chapters import cifar10 as cifar
 from sparsenb.checks import ArgumentError
 from sparsenb.lab.paper import OTHER_SETTING, Comparison
-from sparsenb.lab.stats import images_to_resolve, paired_difference
 from sparsenb.training import CropFlip, fit
 from sparsenb.lab.timing import training_cost
 
@@ -29,7 +29,7 @@ def test_crop_flip_takes_a_crop_of_the_padded_image_and_sometimes_mirrors_it():
     padded = F.pad(x, (4, 4, 4, 4))
     flips = 0
     for i in range(len(x)):
-        crops = [padded[i, :, a:a + 32, b:b + 32] for a in range(9) for b in range(9)]
+        crops = [padded[i, :, a : a + 32, b : b + 32] for a in range(9) for b in range(9)]
         plain = any(torch.equal(y[i], c) for c in crops)
         mirrored = any(torch.equal(y[i], c.flip(-1)) for c in crops)
         assert plain or mirrored
@@ -93,7 +93,7 @@ def test_fit_augments_the_raw_images_before_the_front_end_and_training_cost_time
     model = fit(ResNetConfig(blocks=1), x, y, config, frontend=fe, augment=Spy(pad=4, flip=False))
     assert calls == [8, 8] and not model.training
     padded = F.pad(x, (4, 4, 4, 4))
-    crops = [padded[:, :, a:a + 32, b:b + 32] for a in range(9) for b in range(9)]
+    crops = [padded[:, :, a : a + 32, b : b + 32] for a in range(9) for b in range(9)]
     batches = [b for b in fe.seen if len(b) == 8]
     assert len(batches) == 2
     for batch in batches:  # the front end saw crops of the raw images: augmentation came first
@@ -101,59 +101,24 @@ def test_fit_augments_the_raw_images_before_the_front_end_and_training_cost_time
     assert any(not any(torch.equal(img, x[i]) for i in range(16)) for b in batches for img in b)
     calls.clear()
     batches_, repeats = 1, 2
-    training_cost(ResNetConfig(blocks=1), x, y, config, {"plain": (None, None), "front end": (cifar.frontend((0.5, 0.25, 0.25)), None)},
-                  batches=batches_, repeats=repeats, augment=Spy())
+    training_cost(
+        ResNetConfig(blocks=1),
+        x,
+        y,
+        config,
+        {"plain": (None, None), "front end": (cifar.frontend((0.5, 0.25, 0.25)), None)},
+        batches=batches_,
+        repeats=repeats,
+        augment=Spy(),
+    )
     # per variant: one warm-up step, then per round one timed run of `batches_` steps (the run without steps augments nothing)
     assert len(calls) == 2 * (1 + repeats * batches_)
 
 
-# ---------------------------------------------------------------- paired differences
-def test_paired_difference_is_antisymmetric_and_its_interval_holds_the_difference():
-    rng = np.random.default_rng(0)
-    a = rng.random(1000) < 0.67
-    b = a.copy()
-    flip = rng.random(1000) < 0.1
-    b[flip] = ~b[flip]
-    d, lo, hi = paired_difference(a, b)
-    assert d == pytest.approx(100 * (a.mean() - b.mean()))
-    assert lo < d < hi
-    assert paired_difference(b, a) == pytest.approx((-d, -hi, -lo))
-    # close to the Wald interval of the paired difference at this size
-    n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
-    se = np.sqrt((n10 + n01) / 1000 - ((n10 - n01) / 1000) ** 2) / np.sqrt(1000)
-    assert (hi - lo) / 2 == pytest.approx(100 * 1.96 * se, rel=0.1)
-
-
-def test_paired_difference_of_identical_outcomes_is_zero_and_tighter_than_unpaired():
-    a = np.r_[np.ones(300, int), np.zeros(200, int)]
-    d, lo, hi = paired_difference(a, a)
-    assert d == 0 and lo <= 0 <= hi and hi - lo < 2.0  # unpaired, two Wilson intervals of 60% on 500 would span about 12 points
-
-
-def test_paired_difference_rejects_bad_outcomes():
-    with pytest.raises(ArgumentError, match="b"):
-        paired_difference(np.ones(5, int), np.ones(4, int))
-    with pytest.raises(ArgumentError, match="a"):
-        paired_difference(np.array([0, 2]), np.array([0, 1]))
-    with pytest.raises(ArgumentError, match="a"):
-        paired_difference("ab", np.array([0, 1]))
-
-
-def test_images_to_resolve_grows_with_discordance_and_shrinks_with_the_difference():
-    assert images_to_resolve(0.39, 0.1) == int(np.ceil(1.96**2 * 0.1 / 0.0039**2))
-    assert images_to_resolve(0.39, 0.2) > images_to_resolve(0.39, 0.1) > images_to_resolve(1.0, 0.1)
-    assert images_to_resolve(-0.39, 0.1) == images_to_resolve(0.39, 0.1)  # the sign does not matter
-    assert images_to_resolve(0.39, 0.1, power=0.8) > images_to_resolve(0.39, 0.1)
-    with pytest.raises(ArgumentError, match="difference"):
-        images_to_resolve(0, 0.1)
-    with pytest.raises(ArgumentError, match="power"):
-        images_to_resolve(0.4, 0.1, power=1.0)
-    with pytest.raises(ArgumentError, match="discordant"):
-        images_to_resolve(0.4, 1.5)
-
-
 # ---------------------------------------------------------------- the scorecard's view of another setting
-def test_numbers_only_another_setting_can_measure_count_as_cannot_be_run_here(tmp_path, monkeypatch):
+def test_numbers_only_another_setting_can_measure_count_as_cannot_be_run_here(
+    tmp_path, monkeypatch
+):
     records = tmp_path / "book" / ".records"
     monkeypatch.setenv(scorecard.RECORDS_ENV, str(records))
     monkeypatch.setenv(scorecard.CHAPTER_ENV, "cifar10")
@@ -162,31 +127,39 @@ def test_numbers_only_another_setting_can_measure_count_as_cannot_be_run_here(tm
     (tmp_path / "book" / ".executed" / "cifar10.json").write_text('{"key": "k"}')
     c = Comparison()
     match = {"artifact": "Table IV", "defense": "adversarial training", "attack": "PGD 1000 steps"}
-    c.table("Table IV", [("adversarial training", "PGD", np.r_[np.ones(30, int), np.zeros(70, int)], match, OTHER_SETTING)])
-    scorecard.record(c, "laptop", "cifar-disagree", {"Table IV": "short training"}, {"Table IV": "only a subset is here"})
+    c.table(
+        "Table IV",
+        [
+            (
+                "adversarial training",
+                "PGD",
+                np.r_[np.ones(30, int), np.zeros(70, int)],
+                match,
+                OTHER_SETTING,
+            )
+        ],
+    )
+    scorecard.record(
+        c,
+        "laptop",
+        "cifar-disagree",
+        {"Table IV": "short training"},
+        {"Table IV": "only a subset is here"},
+    )
     card = scorecard.card("laptop", chapters=["cifar10"])
-    row = card[(card["artifact"] == "Table IV") & (card["defense"] == "adversarial training") & (card["attack"] == "PGD 1000 steps")].iloc[0]
+    row = card[
+        (card["artifact"] == "Table IV")
+        & (card["defense"] == "adversarial training")
+        & (card["attack"] == "PGD 1000 steps")
+    ].iloc[0]
     assert row["verdict"] == "cannot be run here" and (row["ours"] is None or np.isnan(row["ours"]))
-    assert row["why"].startswith("only a subset is here") and "Ours in that setting: 30.00" in row["why"]
-    other = card[(card["artifact"] == "Table IV") & (card["defense"] == "none") & (card["attack"] == "none")].iloc[0]
+    assert (
+        row["why"].startswith("only a subset is here")
+        and "Ours in that setting: 30.00" in row["why"]
+    )
+    other = card[
+        (card["artifact"] == "Table IV") & (card["defense"] == "none") & (card["attack"] == "none")
+    ].iloc[0]
     assert other["verdict"] == "not run at this profile"  # the chapter did not record that one
     with pytest.raises(ArgumentError, match="cannot"):
         scorecard.record(c, "laptop", "cifar-disagree", None, {"Table IV": ""})
-
-
-def test_paired_comparison_tabulates_each_pair_and_discordance_inverts_images_to_resolve():
-    from sparsenb.lab.stats import discordance_to_resolve, paired_comparison
-
-    a = np.r_[np.ones(60, int), np.zeros(40, int)]
-    b = np.r_[np.ones(50, int), np.zeros(50, int)]
-    frame = paired_comparison({"x": (a, b), "same": (a, a)}, 0.39)
-    assert list(frame.index) == ["x", "same"] and frame.loc["x", "images"] == 100
-    assert frame.loc["x", "difference"] == pytest.approx(10.0) and frame.loc["x", "discordant %"] == pytest.approx(10.0)
-    assert (frame.loc["x", "lo"], frame.loc["x", "hi"]) == pytest.approx(paired_difference(a, b)[1:])
-    assert frame.loc["x", "images to resolve"] == images_to_resolve(0.39, 0.1)
-    r = discordance_to_resolve(0.39, 10000)
-    assert images_to_resolve(0.39, r) == pytest.approx(10000, rel=1e-3)
-    with pytest.raises(ArgumentError, match="pairs"):
-        paired_comparison({}, 0.39)
-    with pytest.raises(ArgumentError, match="pairs"):
-        paired_comparison({"x": a}, 0.39)

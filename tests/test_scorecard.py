@@ -1,5 +1,6 @@
 """The scorecard: chapters record their comparisons with the paper in a build, the scorecard page reads
 only this build's valid records and gives every number of paper_numbers.csv a verdict."""
+
 from __future__ import annotations
 
 import json
@@ -38,11 +39,19 @@ def build_env(tmp_path, monkeypatch):
     records = tmp_path / "book" / ".records"
     monkeypatch.setenv(scorecard.RECORDS_ENV, str(records))
 
-    def write(chapter: str, comparison, profile: str = "laptop", key: str | None = None, stamp: str | None = None, why=None):
+    def write(
+        chapter: str,
+        comparison,
+        profile: str = "laptop",
+        key: str | None = None,
+        stamp: str | None = None,
+        why=None,
+        **more,
+    ):
         key = key or f"key-{chapter}"
         monkeypatch.setenv(scorecard.CHAPTER_ENV, chapter)
         monkeypatch.setenv(scorecard.KEY_ENV, key)
-        out = scorecard.record(comparison, profile, f"{chapter}-disagree", why)
+        out = scorecard.record(comparison, profile, f"{chapter}-disagree", why, **more)
         stamps = tmp_path / "book" / ".executed"
         stamps.mkdir(parents=True, exist_ok=True)
         (stamps / f"{chapter}.json").write_text(json.dumps({"key": stamp or key}))
@@ -53,19 +62,34 @@ def build_env(tmp_path, monkeypatch):
 
 def _multiclass() -> Comparison:
     c = Comparison()
-    c.table("Table II", [
-        ("PGD", "front end", _outcomes(130), PGD_FE),  # 65% [58.2, 71.3]
-        ("PGD", "no defense", _outcomes(40), PGD_NONE),  # 20%, the paper's 5.12 far below
-        ("no attack", "front end", _outcomes(197), CLEAN_FE),
-        ("all attacks, worst case", "front end", _outcomes(100), PGD_FE, WORST_CASE),  # 50% on the audited images
-        ("all attacks, worst case", "no defense", _outcomes(2), PGD_NONE, WORST_CASE),
-    ])
-    c.table("Table V", [("FGSM", "bpda", _outcomes(190), FGSM_BPDA)])  # 95% [91.0, 97.3], the paper's 85.35 below
+    c.table(
+        "Table II",
+        [
+            ("PGD", "front end", _outcomes(130), PGD_FE),  # 65% [58.2, 71.3]
+            ("PGD", "no defense", _outcomes(40), PGD_NONE),  # 20%, the paper's 5.12 far below
+            ("no attack", "front end", _outcomes(197), CLEAN_FE),
+            (
+                "all attacks, worst case",
+                "front end",
+                _outcomes(100),
+                PGD_FE,
+                WORST_CASE,
+            ),  # 50% on the audited images
+            ("all attacks, worst case", "no defense", _outcomes(2), PGD_NONE, WORST_CASE),
+        ],
+    )
+    c.table(
+        "Table V", [("FGSM", "bpda", _outcomes(190), FGSM_BPDA)]
+    )  # 95% [91.0, 97.3], the paper's 85.35 below
     return c
 
 
 def test_every_number_of_the_paper_has_one_row_and_a_verdict_without_records(tmp_path):
-    card = scorecard.card("laptop", folder=tmp_path / "none", chapters=["mnist_binary", "mnist_multiclass", "adversarial_training"])
+    card = scorecard.card(
+        "laptop",
+        folder=tmp_path / "none",
+        chapters=["mnist_binary", "mnist_multiclass", "adversarial_training"],
+    )
     numbers = paper_numbers()
     assert len(card) == len(numbers) and list(card["paper"]) == list(numbers["value"])
     assert set(card["verdict"]) <= set(scorecard.VERDICTS) and card["ours"].isna().all()
@@ -73,7 +97,9 @@ def test_every_number_of_the_paper_has_one_row_and_a_verdict_without_records(tmp
     assert pretrained.any() and (card.loc[pretrained, "verdict"] == "cannot be run here").all()
     assert card.loc[pretrained, "why"].str.contains("pretrained").all()
     cifar = card["artifact"] == "Table IV"  # no CIFAR-10 chapter in this list
-    assert (card.loc[cifar, "verdict"] == "cannot be run here").all() and card.loc[cifar, "why"].str.contains("no chapter").all()
+    assert (card.loc[cifar, "verdict"] == "cannot be run here").all() and card.loc[
+        cifar, "why"
+    ].str.contains("no chapter").all()
     rest = ~pretrained & ~cifar
     assert (card.loc[rest, "verdict"] == "not run at this profile").all()
     assert card.loc[rest, "why"].str.contains("did not run in this build").all()
@@ -88,12 +114,20 @@ def test_every_artifact_of_the_paper_has_a_chapter():
 def test_a_recorded_comparison_sets_ours_interval_worst_case_and_verdict(build_env):
     records, write = build_env
     comparison = _multiclass()
-    out = write("mnist_multiclass", comparison, why={"Table II": "PGD with 5 restarts", "Table VI": "not compared"})
+    out = write(
+        "mnist_multiclass",
+        comparison,
+        why={"Table II": "PGD with 5 restarts", "Table VI": "not compared"},
+    )
     assert out["why"] == {"Table II": "PGD with 5 restarts"}
     card = scorecard.card("laptop", chapters=["mnist_multiclass"])
     row = card.iloc[_csv_row(**PGD_FE)]
     mine = next(r for r in comparison.rows if r["row"] == "PGD" and r["column"] == "front end")
-    assert row["ours"] == 65.0 and row["95% CI"] == f"[{mine['lo']:.2f}, {mine['hi']:.2f}]" == "[58.16, 71.27]" and row["n"] == 200
+    assert (
+        row["ours"] == 65.0
+        and row["95% CI"] == f"[{mine['lo']:.2f}, {mine['hi']:.2f}]" == "[58.16, 71.27]"
+        and row["n"] == 200
+    )
     assert row["verdict"] == mine["verdict"] == "agrees"  # the paper's 61.04 lies in [58.2, 71.3]
     assert row["worst case"].startswith("50.00 [") and "n = 200" in row["worst case"]
     assert row["worst case - paper"] == pytest.approx(50.0 - row["paper"], abs=0.01)
@@ -101,7 +135,9 @@ def test_a_recorded_comparison_sets_ours_interval_worst_case_and_verdict(build_e
     # the defended model's worst case stands beside its other attacked rows at the same budget ...
     fgsm = card.iloc[_csv_row(**FGSM_BPDA)]
     assert fgsm["number"] == "FGSM (bpda)"
-    natural = card.iloc[_csv_row(artifact="Table III", defense="Madry adversarial training", eps=0.1, attack="none")]
+    natural = card.iloc[
+        _csv_row(artifact="Table III", defense="Madry adversarial training", eps=0.1, attack="none")
+    ]
     assert natural["number"] == "none, natural accuracy %"
     assert fgsm["worst case"].startswith("50.00 [") and fgsm["verdict"] == "ours higher"
     # ... but not beside its clean accuracy, nor another model's rows
@@ -112,7 +148,9 @@ def test_a_recorded_comparison_sets_ours_interval_worst_case_and_verdict(build_e
     assert plain["verdict"] != "agrees" and plain["why"] == "PGD with 5 restarts"
     # numbers of the chapter it did not compare at this profile
     table6 = card[card["artifact"] == "Table VI"]
-    assert (table6["verdict"] == "not run at this profile").all() and table6["why"].str.contains("without this number").all()
+    assert (table6["verdict"] == "not run at this profile").all() and table6["why"].str.contains(
+        "without this number"
+    ).all()
 
 
 def test_other_settings_do_not_stand_in_for_the_paper(build_env):
@@ -129,16 +167,23 @@ def test_other_settings_do_not_stand_in_for_the_paper(build_env):
     assert card.iloc[_csv_row(**row)]["ours"] == 95.0
 
 
-@pytest.mark.parametrize("case, reason", [
-    ({"stamp": "another-key"}, "not from its last successful execution"),
-    ({"profile": "smoke"}, "ran at the smoke profile"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ({"stamp": "another-key"}, "not from its last successful execution"),
+        ({"profile": "smoke"}, "ran at the smoke profile"),
+    ],
+)
 def test_a_record_not_from_this_build_counts_as_not_run(build_env, case, reason):
     _, write = build_env
     write("mnist_multiclass", _multiclass(), **case)
     card = scorecard.card("laptop", chapters=["mnist_multiclass"])
     row = card.iloc[_csv_row(**PGD_FE)]
-    assert pd.isna(row["ours"]) and row["verdict"] == "not run at this profile" and reason in row["why"]
+    assert (
+        pd.isna(row["ours"])
+        and row["verdict"] == "not run at this profile"
+        and reason in row["why"]
+    )
 
 
 @pytest.mark.parametrize("change", ["value", "row moved to a row with the same value"])
@@ -160,8 +205,14 @@ def test_a_record_whose_paper_numbers_changed_counts_as_not_run(build_env, chang
 
 def test_only_the_books_chapters_count_and_a_row_can_have_its_own_explanation(build_env):
     _, write = build_env
-    write("mnist_multiclass", _multiclass(), why={"Table II": "attacks", "Table II / PGD": "PGD with 5 restarts"})
-    card = scorecard.card("laptop", chapters=["mnist_binary"])  # the multiclass chapter left the book
+    write(
+        "mnist_multiclass",
+        _multiclass(),
+        why={"Table II": "attacks", "Table II / PGD": "PGD with 5 restarts"},
+    )
+    card = scorecard.card(
+        "laptop", chapters=["mnist_binary"]
+    )  # the multiclass chapter left the book
     assert card.iloc[_csv_row(**PGD_NONE)]["verdict"] == "cannot be run here"
     card = scorecard.card("laptop", chapters=["mnist_multiclass"])
     assert card.iloc[_csv_row(**PGD_NONE)]["why"] == "PGD with 5 restarts"
@@ -175,13 +226,16 @@ def test_record_outside_a_build_writes_nothing(tmp_path, monkeypatch):
     assert out["chapter"] == "" and len(out["rows"]) == 6 and not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"profile": "paper"}, "profile"),
-    ({"where": ""}, "where"),
-    ({"why": {"Table II": 1}}, "why"),
-    ({"why": ["Table II"]}, "why"),
-    ({"comparison": [1, 2]}, "comparison"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"profile": "paper"}, "profile"),
+        ({"where": ""}, "where"),
+        ({"why": {"Table II": 1}}, "why"),
+        ({"why": ["Table II"]}, "why"),
+        ({"comparison": [1, 2]}, "comparison"),
+    ],
+)
 def test_record_rejects_bad_input_before_writing(build_env, kwargs, name):
     records, _ = build_env
     args = {"comparison": _multiclass(), "profile": "laptop", "where": "mc", "why": None} | kwargs
@@ -195,7 +249,9 @@ def test_largest_disagreements_are_sorted_by_distance(build_env):
     write("mnist_multiclass", _multiclass())
     card = scorecard.card("laptop", chapters=["mnist_multiclass"])
     top = scorecard.largest_disagreements(card, 3)
-    assert len(top) == 2 and (top["verdict"] != "agrees").all()  # PGD without defense and FGSM disagree
+    assert (
+        len(top) == 2 and (top["verdict"] != "agrees").all()
+    )  # PGD without defense and FGSM disagree
     gaps = top["ours - paper"].abs().tolist()
     assert gaps == sorted(gaps, reverse=True)
     with pytest.raises(ArgumentError, match="^n"):
@@ -228,14 +284,18 @@ open("../seen.json", "w").write(json.dumps({"ours": row["ours"], "chapter": row[
 def _book(root, k: int):
     body = _CHAPTER.replace("K", str(k)).replace("{PGD}", repr(PGD_FE))
     card = _CARD.replace("ROW", str(_csv_row(**PGD_FE)))
-    return write_book(root, {"scorecard": code_cell(card), "ch": code_cell(body) + "\n(ch)=\n## Disagreements\n"})
+    return write_book(
+        root, {"scorecard": code_cell(card), "ch": code_cell(body) + "\n(ch)=\n## Disagreements\n"}
+    )
 
 
 def test_the_scorecard_reads_this_builds_records_and_follows_them(tmp_path, capfd):
     out = tmp_path / "out"
     bk.build("smoke", data=tmp_path, out=out, progress=False, book=_book(tmp_path / "src", 130))
     err = capfd.readouterr().err
-    assert err.index("ch: executed") < err.index("scorecard: executed")  # first in the table of contents, run last
+    assert err.index("ch: executed") < err.index(
+        "scorecard: executed"
+    )  # first in the table of contents, run last
     seen = json.loads((tmp_path / "src" / "seen.json").read_text())
     assert seen == {"ours": 65.0, "chapter": "ch"}
     record = json.loads((out / "book" / ".records" / "ch.json").read_text())
@@ -258,12 +318,21 @@ def test_a_failed_run_leaves_no_record_and_no_stamp(tmp_path):
     book = _book(tmp_path / "src", 130)
     out = tmp_path / "out" / "book"
     source = book.chapter("ch")
-    bk.execute_chapter(source, out, bk.chapter_parameters("smoke", "ch", book), tmp_path, progress=False)
+    bk.execute_chapter(
+        source, out, bk.chapter_parameters("smoke", "ch", book), tmp_path, progress=False
+    )
     assert (out / ".records" / "ch.json").is_file() and (out / ".executed" / "ch.json").is_file()
-    source.write_text(source.read_text() + "\n```{code-cell} ipython3\nraise RuntimeError('after the record')\n```\n")
+    source.write_text(
+        source.read_text()
+        + "\n```{code-cell} ipython3\nraise RuntimeError('after the record')\n```\n"
+    )
     with pytest.raises(bk.ChapterError, match="after the record"):
-        bk.execute_chapter(source, out, bk.chapter_parameters("smoke", "ch", book), tmp_path, progress=False)
-    assert not (out / ".records" / "ch.json").exists() and not (out / ".executed" / "ch.json").exists()
+        bk.execute_chapter(
+            source, out, bk.chapter_parameters("smoke", "ch", book), tmp_path, progress=False
+        )
+    assert (
+        not (out / ".records" / "ch.json").exists() and not (out / ".executed" / "ch.json").exists()
+    )
     card = scorecard.card("smoke", folder=out / ".records", chapters=["ch", "mnist_multiclass"])
     assert card.iloc[_csv_row(**PGD_FE)]["verdict"] == "not run at this profile"
 
@@ -274,11 +343,126 @@ def test_the_smoke_builds_scorecard_reads_every_comparing_chapter(smoke_build):
     page (built, first after the introduction) gives each of the paper's numbers a verdict."""
     out, index = smoke_build
     valid, invalid = scorecard.records(out / "book" / ".records", "smoke")
-    assert {"mnist_binary", "mnist_multiclass", "adversarial_training"} <= set(valid) and not invalid
+    assert {"mnist_binary", "mnist_multiclass", "adversarial_training"} <= set(
+        valid
+    ) and not invalid
     card = scorecard.card("smoke", folder=out / "book" / ".records")
     assert len(card) == len(paper_numbers()) and set(card["verdict"]) <= set(scorecard.VERDICTS)
     compared = card["ours"].notna()
     assert compared.sum() >= 40 and card.loc[compared, "chapter"].isin(valid).all()
+    # smoke shortens every iterative attack and the adversarial training: none of those rows reads as like for like
+    iterative = compared & card["attack"].str.contains("PGD|iterative", regex=True)
+    assert iterative.any() and (card.loc[iterative, "reduced"] != "").all()
+    assert (card.loc[iterative, "verdict"].isin(["reduced setting", "ours lower"])).all()
+    trained = compared & card["defense"].str.contains("adversarial training")
+    assert trained.any() and (card.loc[trained, "verdict"] == "reduced setting").all()
+    # the multiclass chapter measured the spread between its CNNs, and it widens the CNN's rows
+    spread = valid["mnist_multiclass"]["spread"]["4-layer CNN"]
+    assert spread["networks"] == 2 and spread["attacked"] >= 0
+    cnn = card[compared & (card["model"] == "4-layer CNN")]
+    assert (cnn["spread from"] == "4-layer CNN, 2 networks").all()
     page = (index.parent / "book" / "scorecard.html").read_text()
-    assert "Every number, by table" in page and "cannot be run here" in page
-    assert bk.Book().chapters()[0].stem == "scorecard", "the scorecard is the first chapter after the introduction"
+    assert "Every number, by table" in page and "cannot be run here" in page and "Each audit once" in page
+    assert bk.Book().chapters()[0].stem == "scorecard", (
+        "the scorecard is the first chapter after the introduction"
+    )
+
+
+# ---------------------------------------------------------------------------
+# reduced settings, the spread between networks, and each audit once
+# ---------------------------------------------------------------------------
+def test_a_reduced_attack_gives_a_one_sided_verdict_and_reduced_training_none(build_env):
+    _, write = build_env
+    write(
+        "mnist_multiclass",
+        _multiclass(),
+        reduced={
+            "Table II / PGD / front end": ("training", "2 epochs"),
+            "Table II / PGD / no defense": ("attack", "PGD 2 x 2"),  # 20% above the paper's 5.12: no news
+            "Table V": ("attack", "FGSM is one step"),  # 95% above 85.35: no news either
+            "Table VII": ("attack", "not compared at this profile"),
+        },
+    )
+    card = scorecard.card("laptop", chapters=["mnist_multiclass"])
+    assert card.iloc[_csv_row(**PGD_FE)]["verdict"] == "reduced setting"  # would agree like for like
+    assert card.iloc[_csv_row(**PGD_FE)]["reduced"] == "training: 2 epochs"
+    for match in (PGD_NONE, FGSM_BPDA):
+        assert card.iloc[_csv_row(**match)]["verdict"] == "reduced setting"
+    assert card.iloc[_csv_row(**CLEAN_FE)]["reduced"] == ""
+    assert scorecard.counts(card)["reduced setting"] == 3
+    assert scorecard.largest_disagreements(card).empty  # reduced rows say nothing by their distance
+    text = scorecard.reasons(card).data
+    assert "reduced at this profile: attack: PGD 2 x 2" in text and "Table VII" not in text
+
+
+def test_a_weaker_attack_that_still_leaves_less_than_the_paper_is_a_disagreement(build_env):
+    _, write = build_env
+    c = Comparison()
+    c.table("Table II", [("PGD", "front end", _outcomes(60), PGD_FE)])  # 30%, the paper's 61.04 above
+    write("mnist_multiclass", c, reduced={"Table II / PGD": ("attack", "PGD 2 x 2")})
+    row = scorecard.card("laptop", chapters=["mnist_multiclass"]).iloc[_csv_row(**PGD_FE)]
+    assert row["verdict"] == "ours lower" and row["reduced"] == "attack: PGD 2 x 2"
+
+
+def test_the_spread_between_networks_widens_the_interval_a_verdict_uses(build_env):
+    _, write = build_env
+    c = Comparison()
+    c.table("Table II", [("PGD", "front end", _outcomes(100), PGD_FE)])  # 50% [43.1, 56.9]: 61.04 outside
+    write("mnist_multiclass", c)
+    row = scorecard.card("laptop", chapters=["mnist_multiclass"]).iloc[_csv_row(**PGD_FE)]
+    assert row["verdict"] == "ours lower" and row["spread"] == 0.0 and row["with spread"] == row["95% CI"]
+    spread = {"4-layer CNN": {"clean": 0.5, "attacked": 4.0, "networks": 3, "images": 200}}
+    write("mnist_multiclass", c, spread=spread)
+    card = scorecard.card("laptop", chapters=["mnist_multiclass"])
+    row = card.iloc[_csv_row(**PGD_FE)]
+    lo, hi = (float(x) for x in row["with spread"].strip("[]").split(","))
+    assert row["spread"] == 4.0 and lo < 43.1 and hi > 61.04 and row["verdict"] == "agrees"
+    assert row["spread from"] == "4-layer CNN, 3 networks"
+    table = scorecard.spread_table("laptop", chapters=["mnist_multiclass"])
+    assert table.loc["4-layer CNN", "sd attacked"] == 4.0 and table.loc["4-layer CNN", "networks"] == 3
+
+
+def test_an_unmeasured_network_borrows_the_largest_spread_and_the_svm_has_none():
+    measured = {"4-layer CNN": {"clean": 0.5, "attacked": 3.0, "networks": 3}, "other": {"clean": 1.5, "attacked": 2.0, "networks": 2}}
+    assert scorecard._spread_of("ResNet", True, measured) == (3.0, "as the 4-layer CNN (not measured for this model)")
+    assert scorecard._spread_of("ResNet", False, measured)[0] == 1.5
+    assert scorecard._spread_of("linear SVM", True, measured) == (0.0, "deterministic fit")
+    assert scorecard._spread_of("ResNet", True, {})[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"reduced": {"Table II": ("data", "less")}},
+        {"reduced": {"Table II": ("attack", "")}},
+        {"reduced": ["Table II"]},
+        {"spread": {"4-layer CNN": {"clean": 1.0}}},
+        {"spread": [1.0]},
+    ],
+)
+def test_record_rejects_bad_reductions_and_spreads_before_writing(build_env, kwargs):
+    records, _ = build_env
+    name = next(iter(kwargs))
+    with pytest.raises(ArgumentError, match=f"^{name}"):
+        scorecard.record(_multiclass(), "laptop", "mc", **kwargs)
+    assert not records.exists()
+
+
+def test_each_network_at_each_budget_is_audited_once(build_env):
+    _, write = build_env
+    c = _multiclass()
+    c.rows = [r for r in c.rows if not (r["kind"] == WORST_CASE and r["column"] == "no defense")]
+    c.table("Table II", [("all attacks, worst case", "no defense", _outcomes(10), PGD_NONE, WORST_CASE)])  # 5%
+    write("mnist_multiclass", c)
+    lines = scorecard.audits("laptop", chapters=["mnist_multiclass"])
+    # two audited networks (front end and none, at 0.2), though the front end's worst case stands on several rows
+    assert len(lines) == 2
+    fe = lines[lines["defense"] == "front end coif1"].iloc[0]
+    assert fe["paper"] == min(paper_rows(artifact="Table II", defense="front end coif1", eps=0.2)["value"])
+    assert fe["worst case"].startswith("50.00 [") and fe["images"] == 200
+    assert fe["worst case vs paper"] == "below"  # [43.1, 56.9] below 61.04
+    none = lines[lines["defense"] == "none"].iloc[0]
+    assert none["worst case vs paper"] == "overlaps"  # 5% [2.7, 9.0] around 5.12
+    assert none["ours, same attack"].startswith("20.00 [")
+    _, numbers = scorecard.summary(scorecard.card("laptop", chapters=["mnist_multiclass"]), lines)
+    assert numbers["n_audits"] == 2 and numbers["n_audits_below"] == 1 and numbers["n_audits_overlap"] == 1

@@ -18,11 +18,22 @@ every page does it the same way.
 * :func:`provenance`: the note at the top of every page saying how it was
   produced (profile, versions, device).
 """
+
 from __future__ import annotations
 
 from ..lab.paper import paper_number
 
-__all__ = ["glue", "figure", "paper", "record", "claim", "ClaimError", "theme", "setup", "provenance"]
+__all__ = [
+    "glue",
+    "figure",
+    "paper",
+    "record",
+    "claim",
+    "ClaimError",
+    "theme",
+    "setup",
+    "provenance",
+]
 
 
 def glue(**values) -> None:
@@ -30,7 +41,9 @@ def glue(**values) -> None:
     from myst_nb import glue as _glue
 
     for name, value in values.items():
-        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy/torch scalars format like numbers
+        if (
+            hasattr(value, "item") and getattr(value, "ndim", None) == 0
+        ):  # numpy/torch scalars format like numbers
             value = value.item()
         _glue(name, value, display=False)
 
@@ -68,17 +81,28 @@ def paper(name: str | None = None, **match) -> float:
     return value
 
 
-def record(comparison, profile: str, where: str, why: dict | None = None, cannot: dict | None = None) -> None:
+def record(
+    comparison,
+    profile: str,
+    where: str,
+    why: dict | None = None,
+    cannot: dict | None = None,
+    reduced: dict | None = None,
+    spread: dict | None = None,
+) -> None:
     """Record the chapter's :class:`~sparsenb.lab.paper.Comparison` for the scorecard (nothing is displayed).
 
     ``where``: the label of the section discussing the disagreements;
     ``why``: ``{section: what differs by construction}``; ``cannot``:
-    ``{section: why the paper's setting cannot run here}``. Inside a build the
-    record is stored with this execution's key (:func:`sparsenb.book.scorecard.record`).
+    ``{section: why the paper's setting cannot run here}``; ``reduced``:
+    ``{section: ("attack" or "training", what this profile reduced)}``;
+    ``spread``: the spread between networks the chapter measured. Inside a
+    build the record is stored with this execution's key
+    (:func:`sparsenb.book.scorecard.record`).
     """
     from .scorecard import record as _record
 
-    _record(comparison, profile, where, why, cannot)
+    _record(comparison, profile, where, why, cannot, reduced, spread)
 
 
 def theme() -> None:
@@ -114,7 +138,11 @@ def provenance(profile: str, **details):
     import torch
     from IPython.display import Markdown
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
     items = {
         "profile": f"`{profile}`",
         "executed": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),

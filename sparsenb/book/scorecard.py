@@ -31,6 +31,7 @@ run". Nothing is recomputed and nothing is typed.
 * ``why``: the reason for a missing number, or the chapter's explanation of
   what differs by construction for a disagreement.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,16 @@ from pathlib import Path
 
 from .. import checks
 from ..cache import PROJECT_ROOT, atomic_write_json
-from ..lab.paper import OTHER_SETTING, OURS, WORST_CASE, paper_numbers, verdict
+from ..lab.paper import (
+    OTHER_SETTING,
+    OURS,
+    REDUCED,
+    REDUCED_SETTING,
+    WORST_CASE,
+    paper_numbers,
+    verdict,
+    widened,
+)
 from .layout import CHAPTER_ENV, KEY_ENV, PROFILES, RECORDS_ENV, Book, stamp_path
 
 __all__ = [
@@ -53,13 +63,16 @@ __all__ = [
     "largest_disagreements",
     "show_whole_tables",
     "summary",
+    "audits",
+    "spreads",
+    "spread_table",
     "disagreement_notes",
     "discussed",
     "by_table",
     "reasons",
 ]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 #: Which chapter (file stem) reproduces the numbers of each artifact of ``paper_numbers.csv``.
 CHAPTERS = {
@@ -76,16 +89,37 @@ CHAPTERS = {
 }
 #: Rows no chapter can reproduce, whatever the profile: ``(column, value) -> why``.
 CANNOT_RUN = {
-    ("model", "pretrained"): "the paper cites it for another group's pretrained model, which this offline machine does not have",
+    (
+        "model",
+        "pretrained",
+    ): "the paper cites it for another group's pretrained model, which this offline machine does not have",
 }
 NOT_RUN = "not run at this profile"
 CANNOT = "cannot be run here"
-#: The verdicts of the scorecard, in the order its summary counts them.
-VERDICTS = ("agrees", "ours higher", "ours lower", NOT_RUN, CANNOT)
-_IDENTITY = ("dataset", "model", "defense", "eps", "rho")  # rows sharing these measure the same model at the same budget
+#: The verdicts of the scorecard, in the order its summary counts them. Only like-for-like rows count as
+#: agreement or disagreement; where this profile reduced the attack or the training the row says
+#: "reduced setting" (one-sided where only the attack was reduced: see :func:`sparsenb.lab.paper.verdict`).
+VERDICTS = ("agrees", "ours higher", "ours lower", REDUCED_SETTING, NOT_RUN, CANNOT)
+#: Models whose fit is deterministic (no spread between trainings): the scikit-learn SVM.
+DETERMINISTIC = ("linear SVM",)
+_IDENTITY = (
+    "dataset",
+    "model",
+    "defense",
+    "eps",
+    "rho",
+)  # rows sharing these measure the same model at the same budget
 
 
-def record(comparison, profile: str, where: str, why: dict | None = None, cannot: dict | None = None) -> dict:
+def record(
+    comparison,
+    profile: str,
+    where: str,
+    why: dict | None = None,
+    cannot: dict | None = None,
+    reduced: dict | None = None,
+    spread: dict | None = None,
+) -> dict:
     """A chapter's comparison with the paper, written for the scorecard when it runs inside a build.
 
     ``comparison``: the chapter's :class:`~sparsenb.lab.paper.Comparison`;
@@ -99,7 +133,14 @@ def record(comparison, profile: str, where: str, why: dict | None = None, cannot
     because the paper's cannot be run here (e.g. CIFAR-10 where only a subset
     of it is on the machine): their paper numbers then count as "cannot be
     run here", with the reason and our number in that setting, rather than as
-    "not run at this profile". Returns the
+    "not run at this profile". ``reduced``: ``{section, "section / row" or "section / row / column":
+    ("attack" or "training", what was reduced and by how much)}`` for
+    numbers this profile measured with a weaker attack than the paper's or a
+    less-trained network (:func:`sparsenb.lab.paper.verdict`). ``spread``:
+    ``{model: {"clean": sd, "attacked": sd, "networks": k, "images": n}}``,
+    the standard deviation (points) of the accuracy of ``k`` networks of the
+    paper's model (its ``model`` in ``paper_numbers.csv``) trained with
+    different seeds, clean and under the chapter's strongest attack. Returns the
     record; inside a build (:data:`~sparsenb.book.layout.RECORDS_ENV` set) it is also written
     atomically to ``<records>/<chapter>.json`` with the execution's key.
     """
@@ -107,18 +148,63 @@ def record(comparison, profile: str, where: str, why: dict | None = None, cannot
     if not isinstance(where, str) or not where:
         raise checks.ArgumentError("where", f"must name the label of a section, got {where!r}")
     why = {} if why is None else why
-    if not isinstance(why, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in why.items()):
+    if not isinstance(why, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in why.items()
+    ):
         raise checks.ArgumentError("why", "must map section names to explanations (str -> str)")
     cannot = {} if cannot is None else cannot
-    if not isinstance(cannot, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in cannot.items()):
-        raise checks.ArgumentError("cannot", "must map section names to reasons (str -> non-empty str)")
+    if not isinstance(cannot, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in cannot.items()
+    ):
+        raise checks.ArgumentError(
+            "cannot", "must map section names to reasons (str -> non-empty str)"
+        )
     rows = getattr(comparison, "rows", None)
     if not isinstance(rows, list):
-        raise checks.ArgumentError("comparison", f"must be a sparsenb.lab.paper.Comparison, got {type(comparison).__name__}")
+        raise checks.ArgumentError(
+            "comparison",
+            f"must be a sparsenb.lab.paper.Comparison, got {type(comparison).__name__}",
+        )
     sections = {r["table"] for r in rows}
-    named = sections | {f"{r['table']} / {r['row']}" for r in rows}
-    why = {k: v for k, v in why.items() if k in named}  # a section this profile did not compare has nothing to explain
+    named = (
+        sections
+        | {f"{r['table']} / {r['row']}" for r in rows}
+        | {f"{r['table']} / {r['row']} / {r['column']}" for r in rows}
+    )
+    why = {
+        k: v for k, v in why.items() if k in named
+    }  # a section this profile did not compare has nothing to explain
     cannot = {k: v for k, v in cannot.items() if k in sections}
+    reduced = {} if reduced is None else reduced
+    ok = (
+        all(
+            isinstance(k, str)
+            and isinstance(v, (tuple, list))
+            and len(v) == 2
+            and v[0] in REDUCED
+            and isinstance(v[1], str)
+            and v[1]
+            for k, v in reduced.items()
+        )
+        if isinstance(reduced, dict)
+        else False
+    )
+    if not ok:
+        raise checks.ArgumentError(
+            "reduced", f"must map section names to pairs (one of {REDUCED}, what was reduced)"
+        )
+    reduced = {k: list(v) for k, v in reduced.items() if k in named}
+    spread = {} if spread is None else spread
+    if not isinstance(spread, dict) or not all(
+        isinstance(m, str)
+        and isinstance(v, dict)
+        and {"clean", "attacked", "networks", "images"} <= set(v)
+        for m, v in spread.items()
+    ):
+        raise checks.ArgumentError(
+            "spread", "must map model names to {'clean', 'attacked', 'networks', 'images'}"
+        )
+    spread = {m: {k: float(x) for k, x in v.items()} for m, v in spread.items()}
     keep = ("table", "row", "column", "kind", "paper_row", "paper", "n", "accuracy", "lo", "hi")
     numbers = paper_numbers()
     identify = [c for c in numbers.columns if c != "value"]
@@ -130,7 +216,13 @@ def record(comparison, profile: str, where: str, why: dict | None = None, cannot
         "where": where,
         "why": why,
         "cannot": cannot,
-        "rows": [{k: r[k] for k in keep} | {"paper_columns": {c: numbers[c].iloc[r["paper_row"]] for c in identify}} for r in rows],
+        "reduced": reduced,
+        "spread": spread,
+        "rows": [
+            {k: r[k] for k in keep}
+            | {"paper_columns": {c: numbers[c].iloc[r["paper_row"]] for c in identify}}
+            for r in rows
+        ],
     }
     folder = os.environ.get(RECORDS_ENV)
     if folder and out["chapter"]:
@@ -149,7 +241,9 @@ def records(folder=None, profile: str = "laptop") -> tuple[dict, dict]:
     """
     checks.choice(profile, "profile", PROFILES)
     if folder is None:
-        folder = os.environ.get(RECORDS_ENV) or (PROJECT_ROOT / "_build" / profile / "book" / ".records")
+        folder = os.environ.get(RECORDS_ENV) or (
+            PROJECT_ROOT / "_build" / profile / "book" / ".records"
+        )
     folder = Path(folder)
     numbers = paper_numbers()
     valid, invalid = {}, {}
@@ -161,7 +255,11 @@ def records(folder=None, profile: str = "laptop") -> tuple[dict, dict]:
             continue
         stamp = stamp_path(folder.parent, path.stem)
         stamp_key = json.loads(stamp.read_text()).get("key") if stamp.is_file() else None
-        if rec.get("version") != RECORD_VERSION or not rec.get("key") or rec.get("key") != stamp_key:
+        if (
+            rec.get("version") != RECORD_VERSION
+            or not rec.get("key")
+            or rec.get("key") != stamp_key
+        ):
             invalid[path.stem] = "its record is not from its last successful execution"
         elif rec.get("profile") != profile:
             invalid[path.stem] = f"it ran at the {rec.get('profile')} profile"
@@ -175,9 +273,15 @@ def records(folder=None, profile: str = "laptop") -> tuple[dict, dict]:
 def _same_paper_row(numbers, r: dict) -> bool:
     """Whether the record row's CSV row still holds the number (and every column) it was compared with."""
     i = r["paper_row"]
-    if not 0 <= i < len(numbers) or float(numbers["value"].iloc[i]) != r["paper"] or not r.get("paper_columns"):
+    if (
+        not 0 <= i < len(numbers)
+        or float(numbers["value"].iloc[i]) != r["paper"]
+        or not r.get("paper_columns")
+    ):
         return False
-    return all(c in numbers.columns and numbers[c].iloc[i] == v for c, v in r["paper_columns"].items())
+    return all(
+        c in numbers.columns and numbers[c].iloc[i] == v for c, v in r["paper_columns"].items()
+    )
 
 
 def _cannot_run(row) -> str | None:
@@ -187,12 +291,41 @@ def _cannot_run(row) -> str | None:
     return None
 
 
+def spreads(valid: dict) -> dict:
+    """The spread between networks the chapters recorded, by model: ``{model: {"clean", "attacked", "networks",
+    "images", "chapter"}}`` (the first chapter, in book order, that measured each model)."""
+    out = {}
+    for chapter, rec in valid.items():
+        for model, s in rec.get("spread", {}).items():
+            out.setdefault(model, {**s, "chapter": chapter})
+    return out
+
+
+def _spread_of(model: str, attacked: bool, measured: dict) -> tuple[float, str]:
+    """The spread (points) that widens a row of ``model``, and where it comes from."""
+    if model in DETERMINISTIC:
+        return 0.0, "deterministic fit"
+    key = "attacked" if attacked else "clean"
+    if model in measured:
+        return measured[model][key], f"{model}, {int(measured[model]['networks'])} networks"
+    if (
+        measured
+    ):  # a network whose spread was not measured: the largest one measured stands in for it
+        stand_in = max(measured, key=lambda m: measured[m][key])
+        return measured[stand_in][key], f"as the {stand_in} (not measured for this model)"
+    return 0.0, "not measured in this build"
+
+
 def card(profile: str = "laptop", folder=None, chapters=None):
     """The scorecard: one row per row of ``paper_numbers.csv``, in its order (see the module docstring).
 
     ``chapters``: the file stems of the book's chapters (default: those in
     ``_toc.yml``); a number whose chapter is not among them "cannot be run
-    here" (no chapter reproduces it yet).
+    here" (no chapter reproduces it yet). The verdict compares the paper's
+    number with our interval widened by the spread between networks
+    (:func:`sparsenb.lab.paper.widened`, :func:`spreads`) and says "reduced
+    setting" where the chapter declared the attack or the training reduced
+    (:func:`sparsenb.lab.paper.verdict`).
     """
     import pandas as pd
 
@@ -200,62 +333,249 @@ def card(profile: str = "laptop", folder=None, chapters=None):
         chapters = [p.stem for p in Book().chapters()]
     chapters = list(chapters)
     valid, invalid = records(folder, profile)
-    valid = {c: valid[c] for c in chapters if c in valid}  # in book order; a chapter no longer in the book does not count
+    valid = {
+        c: valid[c] for c in chapters if c in valid
+    }  # in book order; a chapter no longer in the book does not count
+    measured = spreads(valid)
     numbers = paper_numbers()
-    ours: dict[int, list] = {}  # csv row -> [(chapter, record row)], like-for-like numbers in book order
-    other: dict[int, list] = {}  # csv row -> [(chapter, record row)]: numbers of another setting, in book order
-    worst_on: dict[tuple, dict] = {}  # (chapter, csv row) -> the all-attacks worst case recorded on that row
-    worst: dict[tuple, dict] = {}  # (chapter, identity) -> the same, for every row of that model at that budget
+    ours: dict[
+        int, list
+    ] = {}  # csv row -> [(chapter, record row)], like-for-like numbers in book order
+    other: dict[
+        int, list
+    ] = {}  # csv row -> [(chapter, record row)]: numbers of another setting, in book order
+    worst_on: dict[
+        tuple, dict
+    ] = {}  # (chapter, csv row) -> the all-attacks worst case recorded on that row
+    worst: dict[
+        tuple, dict
+    ] = {}  # (chapter, identity) -> the same, for every row of that model at that budget
     for chapter, rec in valid.items():
         for r in rec["rows"]:
             if r["kind"] == OURS:
                 ours.setdefault(r["paper_row"], []).append((chapter, r))
-            elif r["kind"] == OTHER_SETTING and r["table"] in rec.get("cannot", {}):  # only another setting can run here
+            elif r["kind"] == OTHER_SETTING and r["table"] in rec.get(
+                "cannot", {}
+            ):  # only another setting can run here
                 other.setdefault(r["paper_row"], []).append((chapter, r))
             elif r["kind"] == WORST_CASE:
                 worst_on.setdefault((chapter, r["paper_row"]), r)
-                worst.setdefault((chapter, tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)), r)
+                worst.setdefault(
+                    (chapter, tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)), r
+                )
     out = []
     for i, row in numbers.iterrows():
-        entry = {c: row[c] for c in ("artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric")}
-        entry["number"] = row["attack"] + (f" ({row['gradient']})" if row["gradient"] else "") + (
-            f", {row['metric']}" if row["metric"] != "accuracy %" else "")  # what was measured, in one short cell
-        entry.update({"paper": float(row["value"]), "ours": None, "95% CI": "", "n": None, "worst case": "",
-                      "worst case - paper": None, "chapter": CHAPTERS.get(row["artifact"], ""), "section": "", "why": ""})
+        entry = {
+            c: row[c]
+            for c in (
+                "artifact",
+                "dataset",
+                "model",
+                "defense",
+                "attack",
+                "gradient",
+                "eps",
+                "rho",
+                "metric",
+            )
+        }
+        entry["number"] = (
+            row["attack"]
+            + (f" ({row['gradient']})" if row["gradient"] else "")
+            + (f", {row['metric']}" if row["metric"] != "accuracy %" else "")
+        )  # what was measured, in one short cell
+        entry.update(
+            {
+                "paper": float(row["value"]),
+                "ours": None,
+                "95% CI": "",
+                "n": None,
+                "spread": None,
+                "with spread": "",
+                "reduced": "",
+                "worst case": "",
+                "worst case - paper": None,
+                "chapter": CHAPTERS.get(row["artifact"], ""),
+                "section": "",
+                "why": "",
+            }
+        )
         chapter = entry["chapter"]
-        if i in ours:  # the chapter that reproduces this table, if it recorded the number, else the first that did
+        if (
+            i in ours
+        ):  # the chapter that reproduces this table, if it recorded the number, else the first that did
             chapter, r = next((c for c in ours[i] if c[0] == chapter), ours[i][0])
             p, lo, hi = r["accuracy"], r["lo"], r["hi"]
-            entry.update({"ours": round(p, 2), "95% CI": f"[{lo:.2f}, {hi:.2f}]", "n": r["n"], "chapter": chapter,
-                          "section": r["table"], "verdict": verdict(entry["paper"], p, lo, hi)})
+            attacked = row["metric"] == "accuracy %" and row["attack"] != "none"
+            sd, source = _spread_of(row["model"], attacked, measured)
+            wlo, whi = widened(p, lo, hi, sd)
+            reduced = valid[chapter].get("reduced", {})
+            how = (
+                reduced.get(f"{r['table']} / {r['row']} / {r['column']}")
+                or reduced.get(f"{r['table']} / {r['row']}")
+                or reduced.get(r["table"])
+            )
+            entry.update(
+                {
+                    "ours": round(p, 2),
+                    "95% CI": f"[{lo:.2f}, {hi:.2f}]",
+                    "n": r["n"],
+                    "chapter": chapter,
+                    "spread": round(sd, 2),
+                    "with spread": f"[{wlo:.2f}, {whi:.2f}]",
+                    "spread from": source,
+                    "reduced": f"{how[0]}: {how[1]}" if how else "",
+                    "section": r["table"],
+                    "verdict": verdict(entry["paper"], p, wlo, whi, how[0] if how else None),
+                }
+            )
             if entry["verdict"] != "agrees":
                 why = valid[chapter]["why"]
                 entry["why"] = why.get(f"{r['table']} / {r['row']}", why.get(r["table"], ""))
-            attacked = row["metric"] == "accuracy %" and row["attack"] != "none"
             identity = tuple(row[c] for c in _IDENTITY)
             w = worst_on.get((chapter, i)) or (worst.get((chapter, identity)) if attacked else None)
             if w is not None:
-                entry["worst case"] = f"{w['accuracy']:.2f} [{w['lo']:.2f}, {w['hi']:.2f}] (n = {w['n']})"
+                entry["worst case"] = (
+                    f"{w['accuracy']:.2f} [{w['lo']:.2f}, {w['hi']:.2f}] (n = {w['n']})"
+                )
                 entry["worst case - paper"] = round(w["accuracy"] - entry["paper"], 2)
         elif (why := _cannot_run(row)) is not None:
             entry.update({"verdict": CANNOT, "why": why})
         elif chapter not in chapters:
-            entry.update({"verdict": CANNOT, "why": f"no chapter of this book reproduces {row['artifact']} yet"})
-        elif i in other:  # a chapter measured it in another setting and said why the paper's cannot run here
+            entry.update(
+                {
+                    "verdict": CANNOT,
+                    "why": f"no chapter of this book reproduces {row['artifact']} yet",
+                }
+            )
+        elif (
+            i in other
+        ):  # a chapter measured it in another setting and said why the paper's cannot run here
             chapter, r = next((c for c in other[i] if c[0] == chapter), other[i][0])
             reason = valid[chapter]["cannot"][r["table"]]
-            entry.update({"verdict": CANNOT, "chapter": chapter, "section": r["table"],
-                          "why": f"{reason}. Ours in that setting: {r['accuracy']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}] (n = {r['n']})"})
+            entry.update(
+                {
+                    "verdict": CANNOT,
+                    "chapter": chapter,
+                    "section": r["table"],
+                    "why": f"{reason}. Ours in that setting: {r['accuracy']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}] (n = {r['n']})",
+                }
+            )
         elif chapter in valid:
-            entry.update({"verdict": NOT_RUN, "why": f"{chapter} ran at the {profile} profile without this number"})
+            entry.update(
+                {
+                    "verdict": NOT_RUN,
+                    "why": f"{chapter} ran at the {profile} profile without this number",
+                }
+            )
         else:
             reason = invalid.get(chapter, "it did not run in this build")
             entry.update({"verdict": NOT_RUN, "why": f"{chapter}: {reason}"})
         entry["where"] = valid[chapter]["where"] if chapter in valid else ""
         out.append(entry)
-    columns = ["artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric", "number", "paper", "ours", "95% CI", "n",
-               "worst case", "worst case - paper", "verdict", "why", "chapter", "section", "where"]
+    columns = [
+        "artifact",
+        "dataset",
+        "model",
+        "defense",
+        "attack",
+        "gradient",
+        "eps",
+        "rho",
+        "metric",
+        "number",
+        "paper",
+        "ours",
+        "95% CI",
+        "n",
+        "spread",
+        "spread from",
+        "with spread",
+        "reduced",
+        "worst case",
+        "worst case - paper",
+        "verdict",
+        "why",
+        "chapter",
+        "section",
+        "where",
+    ]
     return pd.DataFrame(out, columns=columns)
+
+
+def audits(profile: str = "laptop", folder=None, chapters=None):
+    """One line per independent audit: a network (model and defense) at one :math:`\\epsilon`.
+
+    Beside the audited worst case (with its interval and images), the
+    paper's strongest attack on that network (the lowest accuracy it reports
+    for it at that budget) and our number under that attack, like for like.
+    ``worst case vs paper`` says whether the worst case's whole interval lies
+    below the paper's number, above it, or overlaps it. Where two chapters
+    audited the same network at the same budget, each audit is a line of its
+    own (they should agree; the line says which chapter).
+    """
+    import pandas as pd
+
+    if chapters is None:
+        chapters = [p.stem for p in Book().chapters()]
+    valid, _ = records(folder, profile)
+    valid = {c: valid[c] for c in chapters if c in valid}
+    numbers = paper_numbers()
+    table = card(profile, folder, chapters)
+    rows, seen = [], set()
+    for chapter, rec in valid.items():
+        for r in rec["rows"]:
+            if r["kind"] != WORST_CASE:
+                continue
+            identity = tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)
+            mark = (chapter, identity, r["n"], r["accuracy"])
+            if mark in seen:
+                continue
+            seen.add(mark)
+            same = numbers[
+                (numbers[list(_IDENTITY)].apply(tuple, axis=1) == identity)
+                & (numbers["metric"] == "accuracy %")
+                & (numbers["attack"] != "none")
+            ]
+            if same.empty:
+                continue
+            strongest = same["value"].idxmin()
+            paper = float(numbers["value"].iloc[strongest])
+            mine = table.iloc[strongest]
+            where = "below" if r["hi"] < paper else ("above" if r["lo"] > paper else "overlaps")
+            rows.append(
+                {
+                    "dataset": identity[0],
+                    "model": identity[1],
+                    "defense": identity[2],
+                    "eps": identity[3],
+                    "paper's strongest attack": numbers["attack"].iloc[strongest],
+                    "paper": paper,
+                    "ours, same attack": ""
+                    if pd.isna(mine["ours"])
+                    else f"{mine['ours']:.2f} {mine['95% CI']}",
+                    "worst case": f"{r['accuracy']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]",
+                    "images": r["n"],
+                    "worst case vs paper": where,
+                    "chapter": chapter,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "dataset",
+            "model",
+            "defense",
+            "eps",
+            "paper's strongest attack",
+            "paper",
+            "ours, same attack",
+            "worst case",
+            "images",
+            "worst case vs paper",
+            "chapter",
+        ],
+    )
 
 
 def counts(scorecard) -> dict[str, int]:
@@ -263,14 +583,23 @@ def counts(scorecard) -> dict[str, int]:
     found = scorecard["verdict"].value_counts().to_dict()
     unknown = set(found) - set(VERDICTS)
     if unknown:
-        raise checks.ArgumentError("scorecard", f"has verdicts {sorted(unknown)} outside {VERDICTS}")
+        raise checks.ArgumentError(
+            "scorecard", f"has verdicts {sorted(unknown)} outside {VERDICTS}"
+        )
     return {v: int(found.get(v, 0)) for v in VERDICTS}
 
 
 def largest_disagreements(scorecard, n: int = 5):
-    """The ``n`` compared numbers farthest from the paper's among the disagreements (largest ``|ours - paper|``)."""
+    """The ``n`` like-for-like numbers farthest from the paper's among the disagreements (largest ``|ours - paper|``).
+
+    Rows whose attack or training this profile reduced are left out: their distance to the paper's number says
+    nothing about the paper.
+    """
     n = checks.integer(n, "n", 0)
-    compared = scorecard[scorecard["verdict"].isin(("ours higher", "ours lower"))].copy()
+    like_for_like = scorecard["reduced"].fillna("") == ""
+    compared = scorecard[
+        scorecard["verdict"].isin(("ours higher", "ours lower")) & like_for_like
+    ].copy()
     compared["ours - paper"] = (compared["ours"] - compared["paper"]).round(2)
     order = compared["ours - paper"].abs().sort_values(ascending=False, kind="stable").index
     top = compared.loc[order[:n]].reset_index(drop=True)
@@ -288,29 +617,65 @@ def show_whole_tables() -> None:
     pd.set_option("display.max_rows", 200, "display.max_colwidth", None)
 
 
-def summary(card) -> tuple:
-    """The verdicts counted per table of the paper, and the counts the page quotes: ``(table, numbers)``."""
+def summary(card, audit_lines) -> tuple:
+    """The verdicts counted per table of the paper, and the counts the page quotes: ``(table, numbers)``.
+
+    ``audit_lines`` is :func:`audits`: ``n_audits`` independent audits, of which ``n_audits_below`` have a
+    worst case whose whole interval lies below the paper's strongest attack on the same network.
+    """
     import pandas as pd
 
     c = counts(card)
-    audited = card[card["worst case - paper"].notna()]
     numbers = {
-        "n_numbers": len(card), "n_agree": c["agrees"], "n_higher": c["ours higher"], "n_lower": c["ours lower"],
-        "n_not_run": c[NOT_RUN], "n_cannot": c[CANNOT], "n_audited": len(audited),
-        "n_worst_below": int((audited["worst case - paper"] < 0).sum()),
+        "n_numbers": len(card),
+        "n_agree": c["agrees"],
+        "n_higher": c["ours higher"],
+        "n_lower": c["ours lower"],
+        "n_reduced": c[REDUCED_SETTING],
+        "n_not_run": c[NOT_RUN],
+        "n_cannot": c[CANNOT],
+        "n_audits": len(audit_lines),
+        "n_audits_below": int((audit_lines["worst case vs paper"] == "below").sum()),
+        "n_audits_overlap": int((audit_lines["worst case vs paper"] == "overlaps").sum()),
     }
-    table = pd.crosstab(card["artifact"], card["verdict"], margins=True, margins_name="all").reindex(
-        index=[*card["artifact"].unique(), "all"], columns=[*VERDICTS, "all"], fill_value=0
-    )
+    table = pd.crosstab(
+        card["artifact"], card["verdict"], margins=True, margins_name="all"
+    ).reindex(index=[*card["artifact"].unique(), "all"], columns=[*VERDICTS, "all"], fill_value=0)
     return table, numbers
+
+
+def spread_table(profile: str = "laptop", folder=None, chapters=None):
+    """The spread between networks each chapter measured: one row per model (standard deviations in points)."""
+    import pandas as pd
+
+    if chapters is None:
+        chapters = [p.stem for p in Book().chapters()]
+    valid, _ = records(folder, profile)
+    measured = spreads({c: valid[c] for c in chapters if c in valid})
+    rows = {
+        m: {
+            "networks": int(v["networks"]),
+            "images": int(v["images"]),
+            "sd clean": v["clean"],
+            "sd attacked": v["attacked"],
+            "chapter": v["chapter"],
+        }
+        for m, v in measured.items()
+    }
+    return pd.DataFrame.from_dict(
+        rows, orient="index", columns=["networks", "images", "sd clean", "sd attacked", "chapter"]
+    )
 
 
 def disagreement_notes(top):
     """What each chapter says differs by construction, for the rows of :func:`largest_disagreements` (Markdown)."""
     from IPython.display import Markdown
 
-    lines = [f"{i}. {r['artifact']}, {r['defense']}, {r['attack']} ({r['chapter']}): "
-             f"{r['why'] or 'no explanation recorded'}." for i, r in top.iterrows()]
+    lines = [
+        f"{i}. {r['artifact']}, {r['defense']}, {r['attack']} ({r['chapter']}): "
+        f"{r['why'] or 'no explanation recorded'}."
+        for i, r in top.iterrows()
+    ]
     return Markdown("\n".join(lines) or "(no disagreement in this build)")
 
 
@@ -325,15 +690,34 @@ def discussed(card):
 
 def by_table(card):
     """Every number, numbered within its table of the paper."""
-    columns = ["defense", "number", "eps", "paper", "ours", "95% CI", "worst case", "verdict"]
+    columns = [
+        "defense",
+        "number",
+        "eps",
+        "paper",
+        "ours",
+        "95% CI",
+        "with spread",
+        "worst case",
+        "verdict",
+    ]
     index = ["artifact", card.groupby("artifact", sort=False).cumcount() + 1]
     return card.set_index(index)[columns].astype(object).fillna("")
 
 
 def reasons(card):
-    """Why numbers are missing, and what differs by construction where they disagree, with how many (Markdown)."""
+    """What was reduced, why numbers are missing, and what differs by construction where they disagree, with how many (Markdown)."""
     from IPython.display import Markdown
 
-    grouped = card[card["why"] != ""].groupby("why", sort=False).agg(n=("artifact", "size"), tables=("artifact", "unique"))
-    lines = [f"- {r['n']} number(s) of {', '.join(r['tables'])}: {why}." for why, r in grouped.iterrows()]
+    lines = []
+    for column, lead in (("reduced", "reduced at this profile: "), ("why", "")):
+        grouped = (
+            card[card[column].fillna("") != ""]
+            .groupby(column, sort=False)
+            .agg(n=("artifact", "size"), tables=("artifact", "unique"))
+        )
+        lines += [
+            f"- {r['n']} number(s) of {', '.join(r['tables'])}: {lead}{text}."
+            for text, r in grouped.iterrows()
+        ]
     return Markdown("\n".join(lines) or "- (none)")

@@ -51,6 +51,9 @@ from . import mnist_multiclass as mnist
 from .section import Section, drawn, numbers
 
 __all__ = [
+    "MADRY",
+    "PAPER_PGD_SETTINGS",
+    "reduced_settings",
     "conventions",
     "networks",
     "attacks",
@@ -713,6 +716,68 @@ def cost(
         combined_eps=combined_eps,
         numbers=values,
     )
+
+
+#: Madry et al.'s schedule, the paper's Table III: 100,000 steps of 50 images, each against PGD-40.
+MADRY = {"steps": 100_000, "batch": 50, "inner_steps": 40}
+#: The paper's evaluation PGD: 100 restarts of 100 steps.
+PAPER_PGD_SETTINGS = {"restarts": 100, "steps": 100}
+
+
+def reduced_settings(
+    at_train: int,
+    at_epochs: int,
+    inner_steps: int,
+    pgd_restarts: int,
+    pgd_steps: int,
+    at_eps,
+    combined_eps,
+    mismatch,
+) -> dict:
+    """Which compared numbers this profile measured with less training or a weaker attack than the paper's.
+
+    Keys name a cell (``"section / row / column"``) or a row, as the
+    scorecard reads them (:func:`sparsenb.book.scorecard.record`); values are
+    ``("training" or "attack", what and how much)``. Adversarially trained
+    networks are reduced in training when they saw fewer images than
+    Madry et al.'s 100,000 steps of 50 (:data:`MADRY`) or an inner attack of
+    fewer than 40 steps; every PGD accuracy is reduced in attack when the
+    evaluation PGD has fewer restarts or steps than the paper's 100 of 100.
+    Natural accuracy of the front end alone is like for like.
+    """
+    images = at_epochs * (at_train or 60_000)
+    less_training = images < MADRY["steps"] * MADRY["batch"] or inner_steps < MADRY["inner_steps"]
+    weaker = (
+        pgd_restarts < PAPER_PGD_SETTINGS["restarts"] or pgd_steps < PAPER_PGD_SETTINGS["steps"]
+    )
+    trained = (
+        f"{images:,} training images in all against PGD-{inner_steps} "
+        f"(Madry et al.: {MADRY['steps'] * MADRY['batch']:,} against PGD-{MADRY['inner_steps']})"
+    )
+    paper = PAPER_PGD_SETTINGS
+    attack = f"PGD, {pgd_restarts} restart(s) x {pgd_steps} steps (paper {paper['restarts']} x {paper['steps']})"
+    out = {}
+    for e in at_eps:
+        if less_training:
+            out[f"Table III / eps = {e}, adversarial training"] = ("training", trained)
+        elif weaker:
+            out[f"Table III / eps = {e}, adversarial training / adversarial"] = ("attack", attack)
+        if weaker:
+            out[f"Table III / eps = {e}, front end alone / adversarial"] = ("attack", attack)
+    tr, te = mismatch
+    for label, e, adversarial in (
+        ("front end alone", combined_eps, False),
+        ("adversarial training", combined_eps, True),
+        ("front end + adversarial training", combined_eps, True),
+        (f"adversarial training, trained at {tr}", te, True),
+        (f"front end + adversarial training, trained at {tr}", te, True),
+    ):
+        row = f"Sec. VI-B / {label} (tested at {e})"
+        if adversarial and less_training:
+            out[row] = ("training", trained)
+        elif weaker:
+            out[row] = ("attack", attack)
+    return out
 
 
 def disagreements(comparison: Comparison) -> Section:

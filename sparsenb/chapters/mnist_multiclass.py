@@ -67,6 +67,9 @@ from . import figures
 from .section import Section, drawn, numbers
 
 __all__ = [
+    "PAPER_ATTACK_SETTINGS",
+    "reduced_settings",
+    "spread",
     "DEFENSES",
     "cnn_victims",
     "test_images",
@@ -954,6 +957,118 @@ def fig12(
         table=table,
         comparison=comparison,
         numbers=values,
+    )
+
+
+#: The paper's settings of its attacks (App. B): what a profile's settings are set beside to say whether it
+#: reduced them. I-FGSM and MI-FGSM: 1000 steps; the iterative locally linear attack: 100 steps; PGD: 100
+#: restarts of 100 steps.
+PAPER_ATTACK_SETTINGS = {
+    "ifgsm_steps": 1000,
+    "ill_steps": 100,
+    "pgd_restarts": 100,
+    "pgd_steps": 100,
+}
+
+
+def reduced_settings(ifgsm_steps: int, ill_steps: int, pgd_restarts: int, pgd_steps: int) -> dict:
+    """Which compared rows this profile measured with a weaker attack than the paper's (for the scorecard).
+
+    ``{"Table II / PGD": ("attack", "PGD 5 restarts x 20 steps (paper 100 x 100)"), ...}`` for each
+    iterative attack of Tables II and V whose steps or restarts are fewer than the paper's
+    (:data:`PAPER_ATTACK_SETTINGS`); one-step attacks, Table VI's sweeps (the paper's numbers of steps) and C&W
+    (CleverHans' settings) are like for like. Empty when every attack runs at the paper's scale.
+    """
+    p = PAPER_ATTACK_SETTINGS
+    weaker = {}
+    if ill_steps < p["ill_steps"]:
+        weaker["iterative locally linear"] = f"{ill_steps} steps (paper {p['ill_steps']})"
+    if ifgsm_steps < p["ifgsm_steps"]:
+        weaker["iterative FGSM"] = f"{ifgsm_steps} steps (paper {p['ifgsm_steps']})"
+        weaker["momentum iterative FGSM"] = f"{ifgsm_steps} steps (paper {p['ifgsm_steps']})"
+    if pgd_restarts < p["pgd_restarts"] or pgd_steps < p["pgd_steps"]:
+        weaker["PGD"] = (
+            f"{pgd_restarts} restart(s) x {pgd_steps} steps (paper {p['pgd_restarts']} x {p['pgd_steps']})"
+        )
+    return {
+        f"{table} / {row}": ("attack", f"{row}: {how}")
+        for table in ("Table II", "Table V")
+        for row, how in weaker.items()
+    }
+
+
+def spread(
+    n_train: int,
+    epochs: int,
+    seeds,
+    rho: float,
+    wavelet: str,
+    refine_steps: int,
+    refine_step: float,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    pgd_step: float,
+    pgd_steps: int,
+    pgd_restarts: int,
+    seed: int,
+    batch_size: int,
+    device=None,
+) -> Section:
+    """The spread between networks: both CNNs trained once per seed of ``seeds``, clean and under PGD.
+
+    Each seed trains the two CNNs of :func:`cnn_victims` by the same recipe
+    (the seed sets the initial weights, the batch order and dropout, and the
+    training subset when ``n_train`` is not 0); every network is measured on
+    the same attacked images ``(x, y)``: clean, and under Table II's PGD
+    (its settings and start seed ``seed``; through BPDA behind the front
+    end). The networks of the page's own seed are the tables' (read back
+    from the store). ``table``: accuracy (%) per seed and network;
+    ``by_network``: the mean and the standard deviation over seeds;
+    ``numbers``: ``spread_networks``, ``spread_clean`` and ``spread_pgd``
+    (the larger standard deviation of the two CNNs, in points), and the
+    range of PGD accuracy of the defended CNN (``spread_pgd_fe_min``,
+    ``spread_pgd_fe_max``); ``record``: the spread for the scorecard, by the
+    paper's name of the model.
+    """
+    pgd = {"PGD": Attack("pgd", step=pgd_step, steps=pgd_steps, restarts=pgd_restarts, seed=seed)}
+    none = {"no attack": Attack("none")}
+    rows = {}
+    for s in seeds:
+        victims, _, _ = cnn_victims(
+            n_train, epochs, s, rho, wavelet, refine_steps, refine_step, device
+        )
+        outcomes = run(
+            Grid(victims, {**none, **pgd}, eps=[eps], gradients=["bpda"]), x, y, batch_size
+        )
+        for name in victims:
+            gradient = "bpda" if victims[name].frontend is not None else None
+            rows[(int(s), name)] = {
+                "clean %": outcomes.accuracy(name, "no attack")[0],
+                "PGD %": outcomes.accuracy(name, "PGD", gradient)[0],
+            }
+    table = pd.DataFrame(rows).T.rename_axis(["seed", "network"])
+    by_network = table.groupby(level="network", sort=False).agg(["mean", "std"])
+    sd_clean = float(by_network[("clean %", "std")].max())
+    sd_pgd = float(by_network[("PGD %", "std")].max())
+    fe_pgd = table.xs("front end", level="network")["PGD %"]
+    values = numbers(
+        spread_networks=len(list(seeds)),
+        spread_clean=sd_clean,
+        spread_pgd=sd_pgd,
+        spread_pgd_fe_min=float(fe_pgd.min()),
+        spread_pgd_fe_max=float(fe_pgd.max()),
+    )
+    record = {
+        "4-layer CNN": {
+            "clean": sd_clean,
+            "attacked": sd_pgd,
+            "networks": len(list(seeds)),
+            "images": len(x),
+        }
+    }
+    return Section(
+        table=table.round(2), by_network=by_network.round(2), record=record, numbers=values
     )
 
 

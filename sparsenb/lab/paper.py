@@ -21,6 +21,7 @@ attacks. The chapters' tables treat them alike; the scorecard
 (:mod:`sparsenb.book.scorecard`) takes the paper's verdict from the
 ``"ours"`` row and sets the all-attacks worst case beside it.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,12 +48,27 @@ __all__ = [
     "OTHER_SETTING",
     "PAPERS_ATTACKS",
     "WORST_CASE",
+    "REDUCED",
+    "REDUCED_SETTING",
     "verdict",
+    "widened",
 ]
 
 REFERENCE_ENV = "SPARSENB_REFERENCE"
 FILENAME = "paper_numbers.csv"
-COLUMNS = ("artifact", "dataset", "model", "defense", "attack", "gradient", "eps", "rho", "metric", "value", "note")
+COLUMNS = (
+    "artifact",
+    "dataset",
+    "model",
+    "defense",
+    "attack",
+    "gradient",
+    "eps",
+    "rho",
+    "metric",
+    "value",
+    "note",
+)
 
 
 def reference_dir(root=None) -> Path:
@@ -78,7 +94,9 @@ def paper_numbers(root=None):
     """Every number of the paper as a pandas DataFrame, one per row (``value`` is a float)."""
     path = reference_dir(root) / FILENAME
     if not path.is_file():
-        raise FileNotFoundError(f"the paper's numbers are not at {path}; set {REFERENCE_ENV} to the folder holding {FILENAME}")
+        raise FileNotFoundError(
+            f"the paper's numbers are not at {path}; set {REFERENCE_ENV} to the folder holding {FILENAME}"
+        )
     return _read(path, path.stat().st_mtime).copy()
 
 
@@ -87,7 +105,9 @@ def paper_rows(root=None, **match):
     df = paper_numbers(root)
     for column, value in match.items():
         if column not in COLUMNS or column == "value":
-            raise checks.ArgumentError(column, f"is not a column of {FILENAME}; columns: {list(COLUMNS[:-2]) + ['note']}")
+            raise checks.ArgumentError(
+                column, f"is not a column of {FILENAME}; columns: {list(COLUMNS[:-2]) + ['note']}"
+            )
         df = df[df[column] == ("" if value is None else str(value))]
     return df
 
@@ -99,8 +119,14 @@ def paper_number(root=None, **match) -> float:
     """
     rows = paper_rows(root, **match)
     if len(rows) != 1:
-        hint = "" if len(rows) == 0 else ": add columns to tell\n" + rows.drop(columns=["value"]).to_string()
-        raise LookupError(f"{len(rows)} rows of {FILENAME} match {match}; expected exactly one{hint}")
+        hint = (
+            ""
+            if len(rows) == 0
+            else ": add columns to tell\n" + rows.drop(columns=["value"]).to_string()
+        )
+        raise LookupError(
+            f"{len(rows)} rows of {FILENAME} match {match}; expected exactly one{hint}"
+        )
     return float(rows["value"].iloc[0])
 
 
@@ -116,9 +142,48 @@ WORST_CASE = "all attacks, worst case"
 KINDS = (OURS, OTHER_SETTING, PAPERS_ATTACKS, WORST_CASE)
 
 
-def verdict(value: float, p: float, lo: float, hi: float) -> str:
-    """"agrees" when the paper's ``value`` lies in our interval ``[lo, hi]``, else "ours higher"/"ours lower"."""
+#: Why a comparison is not like for like: this profile ran a weaker attack than the paper's (fewer steps or
+#: restarts), or trained the network less. Chapters declare it per section or row (:func:`verdict`).
+REDUCED = ("attack", "training")
+REDUCED_SETTING = "reduced setting"
+
+
+def verdict(value: float, p: float, lo: float, hi: float, reduced: str | None = None) -> str:
+    """Our number ``p`` with its interval ``[lo, hi]`` against the paper's ``value``.
+
+    Like for like (``reduced`` None): "agrees" when ``value`` lies in the
+    interval, else "ours higher" or "ours lower". Where this profile ran a
+    weaker attack than the paper (``reduced="attack"``) our accuracy can only
+    be expected higher, so the verdict is one-sided: "ours lower" when even
+    the whole interval lies below the paper's number (our network is less
+    robust than the paper's, whatever the attack), else "reduced setting".
+    Where it trained the network less (``reduced="training"``) neither
+    direction says anything about the paper: "reduced setting".
+    """
+    if reduced is not None and reduced not in REDUCED:
+        raise ValueError(f"reduced must be None or one of {REDUCED}, got {reduced!r}")
+    if reduced == "training":
+        return REDUCED_SETTING
+    if reduced == "attack":
+        return "ours lower" if hi < value else REDUCED_SETTING
     return "agrees" if lo <= value <= hi else ("ours higher" if p > value else "ours lower")
+
+
+def widened(p: float, lo: float, hi: float, spread: float, z: float = 1.96) -> tuple[float, float]:
+    r"""The interval ``[lo, hi]`` of one network's accuracy ``p`` widened by the spread between networks.
+
+    ``spread`` is the standard deviation (points) of the accuracy of networks
+    trained by the same recipe with different seeds, measured on the same
+    images. Our network and the paper's are one draw each, so the difference
+    between them varies by :math:`\sqrt{2}` times it besides our sampling
+    error: each side of the interval becomes
+    :math:`\sqrt{h^2 + 2 (z s)^2}` for its half-width :math:`h`, clipped to
+    [0, 100].
+    """
+    extra = 2.0 * (z * float(spread)) ** 2
+    return max(0.0, p - float(np.sqrt((p - lo) ** 2 + extra))), min(
+        100.0, p + float(np.sqrt((hi - p) ** 2 + extra))
+    )
 
 
 class Comparison:
@@ -137,13 +202,28 @@ class Comparison:
     def add(self, section: str, row: str, column: str, correct, kind: str = OURS, **paper) -> float:
         checks.choice(kind, "kind", KINDS)
         value = paper_number(**paper)
-        csv_row = int(paper_rows(**paper).index[0])  # its position in paper_numbers.csv (0 = first number)
+        csv_row = int(
+            paper_rows(**paper).index[0]
+        )  # its position in paper_numbers.csv (0 = first number)
         p, lo, hi = accuracy_interval(correct)
         n = int(np.asarray(correct).size)
         self.rows.append(
-            {"table": section, "row": row, "column": column, "ours": round(p, 2), "95% CI": f"[{lo:.1f}, {hi:.1f}]",
-             "paper": value, "ours - paper": round(p - value, 2), "verdict": verdict(value, p, lo, hi),
-             "kind": kind, "paper_row": csv_row, "n": n, "lo": lo, "hi": hi, "accuracy": p}
+            {
+                "table": section,
+                "row": row,
+                "column": column,
+                "ours": round(p, 2),
+                "95% CI": f"[{lo:.1f}, {hi:.1f}]",
+                "paper": value,
+                "ours - paper": round(p - value, 2),
+                "verdict": verdict(value, p, lo, hi),
+                "kind": kind,
+                "paper_row": csv_row,
+                "n": n,
+                "lo": lo,
+                "hi": hi,
+                "accuracy": p,
+            }
         )
         return value
 
@@ -166,15 +246,22 @@ class Comparison:
         columns: list = []
         for entry in entries:
             if len(entry) not in (4, 5):
-                raise checks.ArgumentError("entries", f"must hold (row, column, correct, paper[, kind]) tuples, got {entry!r:.80}")
+                raise checks.ArgumentError(
+                    "entries",
+                    f"must hold (row, column, correct, paper[, kind]) tuples, got {entry!r:.80}",
+                )
             row, column, correct, paper, kind = (*entry, OURS)[:5]
             value = "-"
             if paper is not None:
                 rows = paper_rows(**paper)  # an unknown column raises here
                 known = paper_numbers()
                 for k, v in paper.items():
-                    if ("" if v is None else str(v)) not in set(known[k]):  # None matches an empty field, as in paper_rows
-                        raise checks.ArgumentError("paper", f"{k}={v!r} appears in no row of paper_numbers.csv")
+                    if ("" if v is None else str(v)) not in set(
+                        known[k]
+                    ):  # None matches an empty field, as in paper_rows
+                        raise checks.ArgumentError(
+                            "paper", f"{k}={v!r} appears in no row of paper_numbers.csv"
+                        )
                 if len(rows) == 1:
                     value = self.add(section, row, column, correct, kind, **paper)
                 elif len(rows) > 1:
@@ -190,7 +277,19 @@ class Comparison:
         """The compared rows as a table (only the disagreements with ``disagreements_only``)."""
         import pandas as pd
 
-        df = pd.DataFrame(self.rows, columns=["table", "row", "column", "ours", "95% CI", "paper", "ours - paper", "verdict"])
+        df = pd.DataFrame(
+            self.rows,
+            columns=[
+                "table",
+                "row",
+                "column",
+                "ours",
+                "95% CI",
+                "paper",
+                "ours - paper",
+                "verdict",
+            ],
+        )
         return df[df["verdict"] != "agrees"].reset_index(drop=True) if disagreements_only else df
 
     def counts(self) -> dict[str, int]:

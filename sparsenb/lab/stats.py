@@ -6,12 +6,14 @@ r"""Statistics of the book's experiments: summaries and fits of Monte Carlo draw
   against :math:`\log x` with bootstrap (Monte Carlo draws) or OLS (exact
   values) confidence intervals; :func:`rms_deviation` as a statistic.
 * :func:`paired_difference`: the difference of two models' accuracies on the
-  same images with Newcombe's interval; :func:`paired_comparison` tabulates
-  several, with :func:`images_to_resolve` and :func:`discordance_to_resolve`
-  (how many images a difference needs).
+  same images with Newcombe's interval, and :func:`mcnemar`'s exact test of
+  no difference; :func:`paired_comparison` tabulates several, with
+  :func:`images_to_resolve` and :func:`discordance_to_resolve` (how many
+  images a difference needs).
 
 One accuracy's Wilson interval is :func:`sparsenb.evaluation.wilson_interval`.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,10 +36,12 @@ __all__ = [
     "fit_power_law",
     "power_law_fits",
     "paired_difference",
+    "mcnemar",
     "images_to_resolve",
     "discordance_to_resolve",
     "paired_comparison",
 ]
+
 
 def summarize(df: pd.DataFrame, by, value: str, level: float = 0.95) -> pd.DataFrame:
     r"""Mean of ``value`` per group with a normal-theory CI and an equal-tailed quantile band.
@@ -110,7 +114,9 @@ def _clean(v) -> float:
     return float(np.round(v, 12)) + 0.0 if math.isfinite(v) else v
 
 
-def fit_power_law(x, y, level: float = 0.95, n_boot: int = 2000, statistic="mean", seed: int = 0) -> PowerLawFit:
+def fit_power_law(
+    x, y, level: float = 0.95, n_boot: int = 2000, statistic="mean", seed: int = 0
+) -> PowerLawFit:
     r"""Least-squares slope of :math:`\log y` against :math:`\log x`, with a confidence interval.
 
     ``y`` is either one value per ``x`` (deterministic: the interval is the
@@ -126,7 +132,9 @@ def fit_power_law(x, y, level: float = 0.95, n_boot: int = 2000, statistic="mean
     level = checks.real(level, "level", 0, 1, low_open=True, high_open=True)
     stat = _STATISTICS.get(statistic, statistic) if isinstance(statistic, str) else statistic
     if not callable(stat):
-        raise checks.ArgumentError("statistic", f"must be 'mean', 'median' or a callable, got {statistic!r}")
+        raise checks.ArgumentError(
+            "statistic", f"must be 'mean', 'median' or a callable, got {statistic!r}"
+        )
     lx = np.log(x)
     X = np.stack([np.ones_like(lx), lx], 1)
     ragged = not np.isscalar(y) and len(y) == len(x) and all(np.ndim(v) == 1 for v in y)
@@ -136,7 +144,9 @@ def fit_power_law(x, y, level: float = 0.95, n_boot: int = 2000, statistic="mean
     else:
         point = np.asarray(y, dtype=np.float64).ravel()
         if point.shape != x.shape:
-            raise checks.ArgumentError("y", f"must hold one value per x ({len(x)}) or one array of draws per x")
+            raise checks.ArgumentError(
+                "y", f"must hold one value per x ({len(x)}) or one array of draws per x"
+            )
     if np.any(~np.isfinite(point)) or np.any(point <= 0):
         raise ValueError(f"the fitted values must be positive and finite, got {point}")
     coef, *_ = np.linalg.lstsq(X, np.log(point), rcond=None)
@@ -178,7 +188,14 @@ def fit_power_law(x, y, level: float = 0.95, n_boot: int = 2000, statistic="mean
 
 
 def power_law_fits(
-    df: pd.DataFrame, x: str, value: str, by=None, statistic="mean", level: float = 0.95, n_boot: int = 2000, seed: int = 0
+    df: pd.DataFrame,
+    x: str,
+    value: str,
+    by=None,
+    statistic="mean",
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """:func:`fit_power_law` of ``value`` against ``x`` in each group of ``by``, over the draws of ``df``.
 
@@ -226,17 +243,25 @@ def _outcomes(correct, name: str) -> np.ndarray:
 
 
 def paired_difference(a, b) -> tuple[float, float, float]:
-    """Accuracy of ``a`` minus accuracy of ``b`` (percentage points) on the same images, with its 95% interval.
+    r"""Accuracy of ``a`` minus accuracy of ``b`` (percentage points) on the same images, with its 95% interval.
 
     ``a`` and ``b`` are per-image 0/1 outcomes of two models on the same
     images. The interval is Newcombe's (1998, method 10) for paired
-    proportions: the two Wilson intervals combined with the correlation of
-    the outcomes, so images both models get right or both get wrong tighten
-    it. Returns ``(difference, lo, hi)``.
+    proportions: the two Wilson intervals combined with the correlation
+    :math:`\phi` of the outcomes, so images both models get right or both get
+    wrong tighten it. As in the method, :math:`\phi` is continuity-corrected:
+    with the 2x2 counts :math:`r` (both right), :math:`s` (only ``a``),
+    :math:`t` (only ``b``), :math:`u` (neither) and
+    :math:`B = ru - st`, the numerator is :math:`B - n/2` when
+    :math:`B > n/2`, 0 when :math:`0 \le B \le n/2`, and :math:`B` when
+    :math:`B < 0`; :math:`\phi` is that over
+    :math:`\sqrt{(r+s)(t+u)(r+t)(s+u)}`. Returns ``(difference, lo, hi)``.
     """
     a, b = _outcomes(a, "a"), _outcomes(b, "b")
     if a.shape != b.shape:
-        raise checks.ArgumentError("b", f"must hold one outcome per image of a ({a.size}), got {b.size}")
+        raise checks.ArgumentError(
+            "b", f"must hold one outcome per image of a ({a.size}), got {b.size}"
+        )
     n = a.size
     both, only_a, only_b = int((a & b).sum()), int((a & (1 - b)).sum()), int(((1 - a) & b).sum())
     neither = n - both - only_a - only_b
@@ -244,14 +269,44 @@ def paired_difference(a, b) -> tuple[float, float, float]:
     l1, u1 = wilson_interval(both + only_a, n)
     l2, u2 = wilson_interval(both + only_b, n)
     denom = float(both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
-    phi = (both * neither - only_a * only_b) / np.sqrt(denom) if denom > 0 else 0.0
+    B = both * neither - only_a * only_b
+    corrected = (
+        B - n / 2 if B > n / 2 else (B if B < 0 else 0.0)
+    )  # Newcombe's continuity correction of phi
+    phi = corrected / np.sqrt(denom) if denom > 0 else 0.0
     dl = np.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
     du = np.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
     d = p1 - p2
     return float(100 * d), float(100 * max(d - dl, -1.0)), float(100 * min(d + du, 1.0))
 
 
-def images_to_resolve(difference: float, discordant: float, z: float = 1.96, power: float = 0.5) -> int:
+def mcnemar(a, b) -> tuple[int, int, float]:
+    r"""McNemar's exact test that two models on the same images are equally accurate.
+
+    ``a``, ``b``: per-image 0/1 outcomes. Only the discordant images carry
+    information: under the null each of the ``s + t`` of them is right for
+    ``a`` only or for ``b`` only with probability 1/2, so the two-sided
+    p-value is :math:`\min(1, 2\,P[X \le \min(s, t)])` with
+    :math:`X \sim \mathrm{Binomial}(s + t, 1/2)` (1 without discordant
+    images). Returns ``(s, t, p)``: images only ``a`` gets right, only ``b``,
+    and the p-value.
+    """
+    from scipy.stats import binom
+
+    a, b = _outcomes(a, "a"), _outcomes(b, "b")
+    if a.shape != b.shape:
+        raise checks.ArgumentError(
+            "b", f"must hold one outcome per image of a ({a.size}), got {b.size}"
+        )
+    s, t = int((a & (1 - b)).sum()), int(((1 - a) & b).sum())
+    if s + t == 0:
+        return s, t, 1.0
+    return s, t, float(min(1.0, 2.0 * binom.cdf(min(s, t), s + t, 0.5)))
+
+
+def images_to_resolve(
+    difference: float, discordant: float, z: float = 1.96, power: float = 0.5
+) -> int:
     """About how many images a paired comparison needs to tell a true ``difference`` from none.
 
     ``difference`` in percentage points (its sign does not matter);
@@ -266,7 +321,9 @@ def images_to_resolve(difference: float, discordant: float, z: float = 1.96, pow
 
     difference = checks.real(difference, "difference", -100.0, 100.0)
     if difference == 0:
-        raise checks.ArgumentError("difference", "must be non-zero: no number of images resolves a difference of 0")
+        raise checks.ArgumentError(
+            "difference", "must be non-zero: no number of images resolves a difference of 0"
+        )
     d = abs(difference) / 100
     r = checks.real(discordant, "discordant", 0.0, 1.0)
     z = checks.real(z, "z", 0.0, low_open=True)
@@ -290,9 +347,11 @@ def paired_comparison(pairs: dict, difference: float):
     """Paired differences of two models' outcomes, one row per entry of ``pairs`` (label -> ``(a, b)``).
 
     Columns: ``images``, ``difference`` (points, a minus b), ``lo`` and
-    ``hi`` (its 95% interval, :func:`paired_difference`), ``discordant %``
-    (images on which a and b disagree) and ``images to resolve`` the given
-    ``difference`` at that disagreement (:func:`images_to_resolve`).
+    ``hi`` (its 95% interval, :func:`paired_difference`), ``McNemar p``
+    (:func:`mcnemar`'s exact two-sided p-value of no difference),
+    ``discordant %`` (images on which a and b disagree) and ``images to
+    resolve`` the given ``difference`` at that disagreement
+    (:func:`images_to_resolve`).
     """
     import pandas as pd
 
@@ -304,6 +363,13 @@ def paired_comparison(pairs: dict, difference: float):
             raise checks.fail(f"pairs[{label!r}]", "a pair (outcomes a, outcomes b)", pair)
         d, lo, hi = paired_difference(*pair)
         r = float(np.mean(_outcomes(pair[0], "a") != _outcomes(pair[1], "b")))
-        rows[label] = {"images": len(_outcomes(pair[0], "a")), "difference": d, "lo": lo, "hi": hi, "discordant %": 100 * r,
-                       "images to resolve": images_to_resolve(difference, r)}
+        rows[label] = {
+            "images": len(_outcomes(pair[0], "a")),
+            "difference": d,
+            "lo": lo,
+            "hi": hi,
+            "McNemar p": mcnemar(*pair)[2],
+            "discordant %": 100 * r,
+            "images to resolve": images_to_resolve(difference, r),
+        }
     return pd.DataFrame(rows).T.astype({"images": int, "images to resolve": int})
