@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ __all__ = [
     "CropFlip",
     "CNN_TRAINING",
     "TWO_LAYER_TRAINING",
+    "SCHEDULES",
+    "CYCLE_PEAK",
     "fit",
     "check_fit",
     "train_linear_svm",
@@ -47,15 +50,32 @@ __all__ = [
 ]
 
 
+#: Learning-rate schedules of :class:`TrainConfig`: step decay at milestones, or one linear cycle.
+SCHEDULES = ("step", "cyclic")
+#: Where the cyclic schedule peaks, as a fraction of training (Wong et al. 2020).
+CYCLE_PEAK = 0.4
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train (the model itself is described by its own config, e.g. :class:`~sparsenb.models.cnn.CNNConfig`).
+    r"""How to train (the model itself is described by its own config, e.g. :class:`~sparsenb.models.cnn.CNNConfig`).
 
     ``steps > 0`` trains that many steps instead of ``epochs`` epochs (the
     release's two-layer net trains 20,000 steps). ``l2`` adds
     ``l2 * sum of squared weight matrices`` (not biases) to the loss, as the
-    release does; ``weight_decay`` is the optimiser's own. The learning rate
-    is multiplied by ``lr_decay`` at each epoch in ``milestones``.
+    release does; ``weight_decay`` is the optimiser's own. With
+    ``schedule="step"`` the learning rate is multiplied by ``lr_decay`` at
+    each epoch in ``milestones``; with ``schedule="cyclic"`` it rises
+    linearly from 0 to ``lr`` over the first 2/5 of training and falls back
+    to 0 at its end (the one cycle of Wong et al. 2020).
+
+    ``guard > 0`` (adversarial training with an :class:`Adversary` only)
+    attacks ``guard`` seeded training images after every epoch with PGD at
+    the adversary's full :math:`\epsilon` (10 steps of :math:`\epsilon/4`
+    from a random start) and stops training when their accuracy falls more
+    than ``guard_drop`` (a fraction) below its best epoch's, whose weights
+    it keeps: the guard against the catastrophic overfitting of one-step
+    adversarial training.
     """
 
     optimizer: str = "sgd"
@@ -71,6 +91,9 @@ class TrainConfig:
     lr_decay: float = 0.1
     seed: int = 0
     amp: bool = False
+    schedule: str = "step"
+    guard: int = 0
+    guard_drop: float = 0.2
 
     def __post_init__(self):
         checks.choice(self.optimizer, "optimizer", ("sgd", "adam"))
@@ -89,6 +112,17 @@ class TrainConfig:
         checks.real(self.lr_decay, "lr_decay", 0, 1, low_open=True)
         checks.seed(self.seed)
         checks.flag(self.amp, "amp")
+        checks.choice(self.schedule, "schedule", SCHEDULES)
+        checks.integer(self.guard, "guard", 0)
+        checks.real(self.guard_drop, "guard_drop", 0, 1, low_open=True)
+
+    def code_modules(self) -> tuple[str, ...]:
+        """The guard's attack code (PGD) when the guard is on: a checkpoint trained with it is keyed by it."""
+        if not self.guard:
+            return ()
+        from .attacks.registry import get
+
+        return modules_of(get("pgd"))
 
 
 #: The release's CNN recipe: SGD, momentum 0.5, learning rate 0.01, batch 64 (epochs: the chapter's).
@@ -99,20 +133,28 @@ TWO_LAYER_TRAINING = TrainConfig(optimizer="adam", lr=1e-3, l2=1e-3, batch_size=
 
 @dataclass(frozen=True)
 class Adversary:
-    """Madry et al.'s inner maximisation: ``attack(model, x, y, eps, **kwargs)`` from :mod:`sparsenb.attacks`.
+    r"""Madry et al.'s inner maximisation: ``attack(model, x, y, eps, **kwargs)`` from :mod:`sparsenb.attacks`.
 
     ``attack`` is a registered attack's name (:mod:`sparsenb.attacks.registry`):
     ``Adversary("pgd", 0.3, {"step": 0.01, "steps": 40})`` is PGD-40 with a
-    random start; ``Adversary("fgsm", 0.3)`` is FGSM. Called as
+    random start; ``Adversary("pgd", 0.3, {"step": 0.375, "steps": 1})``
+    is FGSM from a random start with a step of :math:`1.25\epsilon` (Wong et
+    al. 2020); ``Adversary("fgsm", 0.3)`` is FGSM. Called as
     ``adversary(model, x, y)`` with the model in eval mode; random starts
     draw their seed from the training run's own (seeded) random stream.
+
+    ``ramp > 0`` raises :math:`\epsilon` linearly from 0 over the first
+    ``ramp`` epochs of training, and the ``step`` keyword in proportion
+    (:meth:`at`); :func:`fit` asks for the adversary in force at the end of
+    each step (the first step's is not at 0).
     """
 
     attack: str
     eps: float
     kwargs: tuple = ()
+    ramp: float = 0.0
 
-    def __init__(self, attack: str, eps: float, kwargs=None):
+    def __init__(self, attack: str, eps: float, kwargs=None, ramp: float = 0.0):
         from .attacks.registry import get
 
         get(attack)  # a registered attack's name, else one error listing them
@@ -122,6 +164,17 @@ class Adversary:
         if not all(isinstance(k, str) for k in items):
             raise checks.fail("kwargs", "a dict of keyword arguments", kwargs)
         object.__setattr__(self, "kwargs", tuple(sorted(items.items())))
+        object.__setattr__(self, "ramp", checks.real(ramp, "ramp", 0))
+
+    def at(self, epoch: float) -> Adversary:
+        r"""The adversary in force ``epoch`` epochs into training: :math:`\epsilon` and ``step`` times ``min(1, epoch / ramp)``."""
+        share = 1.0 if not self.ramp else min(1.0, max(0.0, float(epoch)) / self.ramp)
+        if not self.ramp:
+            return self
+        kwargs = dict(self.kwargs)
+        if "step" in kwargs:
+            kwargs["step"] = kwargs["step"] * share
+        return Adversary(self.attack, self.eps * share, kwargs)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         from .attacks.registry import get
@@ -231,6 +284,8 @@ def fit(
     n, bs = len(x), min(config.batch_size, len(x))
     per_epoch = n // bs
     total = config.steps or config.epochs * per_epoch
+    log = {"epochs": [], "stopped": None, "best": None}  # per epoch: seconds and the guard's accuracy
+    best = None  # the guard's best epoch: (accuracy, weights)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # the initial weights, dropout and random starts come from here
         model = model_config.build().to(device)  # drawn on the CPU, then moved: the same init everywhere
@@ -242,12 +297,14 @@ def fit(
             # nothing changes an image between epochs: its front-end output is computed once, not once per step
             x, graph = sparsify_dataset(x.to(device, torch.float32), graph[0]), model
         size = distributed.world_size()
-        step = _resume(checkpoint, model, opt, gen)
+        step, log, best = _resume(checkpoint, model, opt, gen, log, best)
+        guard = _guard(x, y, config, adversary)
         parallel = distributed.data_parallel(model, device)  # the model itself with one process
         train_graph = parallel if graph is model else defended(graph[0], parallel)
         bar = _progress(total, step, progress, type(model).__name__)
-        while step < total:
+        while step < total and log["stopped"] is None:
             perm = torch.randperm(n, generator=gen)
+            started = time.perf_counter()
             for i in range(0, per_epoch * bs, bs):
                 if step == total:
                     break
@@ -259,10 +316,11 @@ def fit(
                 xb, yb = xb[mine], yb[mine]
                 if adversary is not None:
                     graph.eval()  # the model the adversary sees (front end included) is in eval mode
-                    xb = adversary(graph, xb, yb).detach()
+                    attack = adversary.at((step + 1) / per_epoch) if isinstance(adversary, Adversary) else adversary
+                    xb = attack(graph, xb, yb).detach()
                 train_graph.train()
                 for group in opt.param_groups:
-                    group["lr"] = _learning_rate(config, step / per_epoch)
+                    group["lr"] = _learning_rate(config, step, per_epoch, total)
                 with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=config.amp and device.type == "cuda"):
                     loss = _loss(train_graph(xb), yb)
                     if size > 1:  # DDP averages the processes' gradients: weigh each part's mean by its share
@@ -274,11 +332,43 @@ def fit(
                 opt.step()
                 step += 1
                 bar.update(1)
-            if checkpoint is not None and step < total:
-                _save_state(checkpoint, model, opt, gen, step, device)
+            epoch = {"epoch": len(log["epochs"]) + 1, "seconds": round(time.perf_counter() - started, 2)}
+            if guard is not None:
+                epoch["guard accuracy"] = guard(graph)
+                if best is None or epoch["guard accuracy"] >= best[0]:
+                    best = (epoch["guard accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()})
+                    log["best"] = epoch["epoch"]
+                elif epoch["guard accuracy"] < best[0] - config.guard_drop:  # catastrophic overfitting
+                    model.load_state_dict(best[1])
+                    log["stopped"] = epoch["epoch"]
+            log["epochs"].append(epoch)
+            if checkpoint is not None and step < total and log["stopped"] is None:
+                _save_state(checkpoint, model, opt, gen, step, device, log, best)
         bar.close()
     graph.eval()
+    model.fit_log = log
     return model
+
+
+def _guard(x: torch.Tensor, y: torch.Tensor, config: TrainConfig, adversary):
+    """The guard of ``config`` (None when off): ``guard(graph)``, PGD accuracy (fraction) on fixed training images."""
+    if not config.guard:
+        return None
+    from .attacks.registry import get
+
+    pgd = get("pgd")
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[: config.guard]
+    gx, gy, eps = x[idx], y[idx], adversary.eps
+
+    def guard(graph: nn.Module) -> float:
+        graph.eval()
+        device = next(graph.parameters()).device
+        xb, yb = gx.to(device, torch.float32), gy.to(device)
+        xa = pgd(graph, xb, yb, eps, step=eps / 4, steps=10, seed=config.seed)
+        with torch.no_grad():
+            return round(float((graph(xa).argmax(1) == yb).float().mean()), 4)
+
+    return guard
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -288,8 +378,15 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), y)
 
 
-def _learning_rate(config: TrainConfig, epoch: float) -> float:
-    return config.lr * config.lr_decay ** sum(epoch >= m for m in config.milestones)
+def _learning_rate(config: TrainConfig, step: int, per_epoch: int, total: int) -> float:
+    """The learning rate of step ``step`` (from 0) of ``total``, ``per_epoch`` steps to an epoch.
+
+    The cycle is evaluated at the end of the step (its first step is not taken at 0, as Wong et al.'s).
+    """
+    if config.schedule == "cyclic":
+        t, peak = (step + 1) / total, CYCLE_PEAK
+        return config.lr * (t / peak if t <= peak else max(0.0, (1 - t) / (1 - peak)))
+    return config.lr * config.lr_decay ** sum(step / per_epoch >= m for m in config.milestones)
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -309,7 +406,7 @@ def _progress(total: int, done: int, show: bool, desc: str):
     return tqdm(total=total, initial=done, desc=f"training {desc}", disable=not show, leave=False, mininterval=5)
 
 
-def _save_state(path, model, opt, gen, step: int, device) -> None:
+def _save_state(path, model, opt, gen, step: int, device, log: dict, best) -> None:
     if not distributed.is_writer():  # every process holds the same state; process 0 writes it
         return
     state = {
@@ -318,7 +415,10 @@ def _save_state(path, model, opt, gen, step: int, device) -> None:
         "step": step,
         "generator": gen.get_state(),
         "rng": torch.get_rng_state(),
+        "log": log,
     }
+    if best is not None:
+        state["best_accuracy"], state["best_model"] = best
     if device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(device)
     buf = io.BytesIO()
@@ -326,10 +426,13 @@ def _save_state(path, model, opt, gen, step: int, device) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _resume(path, model, opt, gen) -> int:
-    """Load a saved training state into ``model``, ``opt`` and the random streams; return its step (0 if none)."""
+def _resume(path, model, opt, gen, log: dict, best):
+    """Load a saved training state into ``model``, ``opt`` and the random streams; return ``(step, log, best)``.
+
+    Without a saved state: ``(0, log, best)`` as given.
+    """
     if path is None or not distributed.decide(Path(path).is_file):
-        return 0
+        return 0, log, best
     device = next(model.parameters()).device
     state = torch.load(path, weights_only=True, map_location="cpu")
     model.load_state_dict(state["model"])
@@ -338,7 +441,9 @@ def _resume(path, model, opt, gen) -> int:
     torch.set_rng_state(state["rng"])
     if "cuda_rng" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"], device)
-    return int(state["step"])
+    if "best_model" in state:
+        best = (state["best_accuracy"], state["best_model"])
+    return int(state["step"]), state.get("log", log), best
 
 
 def _check_classes(graph: nn.Module, x: torch.Tensor, y: torch.Tensor, device) -> None:
@@ -366,6 +471,8 @@ def check_fit(model_config, x, y, config, frontend=None, augment=None, adversary
         raise checks.fail("frontend", "a front end module or None", frontend)
     checks.function(augment, "augment", optional=True)
     checks.function(adversary, "adversary", optional=True)
+    if config.guard and not isinstance(adversary, Adversary):
+        raise checks.ArgumentError("config", f"guard={config.guard} checks adversarial training: pass an Adversary")
     bs, size = min(config.batch_size, len(x)), distributed.world_size()
     if bs < size:  # every process trains on a part of each batch
         raise checks.ArgumentError("config", f"batch_size {bs} must be at least the number of processes ({size})")

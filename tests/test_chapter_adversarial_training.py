@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from sparsenb.book.layout import Book, chapter_parameters  # noqa: E402
+from sparsenb.checks import ArgumentError  # noqa: E402
 from sparsenb.cache import PROJECT_ROOT  # noqa: E402
 from sparsenb.chapters import adversarial_training as chapter  # noqa: E402
 from sparsenb.lab.paper import FILENAME, Comparison, reference_dir  # noqa: E402
@@ -102,6 +103,9 @@ def page(tmp_path_factory, mnist_root, one_thread):
             1e-3,
             32,
             EPS,
+            "cyclic",
+            0,
+            16,
             1,
             1.25,
             "bpda",
@@ -148,11 +152,15 @@ def page(tmp_path_factory, mnist_root, one_thread):
 
 def test_conventions_quote_the_settings_and_the_interval_widths():
     s = chapter.conventions(
+        EPS,
         0,
-        2,
+        [1, 2, 5],
         "adam",
         1e-3,
         64,
+        "cyclic",
+        1,
+        500,
         3,
         0.5,
         "bpda",
@@ -169,12 +177,24 @@ def test_conventions_quote_the_settings_and_the_interval_widths():
     assert n["ci_90"] == pytest.approx(_half_width(0.9, 500))
     assert n["ci_audit"] == pytest.approx(_half_width(0.5, 100))
     assert n["gradients_shown"] == "bpda, projection" and n["audit_shown"] == "APGD-CE, Square"
-    assert s.table.at["training images x epochs", "this page"] == "60000 x 2 epoch(s)"
+    assert (
+        s.table.at["training images x epochs", "this page"]
+        == "60000 x epochs: 1 at eps = 0.1, 2 at eps = 0.2, 5 at eps = 0.3"
+    )
+    assert n["at_recipe"] == (
+        "PGD-3 from a random start (steps of 0.5 eps), a one-cycle learning rate, "
+        "eps ramped up over 1 epoch(s), a PGD check of 500 training images after each epoch"
+    )
     assert s.table.at["audit: images, attacks", "this page"] == "100: APGD-CE, Square"
     sgd = chapter.conventions(
-        5, 1, "sgd", 0.01, 64, 1, 1.25, "bpda", 10, 2, 1, 0.25, ["bpda"], 5, ["Square"]
+        EPS, 5, 1, "sgd", 0.01, 64, "step", 0, 0, 1, 1.25, "bpda", 10, 2, 1, 0.25, ["bpda"], 5, ["Square"]
     )
     assert sgd.numbers["at_optimizer_name"] == "SGD" and sgd.numbers["at_train_shown"] == 5
+    assert sgd.numbers["at_recipe"] == "FGSM from a random start (one step of 1.25 eps), a constant learning rate"
+    with pytest.raises(ArgumentError, match="^at_epochs"):
+        chapter.epochs_at(EPS, [1, 2])
+    with pytest.raises(ArgumentError, match="^at_epochs"):
+        chapter.epochs_at(EPS, 0)
 
 
 def test_networks_front_end_alone_adversarial_training_and_both(page):
@@ -190,7 +210,15 @@ def test_networks_front_end_alone_adversarial_training_and_both(page):
     # each budget trains its own network: the weights differ
     w = [next(nets.victims[MADRY(e)].model().parameters()) for e in EPS]
     assert not np.allclose(w[0].detach().numpy(), w[2].detach().numpy())
-    assert nets.numbers == {"n_natural": 50.0}
+    assert nets.numbers["n_natural"] == 50.0
+    # the training log: one row per adversarially trained network, the guard read once per epoch
+    log = nets.log
+    assert list(log.index) == expected[1:]
+    assert (log["epochs run"] == 1).all() and (log["epoch kept"] == 1).all()
+    assert all(0 <= float(a) <= 100 for a in log["guard accuracy per epoch (%)"])
+    assert nets.numbers["at_minutes"] == pytest.approx(log["minutes"].sum())
+    assert nets.numbers["n_stopped"] == int((log["stopped at epoch"] != "").sum())
+    assert [nets.victims[MADRY(e)].model().fit_log["epochs"][0]["epoch"] for e in EPS] == [1, 1, 1]
     assert all(len(c) == 50 and set(np.unique(c)) <= {0, 1} for c in nets.natural.values())
     assert list(nets.table.index) == expected
 
@@ -340,7 +368,7 @@ def _reduced(**change):
         "inner_steps": chapter.MADRY["inner_steps"],
         "pgd_restarts": chapter.PAPER_PGD_SETTINGS["restarts"],
         "pgd_steps": chapter.PAPER_PGD_SETTINGS["steps"],
-        "at_eps": [0.1, 0.3],
+        "at_eps": [0.1, 0.2, 0.3],
         "combined_eps": 0.2,
         "mismatch": (0.1, 0.2),
     }
@@ -360,3 +388,7 @@ def test_reduced_settings_separate_less_training_from_a_weaker_attack():
     assert less["Sec. VI-B / front end alone (tested at 0.2)"][0] == "attack"
     assert "PGD-7" in less["Table III / eps = 0.1, adversarial training"][1]
     assert _reduced(at_epochs=1)["Table III / eps = 0.3, adversarial training"][0] == "training"
+    short_at_03 = _reduced(at_epochs=[84, 84, 1])  # only the network at 0.3 trained less than Madry et al.
+    assert set(short_at_03) == {"Table III / eps = 0.3, adversarial training"}
+    with pytest.raises(ArgumentError, match="^combined_eps"):
+        _reduced(combined_eps=0.25)

@@ -242,12 +242,117 @@ def test_adversary_stays_in_the_ball(digits):
 
 @pytest.mark.parametrize(
     "args, name",
-    [(("nope", 0.1), "attack"), (("pgd", 1.5), "eps"), (("pgd", 0.1, {1: 2}), "kwargs")],
+    [(("nope", 0.1), "attack"), (("pgd", 1.5), "eps"), (("pgd", 0.1, {1: 2}), "kwargs"), (("pgd", 0.1, None, -1), "ramp")],
 )
 def test_adversary_rejects_bad_arguments(args, name):
     with pytest.raises(checks.ArgumentError) as err:
         Adversary(*args)
     assert err.value.argument == name and str(err.value).startswith(name)
+
+
+# --------------------------------------------------------------------------
+# fast adversarial training: the cyclic schedule, the epsilon ramp, the guard
+# --------------------------------------------------------------------------
+def test_the_cyclic_schedule_rises_to_lr_at_two_fifths_of_training_and_falls_to_zero():
+    config = TrainConfig(lr=0.5, schedule="cyclic")
+    rates = [training._learning_rate(config, step, 2, 10) for step in range(10)]
+    assert rates == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.5 * 5 / 6, 0.5 * 4 / 6, 0.25, 0.5 * 2 / 6, 0.5 / 6, 0.0])
+    assert max(rates) == 0.5 and rates.index(0.5) == 3  # the end of step 4 of 10
+    step = TrainConfig(lr=0.5, milestones=(3,), lr_decay=0.1)
+    assert [training._learning_rate(step, s, 2, 10) for s in (5, 6)] == pytest.approx([0.5, 0.05])
+
+
+def test_a_cyclic_schedule_trains_differently_and_is_seeded(digits):
+    x, y = digits
+    cyclic = TrainConfig(**{**CFG.__dict__, "epochs": 2, "schedule": "cyclic"})
+    a = training.fit(TinyConfig(), x, y, cyclic)
+    assert _same(a, training.fit(TinyConfig(), x, y, cyclic))
+    assert not _same(a, training.fit(TinyConfig(), x, y, TrainConfig(**{**CFG.__dict__, "epochs": 2})))
+
+
+def test_the_ramp_raises_epsilon_and_the_step_in_proportion():
+    adv = Adversary("pgd", 0.3, {"step": 0.375, "steps": 1}, ramp=2)
+    half = adv.at(1.0)
+    assert half.eps == pytest.approx(0.15) and dict(half.kwargs) == pytest.approx({"step": 0.1875, "steps": 1})
+    assert half.ramp == 0 and adv.at(0).eps == 0
+    full = adv.at(2.5)
+    assert full.eps == 0.3 and dict(full.kwargs) == {"step": 0.375, "steps": 1}
+    plain = Adversary("pgd", 0.3, {"step": 0.375, "steps": 1})
+    assert plain.at(0.0) is plain
+
+
+def test_a_ramped_adversary_trains_as_the_adversary_in_force_at_each_step(digits, monkeypatch):
+    x, y = digits
+    seen = []
+    real = Adversary.__call__
+
+    def spy(self, model, xb, yb):
+        seen.append(self.eps)
+        return real(self, model, xb, yb)
+
+    monkeypatch.setattr(Adversary, "__call__", spy)
+    config = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    training.fit(TinyConfig(), x, y, config, adversary=Adversary("pgd", 0.2, {"step": 0.05, "steps": 1}, ramp=1))
+    per_epoch = len(x) // config.batch_size
+    assert seen == pytest.approx([0.2 * (s + 1) / per_epoch for s in range(per_epoch)] + [0.2] * per_epoch)
+
+
+def _guard_reads(monkeypatch, accuracies):
+    """Let the guard read ``accuracies``, one per epoch, instead of attacking."""
+    reads = iter(accuracies)
+    monkeypatch.setattr(training, "_guard", lambda x, y, config, adversary: (lambda graph: next(reads)) if config.guard else None)
+
+
+def test_the_guard_stops_at_catastrophic_overfitting_and_keeps_the_best_epoch(digits, monkeypatch):
+    x, y = digits
+    adv = Adversary("pgd", 0.1, {"step": 0.125, "steps": 1})
+    config = TrainConfig(**{**CFG.__dict__, "epochs": 4, "guard": 32})
+    _guard_reads(monkeypatch, [0.5, 0.6, 0.45, 0.2])  # epoch 3 within 0.2 of the best; epoch 4 not
+    model = training.fit(TinyConfig(), x, y, config, adversary=adv)
+    log = model.fit_log
+    assert [e["guard accuracy"] for e in log["epochs"]] == [0.5, 0.6, 0.45, 0.2]
+    assert log["stopped"] == 4 and log["best"] == 2
+    two = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    assert _same(model, training.fit(TinyConfig(), x, y, two, adversary=adv))  # the best epoch's weights
+    _guard_reads(monkeypatch, [0.5, 0.1, 0.6, 0.7])  # a fall stops at once, whatever follows
+    stopped = training.fit(TinyConfig(), x, y, config, adversary=adv).fit_log
+    assert stopped["stopped"] == 2 and len(stopped["epochs"]) == 2
+
+
+def test_the_guard_attacks_fixed_training_images_at_the_full_epsilon(digits):
+    x, y = digits
+    adv = Adversary("pgd", 0.1, {"step": 0.125, "steps": 1}, ramp=1)
+    config = TrainConfig(**{**CFG.__dict__, "epochs": 2, "guard": 20})
+    log = training.fit(TinyConfig(), x, y, config, adversary=adv).fit_log
+    assert len(log["epochs"]) == 2 and log["stopped"] is None
+    assert all(0 <= e["guard accuracy"] <= 1 and e["seconds"] > 0 for e in log["epochs"])
+    accuracy = [e["guard accuracy"] for e in log["epochs"]]
+    assert log["best"] == max(i + 1 for i, a in enumerate(accuracy) if a == max(accuracy))  # ties: the later
+    guard = training._guard(x, y, config, adv)
+    net = TinyConfig().build().eval()
+    assert guard(net) == guard(net)  # the same images and the same start every epoch
+    assert training.fit(TinyConfig(), x, y, CFG).fit_log["epochs"][0].keys() == {"epoch", "seconds"}
+    with pytest.raises(checks.ArgumentError, match="^config"):
+        training.fit(TinyConfig(), x, y, config)  # a guard without an adversary
+
+
+def test_a_killed_guarded_run_resumes_with_its_log_and_best_epoch(digits, tmp_path, monkeypatch):
+    x, y = digits
+    adv = Adversary("pgd", 0.1, {"step": 0.125, "steps": 1})
+    config = TrainConfig(**{**CFG.__dict__, "epochs": 4, "guard": 32})
+    per_epoch = len(x) // config.batch_size
+    path = tmp_path / "run.train.pt"
+    _guard_reads(monkeypatch, [0.5, 0.6, 0.45])
+    Flip.calls, Flip.fail_at = 0, 2 * per_epoch + 2  # killed in epoch 3
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(TinyConfig(), x, y, config, augment=Flip(), adversary=adv, checkpoint=path)
+    Flip.calls, Flip.fail_at = 0, None
+    _guard_reads(monkeypatch, [0.45, 0.2])  # epochs 3 and 4 of the resumed run
+    resumed = training.fit(TinyConfig(), x, y, config, augment=Flip(), adversary=adv, checkpoint=path)
+    assert [e["guard accuracy"] for e in resumed.fit_log["epochs"]] == [0.5, 0.6, 0.45, 0.2]
+    assert resumed.fit_log["stopped"] == 4 and resumed.fit_log["best"] == 2
+    two = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    assert _same(resumed, training.fit(TinyConfig(), x, y, two, augment=Flip(), adversary=adv))
 
 
 def _kill_mid_run(model_config, x, y, config, path, fail_at):
@@ -326,6 +431,10 @@ def test_a_longer_run_continues_a_shorter_one(digits, tmp_path):
         ("seed", -1),
         ("seed", None),
         ("amp", "yes"),
+        ("schedule", "cosine"),
+        ("guard", -1),
+        ("guard_drop", 0.0),
+        ("guard_drop", 1.5),
     ],
 )
 def test_train_config_rejects_bad_fields(field, value):
@@ -416,7 +525,7 @@ def test_trained_trains_once_then_loads(digits, fit_calls, tmp_path):
     (path,) = _checkpoints(tmp_path)
     assert path.name.startswith("tiny-")
     state = torch.load(path, weights_only=True)
-    assert set(state) == {"state_dict", "model_config", "key"}
+    assert set(state) == {"state_dict", "model_config", "key", "log"}
     assert state["model_config"] == {"type": "TinyConfig", "classes": 10, "hidden": 8, "dropout": 0.2}
     assert all(torch.equal(v, a.state_dict()[k]) for k, v in state["state_dict"].items())
     assert json.loads(path.with_suffix(".json").read_text()) == json.loads(state["key"])
@@ -483,6 +592,13 @@ def test_trained_retrains_when_the_code_fingerprint_changes(digits, fit_calls, m
     monkeypatch.setattr(store, "code_fingerprint", lambda *modules: "new code")
     store.trained(TinyConfig(), x, y, CFG)
     assert len(fit_calls) == 2
+
+
+def test_trained_keeps_the_training_log_with_the_weights(digits, fit_calls):
+    x, y = _small(digits)
+    first = store.trained(TinyConfig(), x, y, CFG)
+    again = store.trained(TinyConfig(), x, y, CFG)
+    assert len(fit_calls) == 1 and again.fit_log == first.fit_log and len(first.fit_log["epochs"]) == 1
 
 
 def test_trained_folder_argument(digits, fit_calls, tmp_path):
@@ -579,3 +695,14 @@ def test_svm_labels_are_binary(pair):
             store.trained_svm(x, y, SVM, frontend=frontend)
     with pytest.raises(checks.ArgumentError, match="^config"):
         store.trained_svm(x, y, "svm")
+
+
+def test_guard_code_keys_the_checkpoint_only_when_on():
+    from sparsenb.attacks import get
+    from sparsenb.cache import modules_of
+
+    plain = modules_of(training.TrainConfig())
+    guarded = modules_of(training.TrainConfig(guard=8))
+    pgd_modules = set(modules_of(get("pgd")))
+    assert pgd_modules and not pgd_modules <= set(plain)
+    assert pgd_modules <= set(guarded)

@@ -3,7 +3,7 @@ r"""What the chapter "Adversarial training: against and with the front end" comp
 =========================  ====================================================================
 :func:`conventions`        this page's settings beside the paper's, and the numbers the conventions quote
 :func:`networks`           the front end alone, adversarial training and both (trained, or read back);
-                           their natural accuracy
+                           their natural accuracy and training log
 :func:`attacks`            every (defense, :math:`\epsilon`) cell under PGD and the audit
 :func:`table3`             Table III: the front end alone against adversarial training, beside the paper
 :func:`combined`           front end + adversarial training, and a training budget below the test budget
@@ -35,7 +35,7 @@ import dataclasses
 
 import pandas as pd
 
-from .. import data
+from .. import checks, data
 from ..evaluation import accuracy_interval, format_accuracy, predict, wilson_interval
 from ..frontend import SparsifyingFrontEnd
 from ..lab import audit
@@ -56,6 +56,8 @@ __all__ = [
     "reduced_settings",
     "conventions",
     "networks",
+    "training_log",
+    "epochs_at",
     "attacks",
     "table3",
     "combined",
@@ -74,10 +76,40 @@ TABLE3_DEFENSES = {
     "front end": "front end coif1",
     "adversarial training": "Madry adversarial training",
 }
-#: Madry et al.'s MNIST schedule: 100,000 steps of 50 images.
-MADRY_IMAGES = 100_000 * 50
+#: Madry et al.'s schedule, the paper's Table III: 100,000 steps of 50 images, each against PGD-40.
+MADRY = {"steps": 100_000, "batch": 50, "inner_steps": 40}
+#: Images Madry et al.'s schedule trains on, in all.
+MADRY_IMAGES = MADRY["steps"] * MADRY["batch"]
+#: The paper's evaluation PGD: 100 restarts of 100 steps.
+PAPER_PGD_SETTINGS = {"restarts": 100, "steps": 100}
 #: Images in an epoch of the full MNIST training set.
 MNIST_TRAIN = 60000
+
+
+def epochs_at(at_eps, at_epochs) -> dict:
+    r""":math:`\epsilon` to the epochs of adversarial training at it: ``at_epochs`` is one count for every
+    budget of ``at_eps`` or a list of counts, one per budget, in order."""
+    counts = list(at_epochs) if isinstance(at_epochs, (list, tuple)) else [at_epochs] * len(at_eps)
+    if len(counts) != len(at_eps) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in counts
+    ):
+        raise checks.ArgumentError(
+            "at_epochs",
+            f"must be a positive int or one per budget of at_eps {list(at_eps)}, got {at_epochs!r}",
+        )
+    return dict(zip(at_eps, counts))
+
+
+def _front_end_budgets(at_eps, combined_eps: float, mismatch) -> list:
+    """The budgets the front end + adversarial training trains at (``combined_eps``, ``mismatch[0]``), which
+    must be budgets of ``at_eps``: each is set beside adversarial training alone at the same budget."""
+    budgets = sorted({mismatch[0], combined_eps})
+    if not set(budgets) <= set(at_eps):
+        raise checks.ArgumentError(
+            "combined_eps",
+            f"and mismatch[0] must be budgets of at_eps {list(at_eps)}, got {budgets}",
+        )
+    return budgets
 
 
 def _madry(eps: float) -> str:
@@ -176,11 +208,15 @@ def _cost_figure(s: Section):
 # sections
 # --------------------------------------------------------------------------
 def conventions(
+    at_eps,
     at_train: int,
-    at_epochs: int,
+    at_epochs,
     at_optimizer: str,
     at_lr: float,
     at_batch_size: int,
+    at_schedule: str,
+    at_ramp: float,
+    at_guard: int,
     inner_steps: int,
     inner_step_per_eps: float,
     inner_gradient: str,
@@ -196,11 +232,24 @@ def conventions(
 
     ``numbers``: the settings the conventions quote (``at_train_shown`` is
     ``at_train`` with 0 read as all 60,000 images, ``gradients_shown`` and
-    ``audit_shown`` the lists as text), and the half-widths in points of
+    ``audit_shown`` the lists as text, ``at_recipe`` the inner attack and
+    the schedule in words), and the half-widths in points of
     the 95% Wilson interval of an accuracy of 90% on ``n_images`` images
     (``ci_90``) and of 50% on ``audit_images`` (``ci_audit``).
     """
     at_train_shown = at_train or MNIST_TRAIN
+    epochs_shown = ", ".join(f"{n} at eps = {e}" for e, n in epochs_at(at_eps, at_epochs).items())
+    inner = (
+        f"FGSM from a random start (one step of {inner_step_per_eps} eps)"
+        if inner_steps == 1
+        else f"PGD-{inner_steps} from a random start (steps of {inner_step_per_eps:.3g} eps)"
+    )
+    schedule = (
+        "a one-cycle learning rate" if at_schedule == "cyclic" else "a constant learning rate"
+    )
+    extras = [f"eps ramped up over {at_ramp:g} epoch(s)"] if at_ramp else []
+    extras += [f"a PGD check of {at_guard} training images after each epoch"] if at_guard else []
+    at_recipe = f"{inner}, {schedule}" + "".join(f", {x}" for x in extras)
     lo, hi = wilson_interval(0.9 * n_images, n_images)
     lo_a, hi_a = wilson_interval(audit_images // 2, audit_images)
     audit_shown = ", ".join(audit_attacks)
@@ -208,8 +257,10 @@ def conventions(
         {
             "this page": [
                 f"{inner_steps} x {inner_step_per_eps} eps ({inner_gradient})",
-                f"{at_train_shown} x {at_epochs} epoch(s)",
-                f"{at_optimizer} {at_lr}, batch {at_batch_size}",
+                f"{at_train_shown} x epochs: {epochs_shown}",
+                f"{at_optimizer} {at_lr}, batch {at_batch_size}, {at_schedule} schedule",
+                (f"ramp over {at_ramp:g} epoch(s); " if at_ramp else "no ramp; ")
+                + (f"PGD check of {at_guard} images per epoch" if at_guard else "no check"),
                 n_images,
                 f"{pgd_restarts} x {pgd_steps} x {pgd_step_per_eps} eps",
                 ", ".join(gradients),
@@ -218,7 +269,8 @@ def conventions(
             "paper": [
                 "40 steps (Madry et al.: 40 x 0.01 at eps = 0.3)",
                 "not stated (Madry et al.: 100,000 steps of 50)",
-                "not stated",
+                "not stated (Madry et al.: Adam 1e-4, batch 50, constant)",
+                "not stated (Madry et al.: neither)",
                 10000,
                 "100 x 100 (step not stated; Table II: 0.05)",
                 "worst of bpda, projection, iterated",
@@ -228,7 +280,8 @@ def conventions(
         index=[
             "inner attack: steps x step",
             "training images x epochs",
-            "optimizer",
+            "optimizer, learning rate, schedule",
+            "eps ramp; overfitting check",
             "test images attacked",
             "evaluation PGD: restarts x steps x step",
             "front-end gradients attacked",
@@ -242,7 +295,8 @@ def conventions(
         at_lr=at_lr,
         at_batch_size=at_batch_size,
         at_train_shown=at_train_shown,
-        at_epochs=at_epochs,
+        at_epochs_shown=epochs_shown,
+        at_recipe=at_recipe,
         inner_gradient=inner_gradient,
         pgd_restarts=pgd_restarts,
         pgd_steps=pgd_steps,
@@ -271,6 +325,9 @@ def networks(
     at_lr: float,
     at_batch_size: int,
     at_eps,
+    at_schedule: str,
+    at_ramp: float,
+    at_guard: int,
     inner_steps: int,
     inner_step_per_eps: float,
     inner_gradient: str,
@@ -285,39 +342,62 @@ def networks(
     (:func:`~sparsenb.chapters.mnist_multiclass.cnn_victims` with the same
     arguments). Adversarial training trains the four-layer CNN on a seeded
     ``at_train`` of the training images (0: all) with ``at_optimizer``,
-    ``at_lr``, ``at_batch_size`` for ``at_epochs`` epochs against PGD from a
+    ``at_lr``, ``at_batch_size`` for ``at_epochs`` epochs (:func:`epochs_at`:
+    one count, or one per budget of ``at_eps``; a network with the front end
+    trains as long as the one without at its budget) against PGD from a
     random start, ``inner_steps`` steps of ``inner_step_per_eps`` times
     :math:`\epsilon`: once per :math:`\epsilon` of ``at_eps`` without the
     front end (``madry_name``), and at ``combined_eps`` and
     ``mismatch[0]`` with the front end in the graph, its gradient
-    ``inner_gradient`` (``both_name``).
+    ``inner_gradient`` (``both_name``). The learning rate follows
+    ``at_schedule`` (:data:`sparsenb.training.SCHEDULES`), :math:`\epsilon`
+    rises from 0 over the first ``at_ramp`` epochs, and ``at_guard`` > 0
+    training images are attacked after every epoch to stop at catastrophic
+    overfitting (:class:`sparsenb.training.TrainConfig`).
 
     Attributes: ``victims`` (name to :class:`~sparsenb.lab.grid.Victim`),
     ``fe`` (the front end of the defended victims), ``fe_inner`` (the one
     adversarial training attacks through), ``x_at``, ``y_at``, ``recipe``,
     ``inner`` (:math:`\epsilon` to :class:`~sparsenb.training.Adversary`),
     ``natural`` (name to 0/1 per test image, on a seeded ``natural_images``
-    of them, 0: all) and ``table``; ``numbers``: ``n_natural``.
+    of them, 0: all), ``table`` and ``log`` (per adversarially trained
+    network: epochs run, the guard's accuracy per epoch, the epoch kept, and
+    the minutes its training took when it ran); ``numbers``: ``n_natural``,
+    ``at_minutes`` (the adversarially trained networks' training, in all)
+    and ``n_stopped`` (how many the guard stopped).
     """
     mc, _, _ = mnist.cnn_victims(
         n_train, epochs, seed, rho, wavelet, refine_steps, refine_step, device
     )
     fe = mc["front end"].frontend
+    fe_at_eps = _front_end_budgets(at_eps, combined_eps, mismatch)
+    epochs_of = epochs_at(at_eps, at_epochs)
     x_at, y_at = data.subset(*data.load_mnist("train"), at_train or None, seed=seed)
     recipe = TrainConfig(
-        optimizer=at_optimizer, lr=at_lr, batch_size=at_batch_size, epochs=at_epochs, seed=seed
+        optimizer=at_optimizer,
+        lr=at_lr,
+        batch_size=at_batch_size,
+        epochs=max(epochs_of.values()),
+        seed=seed,
+        schedule=at_schedule,
+        guard=at_guard,
     )
     fe_inner = SparsifyingFrontEnd(
         rho, wavelet, gradient=inner_gradient, refine_steps=refine_steps, refine_step=refine_step
     )
-    fe_at_eps = sorted({mismatch[0], combined_eps})
     inner = {
-        e: Adversary("pgd", e, {"step": inner_step_per_eps * e, "steps": inner_steps})
+        e: Adversary("pgd", e, {"step": inner_step_per_eps * e, "steps": inner_steps}, ramp=at_ramp)
         for e in sorted({*at_eps, *fe_at_eps})
     }
     madry = {
         e: trained(
-            CNNConfig(), x_at, y_at, recipe, adversary=inner[e], progress=True, device=device
+            CNNConfig(),
+            x_at,
+            y_at,
+            dataclasses.replace(recipe, epochs=epochs_of[e]),
+            adversary=inner[e],
+            progress=True,
+            device=device,
         )
         for e in at_eps
     }
@@ -326,7 +406,7 @@ def networks(
             CNNConfig(),
             x_at,
             y_at,
-            recipe,
+            dataclasses.replace(recipe, epochs=epochs_of[e]),
             frontend=fe_inner,
             adversary=inner[e],
             progress=True,
@@ -351,6 +431,10 @@ def networks(
             }
         }
     )
+    logs = {_madry(e): m.fit_log for e, m in madry.items()} | {
+        _both(e): m.fit_log for e, m in both.items()
+    }
+    log = training_log(logs)
     return Section(
         victims=victims,
         fe=fe,
@@ -361,8 +445,31 @@ def networks(
         inner=inner,
         natural=natural,
         table=table,
-        numbers=numbers(n_natural=len(x_nat)),
+        log=log,
+        numbers=numbers(
+            n_natural=len(x_nat),
+            at_minutes=float(log["minutes"].sum()),
+            n_stopped=int((log["stopped at epoch"] != "").sum()),
+        ),
     )
+
+
+def training_log(logs: dict) -> pd.DataFrame:
+    """One row per network from its ``fit_log`` (:func:`sparsenb.training.fit`): epochs run, the guard's accuracy
+    after each (%), the epoch whose weights were kept, where the guard stopped it, and its training minutes."""
+    rows = {}
+    for name, log in logs.items():
+        epochs = log["epochs"]
+        guard = [e["guard accuracy"] for e in epochs if "guard accuracy" in e]
+        rows[name] = {
+            "epochs run": len(epochs),
+            "guard accuracy per epoch (%)": ", ".join(f"{100 * a:.1f}" for a in guard)
+            or "no guard",
+            "epoch kept": log["best"] or len(epochs),
+            "stopped at epoch": log["stopped"] or "",
+            "minutes": round(sum(e["seconds"] for e in epochs) / 60, 2),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def attacks(
@@ -662,7 +769,11 @@ def cost(
         n: f"adversarial, PGD-{inner_steps}" for n in victims if n.startswith("adversarial")
     }
     variant |= {n: "front end + adversarial" for n in victims if n.startswith("front end +")}
-    images_seen = {n: at_epochs * at_train_shown for n in victims}
+    epochs_of = epochs_at(at_eps, at_epochs)
+    images_seen = {_madry(e): epochs_of[e] * at_train_shown for e in at_eps}
+    images_seen |= {
+        _both(e): epochs_of[e] * at_train_shown for e in epochs_of if _both(e) in victims
+    }
     images_seen |= {FRONT_END_ALONE: epochs * (n_train or MNIST_TRAIN)}
     batch = measured["batch_size"]
     hours = {
@@ -718,15 +829,9 @@ def cost(
     )
 
 
-#: Madry et al.'s schedule, the paper's Table III: 100,000 steps of 50 images, each against PGD-40.
-MADRY = {"steps": 100_000, "batch": 50, "inner_steps": 40}
-#: The paper's evaluation PGD: 100 restarts of 100 steps.
-PAPER_PGD_SETTINGS = {"restarts": 100, "steps": 100}
-
-
 def reduced_settings(
     at_train: int,
-    at_epochs: int,
+    at_epochs,
     inner_steps: int,
     pgd_restarts: int,
     pgd_steps: int,
@@ -745,36 +850,38 @@ def reduced_settings(
     evaluation PGD has fewer restarts or steps than the paper's 100 of 100.
     Natural accuracy of the front end alone is like for like.
     """
-    images = at_epochs * (at_train or 60_000)
-    less_training = images < MADRY["steps"] * MADRY["batch"] or inner_steps < MADRY["inner_steps"]
+    _front_end_budgets(at_eps, combined_eps, mismatch)
+    images = {e: n * (at_train or MNIST_TRAIN) for e, n in epochs_at(at_eps, at_epochs).items()}
+    less = {e: n < MADRY_IMAGES or inner_steps < MADRY["inner_steps"] for e, n in images.items()}
     weaker = (
         pgd_restarts < PAPER_PGD_SETTINGS["restarts"] or pgd_steps < PAPER_PGD_SETTINGS["steps"]
     )
-    trained = (
-        f"{images:,} training images in all against PGD-{inner_steps} "
-        f"(Madry et al.: {MADRY['steps'] * MADRY['batch']:,} against PGD-{MADRY['inner_steps']})"
-    )
+    trained = {
+        e: f"{n:,} training images in all against PGD-{inner_steps} "
+        f"(Madry et al.: {MADRY_IMAGES:,} against PGD-{MADRY['inner_steps']})"
+        for e, n in images.items()
+    }
     paper = PAPER_PGD_SETTINGS
     attack = f"PGD, {pgd_restarts} restart(s) x {pgd_steps} steps (paper {paper['restarts']} x {paper['steps']})"
     out = {}
     for e in at_eps:
-        if less_training:
-            out[f"Table III / eps = {e}, adversarial training"] = ("training", trained)
+        if less[e]:
+            out[f"Table III / eps = {e}, adversarial training"] = ("training", trained[e])
         elif weaker:
             out[f"Table III / eps = {e}, adversarial training / adversarial"] = ("attack", attack)
         if weaker:
             out[f"Table III / eps = {e}, front end alone / adversarial"] = ("attack", attack)
     tr, te = mismatch
-    for label, e, adversarial in (
-        ("front end alone", combined_eps, False),
-        ("adversarial training", combined_eps, True),
-        ("front end + adversarial training", combined_eps, True),
-        (f"adversarial training, trained at {tr}", te, True),
-        (f"front end + adversarial training, trained at {tr}", te, True),
+    for label, e, trained_at in (
+        ("front end alone", combined_eps, None),
+        ("adversarial training", combined_eps, combined_eps),
+        ("front end + adversarial training", combined_eps, combined_eps),
+        (f"adversarial training, trained at {tr}", te, tr),
+        (f"front end + adversarial training, trained at {tr}", te, tr),
     ):
         row = f"Sec. VI-B / {label} (tested at {e})"
-        if adversarial and less_training:
-            out[row] = ("training", trained)
+        if trained_at is not None and less[trained_at]:
+            out[row] = ("training", trained[trained_at])
         elif weaker:
             out[row] = ("attack", attack)
     return out

@@ -185,7 +185,9 @@ def trained(
     part of the key), a fingerprint of ``(x, y)`` and the code of the
     training loop (:mod:`sparsenb.training` and what it imports) and of the
     modules of everything it is given. The finished checkpoint is
-    ``{"state_dict", "model_config", "key"}`` in
+    ``{"state_dict", "model_config", "key", "log"}`` (``log``: the model's
+    ``fit_log``, its epochs' seconds and guard accuracies, restored on
+    loading as ``model.fit_log``) in
     ``<cache>/checkpoints/<name>-<hash>.pt`` with the key beside it as JSON;
     while training, the per-epoch state lives in ``<name>-<hash>.train.pt``,
     so a killed run resumes.
@@ -219,6 +221,7 @@ def load_checkpoint(path: str | Path, model_config) -> nn.Module:
         raise checks.ArgumentError("model_config", f"does not match the checkpoint {path} ({state.get('model_config')})")
     model = model_config.build()
     model.load_state_dict(state["state_dict"])
+    model.fit_log = state.get("log")
     return model.eval()
 
 
@@ -256,6 +259,7 @@ def _save_checkpoint(path: Path, model: nn.Module, model_config, key: dict) -> N
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "model_config": _spec(model_config, "model_config"),
         "key": json.dumps(key, sort_keys=True),
+        "log": getattr(model, "fit_log", None),
     }
     buf = io.BytesIO()
     torch.save(state, buf)

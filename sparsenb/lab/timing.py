@@ -97,6 +97,7 @@ def training_cost(
         raise checks.ArgumentError("x", f"must hold batches * batch_size = {n} images, got {len(x)}")
     x, y = x[:n], y[:n]
     device = torch.device(device) if device is not None else x.device
+    config = dataclasses.replace(config, guard=0)  # the steps are timed, not the per-epoch check
     timed = dataclasses.replace(config, steps=batches, epochs=1)
     empty = dataclasses.replace(config, steps=0, epochs=0)  # everything fit does but the steps
     warm = dataclasses.replace(config, steps=1, epochs=1)
