@@ -205,3 +205,47 @@ def test_audited_checks_its_arguments(centroids, mnist_test, tmp_path):
         audit.audited(victims, out, x, y, 0.1, "smoke", 3)
     with pytest.raises(ArgumentError, match="^n "):
         audit.audited(victims, out, x, y, 0.1, audit.SMOKE, 0)
+
+
+def test_audit_images_lie_among_every_pages_attacked_images(mnist_test):
+    from sparsenb import data
+
+    x, y = mnist_test
+    chosen = audit.audit_images(len(x), 30, seed=3)
+    assert len(chosen) == 30 and torch.equal(chosen, chosen.sort().values)
+    for n_attacked in (30, 100, 1000):  # a page attacking any number of images (same seed) holds them
+        xa, _ = data.subset(x, y, n_attacked, seed=3)
+        at = audit.positions(len(x), n_attacked, 30, seed=3)
+        assert torch.equal(xa[at], x[chosen])
+    assert not torch.equal(chosen, audit.audit_images(len(x), 30, seed=4))
+    with pytest.raises(ArgumentError, match="n"):
+        audit.positions(len(x), 20, 30, seed=3)
+
+
+def test_a_networks_audit_depends_only_on_network_budget_and_images(centroids, mnist_test, tmp_path, monkeypatch):
+    """Two pages asking for the audit of one network at one budget get the same worst case, the second by
+    reading the first's stored outcomes (no attack reruns), whatever images the pages attacked themselves."""
+    x, y = mnist_test[0][:300], mnist_test[1][:300]
+    model = defended(SparsifyingFrontEnd(0.035, "coif1"), centroids).eval()
+    first = audit.network_audit(model, x, y, 0.15, audit.SMOKE, 8, seed=0, folder=tmp_path)
+    idx = audit.audit_images(300, 8, seed=0)
+    assert first.n == 8 and np.array_equal(first.images, idx.numpy())
+    direct = audit.worst_case(model, x[idx], y[idx], 0.15, audit.SMOKE, folder=tmp_path)
+    assert np.array_equal(first.robust, direct.robust)
+
+    def booby(real):
+        def boom(model, x, y, eps, **kwargs):  # the signature tells the grid the attack is bounded
+            raise AssertionError("recomputed a stored cell")
+
+        boom.uses_gradient, boom.batch_invariant = real.uses_gradient, real.batch_invariant
+        boom.__module__ = real.__module__  # the same code as far as the key can tell
+        return boom
+
+    for name in ("square", "apgd_ce", "pgd"):
+        monkeypatch.setitem(REGISTRY, name, booby(REGISTRY[name]))
+    again = audit.network_audit(model, x.clone(), y.clone(), 0.15, audit.SMOKE, 8, seed=0, folder=tmp_path)
+    assert np.array_equal(first.robust, again.robust) and first.first == again.first
+    with pytest.raises(ArgumentError, match="budget"):
+        audit.network_audit(model, x, y, 0.15, "smoke", 8, seed=0, folder=tmp_path)
+    with pytest.raises(ArgumentError, match="y_test"):
+        audit.network_audit(model, x, y[:5], 0.15, audit.SMOKE, 8, seed=0, folder=tmp_path)

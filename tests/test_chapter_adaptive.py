@@ -125,10 +125,12 @@ def test_checklist_counts_the_failed_checks_of_each_cnn(centroids, mnist_test):
     fe = SparsifyingFrontEnd(0.035, "coif1")
     victims = {"no defense": Victim(centroids), "front end": Victim(centroids, fe)}
     result = {"no defense": _worst_case(3, 12, False), "front end": _worst_case(4, 12, False)}
-    s = chapter.checklist(victims, x, y, result, EPS, "smoke", 12, 0, [0.1, 0.3], 6)
+    for wc in result.values():  # audited: the first 12 test images
+        wc.images = np.arange(12)
+    s = chapter.checklist(victims, result, EPS, "smoke", 0, [0.1, 0.3], 6)
     for table, key in ((s.defended, "fails_fe"), (s.undefended, "fails_plain")):
         assert s.numbers[key] == int((table["verdict"] == FAIL).sum())
-        assert len(table) == s.numbers["n_checks"] == 7
+        assert len(table) == s.numbers["n_checks"] == s.numbers["n_checks_plain"] == 7
     wc = result["front end"]
     white = min(_acc(wc, a) for a in wc.attacks() if a not in ("clean", "Square"))
     verdict = s.defended.set_index("check").loc["white-box attacks beat black-box ones", "verdict"]
@@ -144,7 +146,7 @@ def test_cnn_reads_the_multiclass_chapters_experiment_back(mnist_test, monkeypat
     victims, _, _ = mnist_multiclass.cnn_victims(*net, "cpu")
     x, y = mnist_multiclass.test_images(6, 0)
     grid = mnist_multiclass.attack_grid(victims, x, y, EPS, *attack, 0, 6)
-    audited = mnist_multiclass.audit(victims, grid.outcomes, x, y, EPS, "smoke", 4, 0, 6)
+    audited = mnist_multiclass.audit(victims, EPS, "smoke", 4, 0, 6)
     store = tmp_path / "cache"
     before = sorted(p for p in store.rglob("*") if p.is_file())
     s = chapter.cnn(*net, 6, EPS, *attack, 6, "smoke", 4, "cpu")
@@ -153,3 +155,26 @@ def test_cnn_reads_the_multiclass_chapters_experiment_back(mnist_test, monkeypat
     for name, wc in audited.result.items():
         assert np.array_equal(s.result[name].robust, wc.robust)
     assert s.numbers == {"n_audit": 4} and torch.equal(s.x, x)
+
+
+def test_convergence_adds_square_on_the_images_left_and_the_checklist_row(centroids, mnist_test, monkeypatch, tmp_path):
+    from sparsenb.lab.audit import BUDGETS, network_audit
+
+    monkeypatch.setenv("SPARSENB_CACHE", str(tmp_path / "cache"))
+    x_test, y_test = mnist_test
+    fe = SparsifyingFrontEnd(0.035, "coif1")
+    victims = {"no defense": Victim(centroids), "front end": Victim(centroids, fe)}
+    result = {n: network_audit(v.model(), x_test, y_test, EPS, BUDGETS["smoke"], 12, 0, 6) for n, v in victims.items()}
+    s = chapter.convergence(victims, result, EPS, "smoke", 3, 0, 6)
+    wc, more = result["front end"], s.more
+    assert more.queries == 3 * BUDGETS["smoke"].square_queries and more.attacked == int(wc.robust.sum())
+    assert (more.robust <= wc.robust).all()  # it only attacks what the audit left, and can only take off
+    assert s.numbers["conv_off"] == pytest.approx(100 * (wc.robust.mean() - more.robust.mean()))
+    assert s.table["worst case %"].iloc[-1] == pytest.approx(100 * wc.robust.mean())
+    assert (s.table["points off"] >= 0).all() and s.table["total evaluations"].is_monotonic_increasing
+    assert s.figure is not None
+    c = chapter.checklist(victims, result, EPS, "smoke", 0, [0.1, 0.3], 6, more={"front end": more})
+    assert c.numbers["n_checks"] == c.numbers["n_checks_plain"] + 1
+    last = c.defended.iloc[-1]
+    assert last["check"] == "more effort takes little off"
+    assert last["verdict"] == ("pass" if more.points_off <= 2.0 else FAIL)

@@ -25,7 +25,9 @@ from sparsenb.book.layout import Book, chapter_parameters  # noqa: E402
 from sparsenb.checks import ArgumentError  # noqa: E402
 from sparsenb.cache import PROJECT_ROOT  # noqa: E402
 from sparsenb.chapters import adversarial_training as chapter  # noqa: E402
-from sparsenb.lab.paper import FILENAME, Comparison, reference_dir  # noqa: E402
+from sparsenb.chapters import mnist_multiclass as mnist  # noqa: E402
+from sparsenb.lab.audit import BUDGETS, network_audit  # noqa: E402
+from sparsenb.lab.paper import FILENAME, SCREENING, WORST_CASE, Comparison, reference_dir  # noqa: E402
 
 EPS = [0.1, 0.2, 0.3]
 MADRY = "adversarial training at eps = {}".format
@@ -129,6 +131,8 @@ def page(tmp_path_factory, mnist_root, one_thread):
             ["Square"],
             "smoke",
             {},
+            [0.2],
+            4,
             50,
             "cpu",
         )
@@ -175,8 +179,8 @@ def test_conventions_quote_the_settings_and_the_interval_widths():
     n = s.numbers
     assert n["at_train_shown"] == 60000 and n["at_optimizer_name"] == "Adam"
     assert n["ci_90"] == pytest.approx(_half_width(0.9, 500))
-    assert n["ci_audit"] == pytest.approx(_half_width(0.5, 100))
-    assert n["gradients_shown"] == "bpda, projection" and n["audit_shown"] == "APGD-CE, Square"
+    assert n["ci_screening"] == pytest.approx(_half_width(0.5, 100))
+    assert n["gradients_shown"] == "bpda, projection" and n["screening_shown"] == "APGD-CE, Square"
     assert (
         s.table.at["training images x epochs", "this page"]
         == "60000 x epochs: 1 at eps = 0.1, 2 at eps = 0.2, 5 at eps = 0.3"
@@ -185,7 +189,7 @@ def test_conventions_quote_the_settings_and_the_interval_widths():
         "PGD-3 from a random start (steps of 0.5 eps), a one-cycle learning rate, "
         "eps ramped up over 1 epoch(s), a PGD check of 500 training images after each epoch"
     )
-    assert s.table.at["audit: images, attacks", "this page"] == "100: APGD-CE, Square"
+    assert s.table.at["screening audit: images, attacks", "this page"] == "100: APGD-CE, Square"
     sgd = chapter.conventions(
         EPS, 5, 1, "sgd", 0.01, 64, "step", 0, 0, 1, 1.25, "bpda", 10, 2, 1, 0.25, ["bpda"], 5, ["Square"]
     )
@@ -223,7 +227,7 @@ def test_networks_front_end_alone_adversarial_training_and_both(page):
     assert list(nets.table.index) == expected
 
 
-def test_attacks_cells_in_order_and_worst_case_never_above_pgd(page):
+def test_attacks_cells_in_order_and_worst_case_never_above_pgd(page, tmp_path):
     att = page.att
     assert att.cells == [
         (ALONE, 0.1),
@@ -237,8 +241,17 @@ def test_attacks_cells_in_order_and_worst_case_never_above_pgd(page):
         (BOTH(0.1), 0.2),
     ]
     assert att.table3_cells == att.cells[:6]
-    assert att.numbers == {"mismatch_train": 0.1, "mismatch_test": 0.2, "n_cells": 9.0}
-    assert len(att.table) == 9 and len(att.result.audited) == 4
+    assert att.numbers == {"mismatch_train": 0.1, "mismatch_test": 0.2, "n_cells": 9.0, "n_audit": 4}
+    assert len(att.table) == 10 and len(att.result.audited) == 4
+    # the front end alone at 0.2 shows the network's audit (the multiclass chapter's), the rest a screening
+    assert list(att.audits) == [(ALONE, 0.2)] and list(att.table["audit"]).count("screening") == 9
+    wc = att.audits[(ALONE, 0.2)]
+    victim = page.nets.victims[ALONE]
+    x_test, y_test = mnist.test_images(0, 0)
+    again = network_audit(victim.model(), x_test, y_test, 0.2, BUDGETS["smoke"], 4, 0, 50, folder=tmp_path)
+    assert np.array_equal(wc.robust, again.robust) and np.array_equal(wc.images, again.images)
+    assert chapter.shown_worst(att, ALONE, 0.2)[1] == WORST_CASE
+    assert chapter.shown_worst(att, ALONE, 0.1)[1] == SCREENING
     for v, e in att.cells:  # PGD is one of the audit's attacks
         assert (att.result.worst(v, e).robust <= att.result.pgd(v, e)[att.result.audited]).all()
 
@@ -255,6 +268,8 @@ def test_table3_numbers_are_the_cells_and_the_papers(page):
         assert n[f"madry_worst_{tag}"] == pytest.approx(
             100 * result.worst(MADRY(e), e).robust.mean()
         )
+        fe_worst = page.att.audits[(ALONE, e)] if e == 0.2 else result.worst(ALONE, e)
+        assert n[f"fe_worst_{tag}"] == pytest.approx(100 * fe_worst.robust.mean())
         assert n[f"paper_fe_{tag}"] == _paper(
             artifact="Table III", defense="front end coif1", eps=e, attack=PGD
         )
@@ -272,6 +287,8 @@ def test_table3_numbers_are_the_cells_and_the_papers(page):
     assert [r["table"] for r in t3.comparison.rows[:18]] == [
         "Table III"
     ] * 18  # combined adds its rows after
+    worst_rows = [r for r in t3.comparison.rows[:18] if r["kind"] in (WORST_CASE, SCREENING)]
+    assert [r["kind"] for r in worst_rows].count(WORST_CASE) == 1 and len(worst_rows) == 6
     assert list(t3.table.index.str.slice(0, 9)) == sorted(t3.table.index.str.slice(0, 9))
     assert set(t3.provable["defense"]) == {"Raghunathan et al", "Wong et al"}
 

@@ -13,7 +13,7 @@ from minibook import code_cell, write_book
 from sparsenb import book as bk
 from sparsenb.book import scorecard
 from sparsenb.checks import ArgumentError
-from sparsenb.lab.paper import OTHER_SETTING, WORST_CASE, Comparison
+from sparsenb.lab.paper import OTHER_SETTING, SCREENING, WORST_CASE, Comparison
 from sparsenb.lab.paper import paper_numbers, paper_rows
 
 
@@ -361,6 +361,21 @@ def test_the_smoke_builds_scorecard_reads_every_comparing_chapter(smoke_build):
     assert spread["networks"] == 2 and spread["attacked"] >= 0
     cnn = card[compared & (card["model"] == "4-layer CNN")]
     assert (cnn["spread from"] == "4-layer CNN, 2 networks").all()
+    # one network at one budget, one audited worst case: the adversarial-training page shows the
+    # multiclass chapter's audit of the defended CNN, and its other cells as screening only
+    shown = {}
+    for chapter in ("mnist_multiclass", "adversarial_training"):
+        for r in valid[chapter]["rows"]:
+            row = paper_numbers().iloc[r["paper_row"]]
+            if r["kind"] == WORST_CASE and row["defense"] == "front end coif1" and float(row["eps"]) == 0.2:
+                shown.setdefault(chapter, set()).add((r["accuracy"], r["n"]))
+    assert set(shown) == {"mnist_multiclass", "adversarial_training"}
+    assert shown["mnist_multiclass"] == shown["adversarial_training"] and len(shown["mnist_multiclass"]) == 1
+    kinds = {r["kind"] for r in valid["adversarial_training"]["rows"]}
+    assert SCREENING in kinds
+    lines = scorecard.audits("smoke", folder=out / "book" / ".records")
+    fe = lines[(lines["defense"] == "front end coif1") & (lines["eps"].astype(float) == 0.2) & (lines["audit"] == "audit")]
+    assert len(fe) == 1 and fe.iloc[0]["chapter"] == "mnist_multiclass, adversarial_training"
     page = (index.parent / "book" / "scorecard.html").read_text()
     assert "Every number, by table" in page and "cannot be run here" in page and "Each audit once" in page
     assert bk.Book().chapters()[0].stem == "scorecard", (
@@ -466,3 +481,37 @@ def test_each_network_at_each_budget_is_audited_once(build_env):
     assert none["ours, same attack"].startswith("20.00 [")
     _, numbers = scorecard.summary(scorecard.card("laptop", chapters=["mnist_multiclass"]), lines)
     assert numbers["n_audits"] == 2 and numbers["n_audits_below"] == 1 and numbers["n_audits_overlap"] == 1
+
+
+def test_two_pages_with_different_audits_of_one_network_fail_and_equal_ones_are_one_line(build_env):
+    _, write = build_env
+    write("mnist_multiclass", _multiclass())
+    table3 = {"artifact": "Table III", "defense": "front end coif1", "eps": 0.2, "attack": "PGD 100 steps 100 restarts"}
+    same = Comparison()
+    same.table("Table III", [("eps = 0.2", "worst case (audit)", _outcomes(100), table3, WORST_CASE)])
+    write("adversarial_training", same)
+    chapters = ["mnist_multiclass", "adversarial_training"]
+    lines = scorecard.audits("laptop", chapters=chapters)
+    fe = lines[lines["defense"] == "front end coif1"]
+    assert len(fe) == 1 and fe.iloc[0]["chapter"] == "mnist_multiclass, adversarial_training"
+    other = Comparison()
+    other.table("Table III", [("eps = 0.2", "worst case (audit)", _outcomes(122), table3, WORST_CASE)])
+    write("adversarial_training", other)
+    with pytest.raises(scorecard.AuditConflict, match="two audited worst cases"):
+        scorecard.audits("laptop", chapters=chapters)
+
+
+def test_a_screening_audit_is_listed_labelled_and_never_compared(build_env):
+    _, write = build_env
+    madry = {"artifact": "Table III", "defense": "Madry adversarial training", "eps": 0.3,
+             "attack": "PGD 100 steps 100 restarts"}
+    c = Comparison()
+    c.table("Table III", [("eps = 0.3", "worst case (screening)", _outcomes(10, 100), madry, SCREENING)])
+    write("adversarial_training", c)
+    lines = scorecard.audits("laptop", chapters=["adversarial_training"])
+    assert len(lines) == 1 and lines.iloc[0]["audit"] == "screening"
+    assert lines.iloc[0]["worst case vs paper"] == "not compared (screening)"  # 10% is far below 90.57, yet not "below"
+    card = scorecard.card("laptop", chapters=["adversarial_training"])
+    assert card.iloc[_csv_row(**madry)]["worst case"] == ""  # nor set beside the paper's number
+    _, numbers = scorecard.summary(card, lines)
+    assert numbers["n_audits"] == 0 and numbers["n_screenings"] == 1

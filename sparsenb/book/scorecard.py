@@ -45,6 +45,7 @@ from ..lab.paper import (
     OURS,
     REDUCED,
     REDUCED_SETTING,
+    SCREENING,
     WORST_CASE,
     paper_numbers,
     verdict,
@@ -64,6 +65,7 @@ __all__ = [
     "show_whole_tables",
     "summary",
     "audits",
+    "AuditConflict",
     "spreads",
     "spread_table",
     "disagreement_notes",
@@ -510,9 +512,12 @@ def audits(profile: str = "laptop", folder=None, chapters=None):
     paper's strongest attack on that network (the lowest accuracy it reports
     for it at that budget) and our number under that attack, like for like.
     ``worst case vs paper`` says whether the worst case's whole interval lies
-    below the paper's number, above it, or overlaps it. Where two chapters
-    audited the same network at the same budget, each audit is a line of its
-    own (they should agree; the line says which chapter).
+    below the paper's number, above it, or overlaps it. A network's audit
+    is one line whichever pages show it (``chapter`` names them all); two
+    different audited worst cases for one network at one budget raise
+    :class:`AuditConflict` (the build fails). Screening audits (a cheaper
+    pass over many networks) are lines of their own, ``audit`` "screening",
+    never compared with the paper's number.
     """
     import pandas as pd
 
@@ -522,16 +527,12 @@ def audits(profile: str = "laptop", folder=None, chapters=None):
     valid = {c: valid[c] for c in chapters if c in valid}
     numbers = paper_numbers()
     table = card(profile, folder, chapters)
-    rows, seen = [], set()
+    lines: dict = {}  # (audit kind, identity[, accuracy, images]) -> line
     for chapter, rec in valid.items():
         for r in rec["rows"]:
-            if r["kind"] != WORST_CASE:
+            if r["kind"] not in (WORST_CASE, SCREENING):
                 continue
             identity = tuple(numbers[c].iloc[r["paper_row"]] for c in _IDENTITY)
-            mark = (chapter, identity, r["n"], r["accuracy"])
-            if mark in seen:
-                continue
-            seen.add(mark)
             same = numbers[
                 (numbers[list(_IDENTITY)].apply(tuple, axis=1) == identity)
                 & (numbers["metric"] == "accuracy %")
@@ -539,43 +540,65 @@ def audits(profile: str = "laptop", folder=None, chapters=None):
             ]
             if same.empty:
                 continue
+            worst = f"{r['accuracy']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+            if r["kind"] == WORST_CASE:
+                key = ("audit", identity)
+                held = lines.get(key)
+                if held is not None and (held["worst case"], held["images"]) != (worst, r["n"]):
+                    raise AuditConflict(
+                        f"two audited worst cases for {identity}: {held['worst case']} on "
+                        f"{held['images']} images ({held['chapter']}) and {worst} on {r['n']} ({chapter})"
+                    )
+            else:
+                key = ("screening", identity, worst, r["n"])
+                held = lines.get(key)
+            if held is not None:
+                if chapter not in held["chapter"].split(", "):
+                    held["chapter"] += f", {chapter}"
+                continue
             strongest = same["value"].idxmin()
             paper = float(numbers["value"].iloc[strongest])
             mine = table.iloc[strongest]
-            where = "below" if r["hi"] < paper else ("above" if r["lo"] > paper else "overlaps")
-            rows.append(
-                {
-                    "dataset": identity[0],
-                    "model": identity[1],
-                    "defense": identity[2],
-                    "eps": identity[3],
-                    "paper's strongest attack": numbers["attack"].iloc[strongest],
-                    "paper": paper,
-                    "ours, same attack": ""
-                    if pd.isna(mine["ours"])
-                    else f"{mine['ours']:.2f} {mine['95% CI']}",
-                    "worst case": f"{r['accuracy']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]",
-                    "images": r["n"],
-                    "worst case vs paper": where,
-                    "chapter": chapter,
-                }
-            )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "dataset",
-            "model",
-            "defense",
-            "eps",
-            "paper's strongest attack",
-            "paper",
-            "ours, same attack",
-            "worst case",
-            "images",
-            "worst case vs paper",
-            "chapter",
-        ],
-    )
+            if r["kind"] == SCREENING:
+                where = "not compared (screening)"
+            else:
+                where = "below" if r["hi"] < paper else ("above" if r["lo"] > paper else "overlaps")
+            lines[key] = {
+                "dataset": identity[0],
+                "model": identity[1],
+                "defense": identity[2],
+                "eps": identity[3],
+                "paper's strongest attack": numbers["attack"].iloc[strongest],
+                "paper": paper,
+                "ours, same attack": ""
+                if pd.isna(mine["ours"])
+                else f"{mine['ours']:.2f} {mine['95% CI']}",
+                "audit": key[0],
+                "worst case": worst,
+                "images": r["n"],
+                "worst case vs paper": where,
+                "chapter": chapter,
+            }
+    columns = [
+        "dataset",
+        "model",
+        "defense",
+        "eps",
+        "paper's strongest attack",
+        "paper",
+        "ours, same attack",
+        "audit",
+        "worst case",
+        "images",
+        "worst case vs paper",
+        "chapter",
+    ]
+    out = pd.DataFrame(list(lines.values()), columns=columns)
+    return out.sort_values("audit", kind="stable").reset_index(drop=True)
+
+
+class AuditConflict(ValueError):
+    """Two pages show different audited worst cases for one network at one budget."""
 
 
 def counts(scorecard) -> dict[str, int]:
@@ -620,8 +643,9 @@ def show_whole_tables() -> None:
 def summary(card, audit_lines) -> tuple:
     """The verdicts counted per table of the paper, and the counts the page quotes: ``(table, numbers)``.
 
-    ``audit_lines`` is :func:`audits`: ``n_audits`` independent audits, of which ``n_audits_below`` have a
-    worst case whose whole interval lies below the paper's strongest attack on the same network.
+    ``audit_lines`` is :func:`audits`: ``n_audits`` independent audits (and ``n_screenings`` screening
+    ones), of which ``n_audits_below`` have a worst case whose whole interval lies below the paper's
+    strongest attack on the same network.
     """
     import pandas as pd
 
@@ -634,7 +658,8 @@ def summary(card, audit_lines) -> tuple:
         "n_reduced": c[REDUCED_SETTING],
         "n_not_run": c[NOT_RUN],
         "n_cannot": c[CANNOT],
-        "n_audits": len(audit_lines),
+        "n_audits": int((audit_lines["audit"] == "audit").sum()),
+        "n_screenings": int((audit_lines["audit"] == "screening").sum()),
         "n_audits_below": int((audit_lines["worst case vs paper"] == "below").sum()),
         "n_audits_overlap": int((audit_lines["worst case vs paper"] == "overlaps").sum()),
     }

@@ -5,7 +5,8 @@ r"""What the chapter "Adaptive evaluation: is the robustness real?" computes, on
 :func:`cnn`                the multiclass chapter's CNNs, attack grid and audit, read back
 :func:`per_attack`         what each attack leaves on each CNN, and which attacks broke what
 :func:`cost`               accuracy each attack leaves against the model evaluations it spent
-:func:`checklist`          the gradient-masking checklist of each CNN
+:func:`convergence`        the defended CNN's worst case against attack effort, and more Square after it
+:func:`checklist`          the gradient-masking checklist of each CNN, with a convergence row
 =========================  ======================================================================
 
 Each returns a :class:`~sparsenb.chapters.section.Section`: its tables and
@@ -21,14 +22,22 @@ from __future__ import annotations
 import dataclasses
 
 import pandas as pd
-import torch
 
-from ..lab.audit import BUDGETS, FAIL, WorstCase, masking_checklist, subset
+from ..lab.audit import (
+    BUDGETS,
+    FAIL,
+    PAPER_ATTACKS,
+    MoreEffort,
+    WorstCase,
+    effort,
+    masking_checklist,
+    more_effort,
+)
 from . import figures
 from . import mnist_multiclass as multiclass
 from .section import Section, drawn, numbers
 
-__all__ = ["STRONG_SETTINGS", "attacks", "cnn", "per_attack", "cost", "checklist"]
+__all__ = ["STRONG_SETTINGS", "attacks", "cnn", "per_attack", "cost", "convergence", "checklist"]
 
 #: The settings of :class:`~sparsenb.lab.audit.Budget` that the strong attacks use.
 STRONG_SETTINGS = (
@@ -52,6 +61,47 @@ def _cost_figure(s: Section):
     return figures.attack_cost(
         s.frames["front end"], s.frames["no defense"], labels=("front end", "no defense")
     )
+
+
+def _convergence_figure(s: Section):
+    """The worst case against the running total of model evaluations per image, then more Square."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    curve = s.table
+    ax.step(
+        curve["total evaluations"],
+        curve["worst case %"],
+        where="post",
+        color="C0",
+        marker="o",
+        label="the audit, attacks added in order",
+    )
+    for _, r in curve.iterrows():
+        if r["points off"] > 0:
+            ax.annotate(
+                r["attack"],
+                (r["total evaluations"], r["worst case %"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    last = curve["total evaluations"].iloc[-1]
+    more = s.more
+    ax.plot(
+        [last, last + more.evaluations],
+        [curve["worst case %"].iloc[-1], 100 * more.robust.mean()],
+        color="C3",
+        marker="s",
+        linestyle="--",
+        label=f"then Square, {more.queries} queries",
+    )
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("model evaluations per image (running total)")
+    ax.set_ylabel("worst-case accuracy (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def attacks(audit_budget: str) -> Section:
@@ -120,9 +170,7 @@ def cnn(
         seed,
         batch_size,
     )
-    audited = multiclass.audit(
-        victims, grid.outcomes, x, y, eps, audit_budget, audit_images, seed, batch_size
-    )
+    audited = multiclass.audit(victims, eps, audit_budget, audit_images, seed, batch_size)
     result = audited.result
     return Section(
         victims=victims,
@@ -152,7 +200,7 @@ def per_attack(result: dict[str, WorstCase], eps: float) -> Section:
     frames = _frames(result)
     fe, plain = result["front end"], result["no defense"]
     acc = {a: fe.accuracy_of(a) for a in fe.attacks()}
-    best_paper = min((a for a in fe.attacks() if a in fe.known), key=lambda a: acc[a])
+    best_paper = min((a for a in fe.attacks() if a in PAPER_ATTACKS), key=lambda a: acc[a])
     wc_fe = fe.accuracy()
     values = numbers(
         eps_shown=eps,
@@ -180,52 +228,100 @@ def per_attack(result: dict[str, WorstCase], eps: float) -> Section:
 def cost(result: dict[str, WorstCase]) -> Section:
     """The accuracy each strong attack leaves against the model evaluations it spent per image, both CNNs.
 
-    Attacks credited from the multiclass chapter's grid have no count here
-    and are left out; dashed lines mark each CNN's worst case.
+    Attacks whose outcomes were credited from elsewhere have no count and
+    are left out; dashed lines mark each CNN's worst case.
     """
     return Section(frames=_frames(result), numbers={})
 
 
-def checklist(
+@drawn(_convergence_figure)
+def convergence(
     victims: dict,
-    x: torch.Tensor,
-    y: torch.Tensor,
     result: dict[str, WorstCase],
     eps: float,
     audit_budget: str,
-    audit_images: int,
+    convergence_factor: float,
+    seed: int,
+    batch_size: int,
+) -> Section:
+    r"""The defended CNN's worst case against attack effort: the audit's attacks added in order, then more Square.
+
+    ``table`` (:func:`sparsenb.lab.audit.effort`): per attack, its model
+    evaluations per image, the running total and the worst case so far;
+    ``more`` (:func:`sparsenb.lab.audit.more_effort`): Square with
+    ``convergence_factor`` times the audit's queries, seeded apart, on the
+    images the audit left standing. ``numbers``: ``conv_factor``,
+    ``conv_queries``, ``conv_left`` (images attacked again),
+    ``conv_off`` (points it took off), ``conv_worst`` (the worst case after
+    it), ``conv_last`` and ``conv_last_off`` (the audit's last attack to take
+    anything off, and how much).
+    """
+    wc = result["front end"]
+    x_test, y_test = multiclass.test_images(0, seed)
+    model = victims["front end"].model()
+    device = next(model.parameters()).device
+    x, y = x_test[wc.images].to(device), y_test[wc.images].to(device)
+    more = more_effort(
+        model, x, y, wc, BUDGETS[audit_budget], convergence_factor, batch_size, progress=True
+    )
+    table = effort(wc)
+    took = table[table["points off"] > 0]
+    values = numbers(
+        conv_factor=convergence_factor,
+        conv_queries=more.queries,
+        conv_left=more.attacked,
+        conv_off=more.points_off,
+        conv_worst=100 * float(more.robust.mean()),
+        conv_last=took["attack"].iloc[-1] if len(took) else "none",
+        conv_last_off=float(took["points off"].iloc[-1]) if len(took) else 0.0,
+    )
+    return Section(table=table, more=more, numbers=values)
+
+
+def checklist(
+    victims: dict,
+    result: dict[str, WorstCase],
+    eps: float,
+    audit_budget: str,
     seed: int,
     checklist_sweep,
     batch_size: int,
+    more: dict[str, MoreEffort] | None = None,
 ) -> Section:
     """The gradient-masking checklist (:func:`sparsenb.lab.audit.masking_checklist`) of each CNN on the audited images.
 
-    The audited images are :func:`sparsenb.lab.audit.subset` of ``x``, as in
-    :func:`cnn`; the checklist adds APGD-CE along ``checklist_sweep`` and at
-    :math:`\\epsilon = 1`. ``defended``, ``undefended``: one row per check
-    with its verdict; ``numbers``: ``n_checks`` and the checks each CNN
+    The audited images are those of the networks' audit (:func:`cnn`, their
+    indices in the test set in each result's ``images``); the checklist
+    adds APGD-CE along ``checklist_sweep`` and at :math:`\\epsilon = 1`,
+    and, for a CNN in ``more`` (:func:`convergence`'s), the convergence
+    row. ``defended``, ``undefended``: one row per check with its verdict;
+    ``numbers``: ``n_checks``, ``n_checks_plain`` and the checks each CNN
     fails (``fails_fe``, ``fails_plain``).
     """
     budget = BUDGETS[audit_budget]
-    idx = subset(len(x), audit_images, seed)
-    tables = {
-        name: masking_checklist(
-            victims[name].model(),
-            x[idx],
-            y[idx],
+    x_test, y_test = multiclass.test_images(0, seed)
+    more = more or {}
+    tables = {}
+    for name, wc in result.items():
+        model = victims[name].model()
+        device = next(model.parameters()).device
+        tables[name] = masking_checklist(
+            model,
+            x_test[wc.images].to(device),
+            y_test[wc.images].to(device),
             eps,
             budget,
             result=wc,
             sweep=checklist_sweep,
             batch_size=batch_size,
             progress=True,
+            more=more.get(name),
         )
-        for name, wc in result.items()
-    }
     fails = {name: int((t["verdict"] == FAIL).sum()) for name, t in tables.items()}
     values = numbers(
         fails_fe=fails["front end"],
         fails_plain=fails["no defense"],
         n_checks=len(tables["front end"]),
+        n_checks_plain=len(tables["no defense"]),
     )
     return Section(defended=tables["front end"], undefended=tables["no defense"], numbers=values)

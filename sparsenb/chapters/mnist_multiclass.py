@@ -56,7 +56,7 @@ from .. import data
 from ..attacks import check_adversarial, ifgsm, iterative_locally_linear
 from ..evaluation import accuracy, format_accuracy, predict, wilson_interval
 from ..frontend import GRADIENTS, SparsifyingFrontEnd
-from ..lab.audit import BUDGETS, audited
+from ..lab.audit import BUDGETS, network_audit
 from ..lab.grid import Attack, Grid, Victim, run
 from ..lab.paper import PAPERS_ATTACKS, WORST_CASE, Comparison
 from ..lab.store import stored, trained
@@ -511,27 +511,39 @@ def attack_grid(
 
 def audit(
     victims: dict[str, Victim],
-    outcomes,
-    x: torch.Tensor,
-    y: torch.Tensor,
     eps: float,
     audit_budget: str,
     audit_images: int,
     seed: int,
     batch_size: int,
 ) -> Section:
-    """The strong attacks on a seeded ``audit_images`` of the attacked images (:func:`sparsenb.lab.audit.audited`).
+    """Each CNN's audit (:func:`sparsenb.lab.audit.network_audit`): every attack at the profile's budget, one number per CNN.
 
-    ``result``: per CNN, the :class:`~sparsenb.lab.audit.WorstCase` over the
-    grid's attacks (credited from ``outcomes``) and the audit's;
-    ``table``: the accuracy (%) each attack leaves per CNN, the worst case
-    per image last; ``numbers``: ``n_audit``, ``wc_fe`` (with ``wc_fe_lo``,
-    ``wc_fe_hi``), ``wc_plain``, and which attacks found the lost images
-    (``found_fe``, ``found_plain``).
+    The audited images are the first ``audit_images`` of the seeded test
+    permutation, so they lie among the attacked ones; every page that
+    reports these CNNs at ``eps`` calls the same audit and shows the same
+    worst case. ``result``: per CNN, its
+    :class:`~sparsenb.lab.audit.WorstCase`; ``table``: the accuracy (%)
+    each attack leaves per CNN, the worst case per image last; ``numbers``:
+    ``n_audit``, ``wc_fe`` (with ``wc_fe_lo``, ``wc_fe_hi``), ``wc_plain``,
+    and which attacks found the lost images (``found_fe``, ``found_plain``).
     """
-    result = audited(
-        victims, outcomes, x, y, eps, BUDGETS[audit_budget], audit_images, seed, batch_size
-    )
+    x_test, y_test = test_images(0, seed)
+    result = {}
+    for name, victim in victims.items():
+        model = victim.model()
+        device = next(model.parameters()).device
+        result[name] = network_audit(
+            model,
+            x_test.to(device),
+            y_test.to(device),
+            eps,
+            BUDGETS[audit_budget],
+            audit_images,
+            seed,
+            batch_size,
+            progress=True,
+        )
     return _audit_section(result)
 
 

@@ -52,11 +52,17 @@ __all__ = [
     "audit_attacks",
     "strong_attacks",
     "subset",
+    "audit_images",
+    "positions",
+    "network_audit",
     "audited",
     "victim_of",
     "WorstCase",
     "worst_case",
     "masking_checklist",
+    "effort",
+    "MoreEffort",
+    "more_effort",
     "PASS",
     "FAIL",
     "PAPER_ATTACKS",
@@ -192,7 +198,9 @@ class WorstCase:
     without attack; ``None`` when robust), with its gradient treatment in
     ``first_gradient[i]``. ``correct`` maps ``(attack, gradient)`` to per-image
     0/1 outcomes (``gradient`` None for attacks that ignore it); ``known``
-    names the attacks whose outcomes were measured elsewhere and passed in.
+    names the attacks whose outcomes were measured elsewhere and passed in;
+    ``images`` the indices of the audited images in the data set they were
+    drawn from (:func:`network_audit`; None when not known).
     """
 
     robust: np.ndarray
@@ -202,6 +210,7 @@ class WorstCase:
     eps: float
     outcomes: object = None
     known: tuple = ()
+    images: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -375,6 +384,60 @@ def subset(n_images: int, n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n_images, generator=g)[: min(n, n_images)].sort().values
 
 
+def audit_images(n_test: int, n: int, seed: int) -> torch.Tensor:
+    """Indices (sorted) of the images a network's audit runs on: the first ``n`` of the seeded permutation of ``n_test``.
+
+    They are the images :func:`sparsenb.data.subset` picks with the same
+    ``seed``, so they lie inside every page's attacked images drawn with that
+    seed (:func:`positions`), whatever their number.
+    """
+    n_test, n = checks.integer(n_test, "n_test", 1), checks.integer(n, "n", 1)
+    g = torch.Generator().manual_seed(checks.seed(seed))
+    return torch.randperm(n_test, generator=g)[: min(n, n_test)].sort().values
+
+
+def positions(n_test: int, n_attacked: int, n: int, seed: int) -> np.ndarray:
+    """Where :func:`audit_images` ``(n_test, n, seed)`` sit among a page's attacked images (``data.subset`` of ``n_attacked``, same seed)."""
+    if n > n_attacked:
+        raise checks.ArgumentError("n", f"the audited images ({n}) must be among the {n_attacked} attacked ones")
+    attacked = audit_images(n_test, n_attacked, seed).numpy()
+    return np.searchsorted(attacked, audit_images(n_test, n, seed).numpy())
+
+
+def network_audit(
+    model: nn.Module,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    eps: float,
+    budget: Budget,
+    n: int,
+    seed: int,
+    batch_size: int = 500,
+    progress: bool = False,
+    folder=None,
+) -> WorstCase:
+    r"""The audit of one network at :math:`\epsilon` = ``eps``: its one audited worst case, the same on every page.
+
+    Every attack of :func:`audit_attacks` at ``budget`` (the profile's) runs
+    on :func:`audit_images` ``(len(x_test), n, seed)`` of the test set, with
+    nothing credited from a page's own grid, so the result depends only on
+    the network, ``eps``, the budget and the images: a page that reports the
+    network calls this with the profile's ``budget``, ``n`` and ``seed`` and
+    shows the same number as every other page (each attack's outcomes are
+    stored per image, so the second page reads them back). The result's
+    ``images`` are the audited images' indices in ``(x_test, y_test)``.
+    """
+    checks.images(x_test, "x_test")
+    checks.labels(y_test, "y_test", n=len(x_test))
+    if not isinstance(budget, Budget):
+        raise checks.fail("budget", "a Budget", budget)
+    idx = audit_images(len(x_test), n, seed)
+    on = idx.to(x_test.device)
+    wc = worst_case(model, x_test[on], y_test[on], eps, budget, batch_size=batch_size, progress=progress, folder=folder)
+    wc.images = idx.numpy()
+    return wc
+
+
 def audited(
     victims: dict[str, Victim],
     outcomes: Outcomes,
@@ -424,6 +487,8 @@ def masking_checklist(
     batch_size: int = 500,
     progress: bool = False,
     folder=None,
+    more: MoreEffort | None = None,
+    converged_points: float = 2.0,
 ):
     r"""The gradient-masking checklist of one model at :math:`\epsilon` = ``eps``: a table with a verdict per row.
 
@@ -445,7 +510,10 @@ def masking_checklist(
     7. *worst case per image over all attacks*: the worst case against the
        best single attack (informative: a worst case far below every single
        attack means no single attack is reliable; the verdict fails when the
-       gap exceeds ``tolerance`` points).
+       gap exceeds ``tolerance`` points);
+    8. *more effort takes little off* (with ``more``, a :class:`MoreEffort`
+       of this audit): Square with several times the audit's queries takes
+       at most ``converged_points`` more points off the worst case.
 
     Comparisons allow ``tolerance`` percentage points (sampling noise: one
     image is 0.2 points of 500).
@@ -516,8 +584,103 @@ def masking_checklist(
     wc = pct(result.robust)
     ba = best(names)
     row("worst case per image over all attacks", f"{wc:.1f}% (best single attack, {ba}: {acc[ba]:.1f}%)",
-        acc[ba] - wc <= tolerance, "the robust accuracy to report; far below every single attack: no single attack suffices")
+        acc[ba] - wc <= tolerance, "the upper bound to report; far below every single attack: no single attack suffices")
+    # 8. convergence: what more effort took off
+    if more is not None:
+        if not isinstance(more, MoreEffort) or more.n != n:
+            raise checks.fail("more", f"the MoreEffort of this audit ({n} images)", more)
+        row("more effort takes little off",
+            f"Square with {more.queries} queries on the {more.attacked} images left: {more.points_off:.1f} points off",
+            more.points_off <= converged_points,
+            f"the worst case is called converged only when {more.factor:g} times the audit's Square budget takes at "
+            f"most {converged_points:g} points more off")
     return pd.DataFrame(rows, columns=["check", "measured", "verdict", "meaning"])
+
+
+def effort(result: WorstCase):
+    """The worst case as the audit's attacks are added, in its order: the convergence curve's first part.
+
+    One row per attack after ``clean``: its model evaluations per image
+    (``evaluations``; None where its outcomes were credited from elsewhere),
+    the running total (``total evaluations``), the worst case over it and
+    every attack before it (``worst case %``), and the points it took off
+    (``points off``).
+    """
+    import pandas as pd
+
+    if not isinstance(result, WorstCase):
+        raise checks.fail("result", "a WorstCase", result)
+    rows, total = [], 0.0
+    before = 100.0 * float(np.mean(result.attack_correct("clean")))
+    names = [a for a in result.attacks() if a != "clean"]
+    for i, a in enumerate(names):
+        ev = result.evaluations(a)
+        total += ev or 0.0
+        now = 100.0 * float(np.mean(result.survived(["clean", *names[: i + 1]])))
+        rows.append({"attack": a, "evaluations": ev, "total evaluations": total, "worst case %": now,
+                     "points off": before - now})
+        before = now
+    return pd.DataFrame(rows, columns=["attack", "evaluations", "total evaluations", "worst case %", "points off"])
+
+
+@dataclass
+class MoreEffort:
+    """Square with ``factor`` times the audit's queries (``queries``) and a fresh seed, on the ``attacked`` images the audit left standing.
+
+    ``robust`` is the worst case per image after it (all ``n`` audited
+    images), ``evaluations`` the model evaluations per attacked image it
+    spent, ``points_off`` what it took off the audit's worst case.
+    """
+
+    factor: float
+    queries: int
+    attacked: int
+    robust: np.ndarray
+    evaluations: float
+    points_off: float
+
+    @property
+    def n(self) -> int:
+        return len(self.robust)
+
+
+def more_effort(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    result: WorstCase,
+    budget: Budget,
+    factor: float = 4.0,
+    batch_size: int = 500,
+    progress: bool = False,
+    folder=None,
+) -> MoreEffort:
+    """Square with ``factor`` times ``budget.square_queries`` queries, seeded apart from the audit, on the images ``result`` left standing.
+
+    ``(x, y)`` are the audited images (``result``'s, in its order). The
+    gradient-free attack is the one that breaks the front end: if more of
+    it takes little off, the audit has converged as far as this test can
+    tell (an upper bound still). Stored and resumed like every grid cell.
+    """
+    if not isinstance(result, WorstCase) or result.n != len(x):
+        raise checks.fail("result", f"a WorstCase of these {len(x)} images", result)
+    if not isinstance(budget, Budget):
+        raise checks.fail("budget", "a Budget", budget)
+    factor = checks.real(factor, "factor", 1.0)
+    queries = int(round(factor * budget.square_queries))
+    left = np.flatnonzero(result.robust)
+    robust = result.robust.copy()
+    evaluations = 0.0
+    if len(left):
+        on = torch.as_tensor(left, device=x.device)
+        square = {"Square": Attack("square", queries=queries, seed=budget.seed + 1)}
+        out = run(Grid({"model": victim_of(model)}, square, eps=[result.eps]), x[on], y[on], batch_size=batch_size,
+                  progress=progress, folder=folder)
+        cell = next(iter(out.results))
+        robust[left] = np.asarray(out[cell]["correct"]) == 1
+        evaluations = float(out.evaluations(cell.victim, cell.attack, cell.gradient, cell.eps))
+    off = 100.0 * (float(result.robust.mean()) - float(robust.mean()))
+    return MoreEffort(factor, queries, len(left), robust, evaluations, off)
 
 
 # --------------------------------------------------------------------------
