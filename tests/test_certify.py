@@ -192,3 +192,49 @@ def test_arguments_are_checked(svm_37):
         certify.logit_bounds(x1, w, b, 0.1, psi, 3)
     with pytest.raises(ArgumentError, match="K"):
         certify.logit_bounds(x1[None], w, b, 0.1, psi, 17)
+
+
+# --------------------------------------------------------------------------
+# the exact answer by MILP, on small problems and on MNIST
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("clip", [True, False])
+def test_exact_margin_brackets_the_exact_worst_case_of_small_problems(clip):
+    broken = 0
+    for name, x, w, b, psi in _problems(8, 3, ["haar:1", "random"], seeds=(0, 1, 2)):
+        for eps in (0.05, 0.2):
+            fmin, fmax = certify.exact_extremes(x, w, b, eps, psi, 3, clip=clip, box=True)
+            for y, worst in ((1, fmin), (0, -fmax)):
+                out = certify.exact_margin(x, y, w, b, eps, psi, 3, clip=clip, time_limit=20, pad=0.0)
+                # the solver's bound lies below the worst margin (ties let the program pick either support, so
+                # the worst may be a limit), the real margin of its point above it
+                assert out["lower"] <= worst + 1e-7 and out["upper"] >= worst - 1e-7, name
+                if worst > 1e-3:
+                    assert out["status"] == "robust", (name, eps, y, worst)
+                elif worst < -1e-3:
+                    assert out["status"] != "robust", (name, eps, y, worst)
+                broken += out["status"] == "broken"
+                if out["status"] == "broken":
+                    margin = (1 if y else -1) * float(certify.defended_logit(out["x_adv"][None], w, b, psi, 3, clip)[0])
+                    assert margin < 0 and float((out["x_adv"] - x).abs().max()) <= eps + 1e-9
+    assert broken >= 4  # the program's adversarial points are real ones
+
+
+def test_exact_robustness_on_mnist_sits_between_certificate_and_attacks(svm_37):
+    model, x, y = svm_37
+    x, y, eps = x[:12], y[:12], 0.1
+    cert = certify.certify(model, x, y, eps, "tight")
+    fe, clf = model[0], model[1]
+    x_adv = attacks.iterated_white_box(clf.w, x, y, eps, fe, step=0.01, steps=20)
+    survived = (predict(model, x_adv) == y).numpy()
+    out = certify.exact_robustness(model, x, y, eps, time_limit=10, only=survived)
+    status = np.array(out["status"])
+    assert (status[~survived] == "skipped").all() and not (status[survived] == "skipped").any()
+    assert set(status) <= {"robust", "broken", "undecided", "skipped"}
+    # certified images are exactly robust or undecided, never broken; and their certified margin lies
+    # below the margin of every point the solver found
+    assert not (cert.certified & (status == "broken")).any()
+    upper = np.array([np.inf if u is None else u for u in out["upper"]])
+    assert (cert.margin[survived] <= upper[survived] + 1e-9).all()
+    assert (status == "robust").sum() >= cert.certified.sum()  # exact is at least as strong as the bound
+    with pytest.raises(ArgumentError, match="only"):
+        certify.exact_robustness(model, x, y, eps, only=[True])

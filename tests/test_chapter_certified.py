@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from sparsenb import certify  # noqa: E402
 from sparsenb.chapters import certified as chapter  # noqa: E402
+from sparsenb.checks import ArgumentError  # noqa: E402
 from sparsenb.chapters.section import Section  # noqa: E402
 from sparsenb.evaluation import accuracy_interval  # noqa: E402
 
@@ -113,6 +114,22 @@ def test_certified_accuracy_is_sound_and_quotes_the_last_wavelet(accuracy, image
     assert sorted(s.tables["haar"].eps.unique()) == [0.005, 0.02, 0.1]
     assert len(s.tables["haar"]) == 3 * 3 * len(xa)
     assert len(s.figure.axes) == 2 and not plt.fignum_exists(s.figure.number)
+
+
+def test_exact_sits_between_the_certificate_and_the_attacks(accuracy, images):
+    ex = chapter.exact(accuracy, images, [0.02, 0.1], 8, 5.0)
+    t = ex.table
+    assert list(t.index) == [0.02, 0.1] and ex.numbers["n_exact"] == 8 and ex.numbers["eps_exact"] == 0.1
+    shares = t[["exactly robust %", "undecided %", "exactly broken %"]].sum(axis=1)
+    assert np.allclose(shares, 100.0, atol=0.2)  # every image is robust, broken or undecided
+    assert (t["certified (tight) %"] <= t["exactly robust %"] + t["undecided %"] + 1e-9).all()
+    assert (t["exactly robust %"] <= t["attacks leave %"] + 1e-9).all()
+    assert ex.numbers["exact_unsound"] == int(ex.checks.iloc[:, :2].to_numpy().sum()) == 0
+    assert ex.numbers["exact_found"] == int(ex.checks["attacks left, MILP broke"].sum())
+    wc = accuracy.worst["coif1"][0.1].robust[:8]
+    assert t.loc[0.1, "attacks leave %"] == pytest.approx(100 * wc.mean(), abs=0.05)
+    with pytest.raises(ArgumentError, match="milp_eps"):
+        chapter.exact(accuracy, images, [0.05], 8, 5.0)
 
 
 def test_closing_note_flattens_the_table(accuracy):

@@ -4,6 +4,7 @@ r"""What the chapter "Beyond the paper: certified accuracy, and which basis" com
 :func:`setting`             the 3s and 7s of MNIST: training, test and certified images
 :func:`soundness`           each certificate against the worst case of small problems
 :func:`certified_accuracy`  certified accuracy of the defended SVMs beside the audit's attacks
+:func:`exact`               the exact robust accuracy (MILP) between the certificate and the attacks
 :func:`which_basis`         the basis sweep: clean and worst-case accuracy, gamma, energy
 :func:`closing_note`        certified and attacked accuracy per front end and budget
 ==========================  ====================================================================
@@ -47,8 +48,9 @@ import torch
 from torch import nn
 
 from .. import data
+from ..checks import ArgumentError
 from ..basis import DENSE_BASES, dense_basis, gamma
-from ..certify import METHODS, certify, soundness_check, toy_problem
+from ..certify import METHODS, certify, exact_robustness, soundness_check, toy_problem
 from ..evaluation import accuracy_interval, predict
 from ..frontend import SparsifyingFrontEnd, defended, energy_captured, frontend_for
 from ..lab.audit import BUDGETS, audit_attacks, strong_attacks, subset, worst_case
@@ -64,6 +66,8 @@ __all__ = [
     "setting",
     "soundness",
     "certified_accuracy",
+    "exact",
+    "exact_table",
     "which_basis",
     "closing_note",
     "certificate_table",
@@ -644,6 +648,100 @@ def certified_accuracy(
             **values,
         ),
     )
+
+
+def _exact_rows(model, x, y, eps, seconds, only):
+    return exact_robustness(model, x, y, eps, seconds, only)
+
+
+def exact_table(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, seconds: float, only
+):
+    """:func:`~sparsenb.certify.exact.exact_robustness` of ``model`` on ``(x, y)`` at ``eps``, one row per image (stored, then read back)."""
+    only = [bool(o) for o in only]
+    return pd.DataFrame(stored(_exact_rows, model, x, y, float(eps), float(seconds), only))
+
+
+def exact(
+    accuracy: Section, images: Section, milp_eps, milp_images: int, milp_seconds: float
+) -> Section:
+    r"""The exact robust accuracy of the main defended SVM, between its certificate and its attacks.
+
+    On the first ``milp_images`` of the certified images, at each budget
+    of ``milp_eps`` (audited ones, so the attacks' outcomes exist): images
+    an attack broke are broken; every other image is solved exactly
+    (:func:`exact_table`, at most ``milp_seconds`` each): robust (a proof),
+    broken (an adversarial example the model itself misclassifies) or
+    undecided. ``table``: per budget, the certified (``tight``), exactly
+    robust, undecided and broken shares and what the attacks leave; the
+    truth lies in [exactly robust, exactly robust + undecided], inside
+    [certified, attacked]. ``checks`` counts, per budget, certified images
+    the MILP broke or whose certified margin exceeds the margin of a point
+    the MILP found (both would make the certificate unsound; they must be
+    0), and images the attacks left that the MILP broke. ``numbers``:
+    ``n_exact``, ``exact_seconds``, ``exact_unsound`` (the sum of the
+    first two checks), ``exact_found`` (the third), ``median_seconds``, and
+    at the largest budget (``eps_exact``) ``cert_x``, ``robust_x``,
+    ``undecided_x``, ``broken_x``, ``attacked_x`` (percent).
+    """
+    main = accuracy.numbers["main_wavelet"]
+    missing = sorted(set(map(float, milp_eps)) - set(map(float, accuracy.worst[main])))
+    if missing:
+        raise ArgumentError("milp_eps", f"must be audited budgets (audit_eps), not {missing}")
+    model = accuracy.models[main]
+    xa, ya = images.certified
+    n = min(int(milp_images), len(xa))
+    x, y = xa[:n], ya[:n]
+    cert = accuracy.tables[main]
+    rows, checks_rows, seconds = [], [], []
+    for eps in milp_eps:
+        survived = accuracy.worst[main][eps].robust[:n]
+        t = exact_table(model, x, y, eps, milp_seconds, survived)
+        tight = cert[(cert.method == "tight") & (cert.eps == float(eps))].sort_values("image")
+        certified = tight.certified.to_numpy(dtype=bool)[:n]
+        margin = tight.margin.to_numpy()[:n]
+        status = t.status.to_numpy()
+        status = pd.Series(status).where(survived, "broken (attack)").to_numpy()
+        upper = pd.to_numeric(t.upper).to_numpy()
+        share = lambda mask: 100.0 * float(mask.mean())  # noqa: E731
+        robust, undecided = status == "robust", status == "undecided"
+        rows.append(
+            {
+                "eps": float(eps),
+                "certified (tight) %": share(certified),
+                "exactly robust %": share(robust),
+                "undecided %": share(undecided),
+                "exactly broken %": share((status == "broken") | (status == "broken (attack)")),
+                "attacks leave %": share(survived),
+            }
+        )
+        checks_rows.append(
+            {
+                "eps": float(eps),
+                "certified, MILP broke": int((certified & (status == "broken")).sum()),
+                "certified margin above a MILP point": int(
+                    (certified & (margin > upper + 1e-9)).sum()
+                ),
+                "attacks left, MILP broke": int((status == "broken").sum()),
+            }
+        )
+        seconds += list(t.seconds[t.status != "skipped"])
+    table, chk = pd.DataFrame(rows).set_index("eps"), pd.DataFrame(checks_rows).set_index("eps")
+    last = max(milp_eps)
+    values = numbers(
+        n_exact=n,
+        exact_seconds=milp_seconds,
+        eps_exact=last,
+        exact_unsound=int(chk.iloc[:, :2].to_numpy().sum()),
+        exact_found=int(chk["attacks left, MILP broke"].sum()),
+        median_seconds=float(pd.Series(seconds).median()) if seconds else 0.0,
+        cert_x=table.loc[last, "certified (tight) %"],
+        robust_x=table.loc[last, "exactly robust %"],
+        undecided_x=table.loc[last, "undecided %"],
+        broken_x=table.loc[last, "exactly broken %"],
+        attacked_x=table.loc[last, "attacks leave %"],
+    )
+    return Section(table=table.round(1), checks=chk, numbers=values)
 
 
 @drawn(_which_basis_figure)
