@@ -41,6 +41,7 @@ from pathlib import Path
 from .. import checks
 from ..cache import PROJECT_ROOT, atomic_write_json
 from ..lab.paper import (
+    COLUMNS,
     OTHER_SETTING,
     OURS,
     REDUCED,
@@ -111,6 +112,8 @@ _IDENTITY = (
     "eps",
     "rho",
 )  # rows sharing these measure the same model at the same budget
+#: The columns of paper_numbers.csv that say which number a row is (all before its value).
+_DESCRIBED = COLUMNS[: COLUMNS.index("value")]
 
 
 def record(
@@ -369,17 +372,7 @@ def card(profile: str = "laptop", folder=None, chapters=None):
     for i, row in numbers.iterrows():
         entry = {
             c: row[c]
-            for c in (
-                "artifact",
-                "dataset",
-                "model",
-                "defense",
-                "attack",
-                "gradient",
-                "eps",
-                "rho",
-                "metric",
-            )
+            for c in _DESCRIBED
         }
         entry["number"] = (
             row["attack"]
@@ -476,15 +469,7 @@ def card(profile: str = "laptop", folder=None, chapters=None):
         entry["where"] = valid[chapter]["where"] if chapter in valid else ""
         out.append(entry)
     columns = [
-        "artifact",
-        "dataset",
-        "model",
-        "defense",
-        "attack",
-        "gradient",
-        "eps",
-        "rho",
-        "metric",
+        *_DESCRIBED,
         "number",
         "paper",
         "ours",
