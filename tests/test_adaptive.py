@@ -11,6 +11,7 @@ from sparsenb.frontend import defended
 from sparsenb.attacks import adaptive
 from sparsenb.checks import ArgumentError
 from sparsenb.frontend import H_K, SparsifyingFrontEnd
+from sparsenb.attacks.adaptive import THRESHOLDS
 
 EPS = 0.15
 
@@ -65,6 +66,47 @@ def test_soft_top_k_has_a_gradient_off_the_support():
     off = g_hard == 0
     assert off.sum() == 35
     assert bool((g_soft[off].abs() > 0).all())
+
+
+def test_the_threshold_changes_the_gradient_not_the_value():
+    torch.manual_seed(2)
+    c = torch.randn(2, 3, 30, dtype=torch.float64)
+    assert torch.equal(adaptive.soft_top_k(c, 6, 0.3, "competing"), adaptive.soft_top_k(c, 6, 0.3, "fixed"))
+    with pytest.raises(ArgumentError, match="^threshold "):
+        adaptive.soft_top_k(c, 6, 0.3, "detached")
+
+
+def _jacobian(c, K, t, threshold):
+    return torch.autograd.functional.jacobian(lambda v: adaptive.soft_top_k(v, K, t, threshold), c)
+
+
+def test_the_competing_threshold_follows_a_uniform_rise_of_every_magnitude():
+    """Raising every |c_k| by d moves the competing threshold by d: the weights stay, each output moves by its weight."""
+    torch.manual_seed(3)
+    c = torch.randn(1, 1, 25, dtype=torch.float64)
+    t = 0.4
+    weight = adaptive.soft_top_k(c, 5, t) / c
+    direction = c.sign().flatten()  # d|c_k| = 1 for every k
+    for threshold, follows in (("competing", True), ("fixed", False)):
+        J = _jacobian(c, 5, t, threshold).reshape(25, 25)
+        moved = J @ direction
+        assert torch.allclose(moved, direction * weight.flatten(), atol=1e-12) is follows
+
+
+def test_pushing_a_coefficient_in_pushes_the_kth_out_only_with_the_competing_threshold():
+    torch.manual_seed(4)
+    c = torch.randn(1, 1, 40, dtype=torch.float64)
+    K = 8
+    order = c.abs().flatten().argsort(descending=True)
+    kth, outside = int(order[K - 1]), int(order[K])  # the K-th in, the first out
+    for threshold in THRESHOLDS:
+        J = _jacobian(c, K, 0.2, threshold).reshape(40, 40)
+        # d |output_kth| / d |c_outside|
+        effect = float(J[kth, outside] * c.flatten()[kth].sign() * c.flatten()[outside].sign())
+        if threshold == "competing":
+            assert effect < -1e-3
+        else:
+            assert effect == 0.0
 
 
 def test_soft_front_end_is_exact_forward_and_surrogate_backward(digits):

@@ -178,3 +178,34 @@ def test_convergence_adds_square_on_the_images_left_and_the_checklist_row(centro
     last = c.defended.iloc[-1]
     assert last["check"] == "more effort takes little off"
     assert last["verdict"] == ("pass" if more.points_off <= 2.0 else FAIL)
+
+
+def test_thresholds_sets_the_fixed_threshold_beside_the_audits_competing_one(centroids, mnist_test, monkeypatch, tmp_path):
+    from sparsenb import attacks
+    from sparsenb.lab.audit import BUDGETS, network_audit
+
+    monkeypatch.setenv("SPARSENB_CACHE", str(tmp_path / "cache"))
+    x_test, y_test = mnist_test
+    fe = SparsifyingFrontEnd(0.035, "coif1")
+    victims = {"no defense": Victim(centroids), "front end": Victim(centroids, fe)}
+    model = victims["front end"].model()
+    wc = network_audit(model, x_test, y_test, EPS, BUDGETS["smoke"], 12, 0, 6)
+    s = chapter.thresholds(victims, {"front end": wc}, EPS, "smoke", 0, 6)
+    b = BUDGETS["smoke"]
+    x, y = x_test[wc.images], y_test[wc.images]
+    adv = attacks.adaptive_attack(model, x, y, EPS, steps=b.adaptive_steps, restarts=b.adaptive_restarts,
+                                  threshold="fixed", seed=b.seed)
+    with torch.no_grad():
+        fixed = (model(adv).argmax(1) == y).numpy().astype(np.int64)
+    square, competing = wc.attack_correct("Square"), wc.attack_correct("adaptive")
+    t = s.table.set_index("attack")
+    assert s.numbers["adaptive_fixed"] == pytest.approx(100 * fixed.mean())
+    assert s.numbers["adaptive_competing"] == pytest.approx(100 * competing.mean())
+    assert t.loc["adaptive, fixed threshold", "Square broke, this did not"] == int(((square == 0) & (fixed == 1)).sum())
+    assert t.loc["adaptive, competing threshold", "this broke, Square did not"] == int(((competing == 0) & (square == 1)).sum())
+    assert s.numbers["square_only_after"] == int(wc.only("Square").sum())
+    others = [a for a in wc.attacks() if a not in ("clean", "Square", "adaptive")]
+    before = (square == 0) & (wc.survived(others) == 1) & (fixed == 1)
+    assert s.numbers["square_only_before"] == int(before.sum())
+    assert s.numbers["evals_competing"] == pytest.approx(wc.evaluations("adaptive"))
+    assert s.numbers["evals_fixed"] > 0

@@ -6,6 +6,7 @@ r"""What the chapter "Adaptive evaluation: is the robustness real?" computes, on
 :func:`per_attack`         what each attack leaves on each CNN, and which attacks broke what
 :func:`cost`               accuracy each attack leaves against the model evaluations it spent
 :func:`convergence`        the defended CNN's worst case against attack effort, and more Square after it
+:func:`thresholds`         the adaptive attack with the surrogate's threshold fixed and competing, beside Square
 :func:`checklist`          the gradient-masking checklist of each CNN, with a convergence row
 =========================  ======================================================================
 
@@ -21,23 +22,37 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
+from ..evaluation import accuracy_interval
 from ..lab.audit import (
     BUDGETS,
     FAIL,
     PAPER_ATTACKS,
     MoreEffort,
     WorstCase,
+    audit_attacks,
     effort,
     masking_checklist,
     more_effort,
+    victim_of,
 )
+from ..lab.grid import Attack, Grid, run
 from . import figures
 from . import mnist_multiclass as multiclass
 from .section import Section, drawn, numbers
 
-__all__ = ["STRONG_SETTINGS", "attacks", "cnn", "per_attack", "cost", "convergence", "checklist"]
+__all__ = [
+    "STRONG_SETTINGS",
+    "attacks",
+    "cnn",
+    "per_attack",
+    "cost",
+    "convergence",
+    "thresholds",
+    "checklist",
+]
 
 #: The settings of :class:`~sparsenb.lab.audit.Budget` that the strong attacks use.
 STRONG_SETTINGS = (
@@ -276,6 +291,81 @@ def convergence(
         conv_last_off=float(took["points off"].iloc[-1]) if len(took) else 0.0,
     )
     return Section(table=table, more=more, numbers=values)
+
+
+def thresholds(
+    victims: dict,
+    result: dict[str, WorstCase],
+    eps: float,
+    audit_budget: str,
+    seed: int,
+    batch_size: int,
+) -> Section:
+    r"""The adaptive attack with the surrogate's threshold held fixed (its first version) beside the audit's, which competes.
+
+    The fixed-threshold attack runs with the audit's settings on the
+    defended CNN's audited images (stored like every grid cell); the
+    competing one is the audit's own. ``table``: per attack (Square, the
+    adaptive attack with each threshold), its accuracy with the 95%
+    interval, the images Square broke that it did not, the images it broke
+    that Square did not, and the model evaluations per image; ``numbers``:
+    ``adaptive_fixed``, ``adaptive_competing``, ``square_shown``, their
+    evaluations per image (``evals_fixed``, ``evals_competing``,
+    ``evals_square``), ``square_only_before`` and ``square_only_after``
+    (images only Square breaks among all the audit's attacks, with the
+    fixed and with the competing adaptive attack among them).
+    """
+    wc = result["front end"]
+    x_test, y_test = multiclass.test_images(0, seed)
+    model = victims["front end"].model()
+    device = next(model.parameters()).device
+    x, y = x_test[wc.images].to(device), y_test[wc.images].to(device)
+    audit = audit_attacks(BUDGETS[audit_budget])["adaptive"]
+    fixed = Attack("adaptive", **{**dict(audit.kwargs), "threshold": "fixed"})
+    grid = Grid({"model": victim_of(model)}, {"adaptive, fixed threshold": fixed}, eps=[eps])
+    out = run(grid, x, y, batch_size=batch_size, progress=True)
+    cell = next(iter(out.results))
+    correct = {
+        "Square": wc.attack_correct("Square"),
+        "adaptive, fixed threshold": np.asarray(out[cell]["correct"]),
+        "adaptive, competing threshold": wc.attack_correct("adaptive"),
+    }
+    evals = {
+        "Square": wc.evaluations("Square"),
+        "adaptive, fixed threshold": out.evaluations(
+            cell.victim, cell.attack, cell.gradient, cell.eps
+        ),
+        "adaptive, competing threshold": wc.evaluations("adaptive"),
+    }
+    square = correct["Square"]
+    rows = []
+    for name, c in correct.items():
+        p, lo, hi = accuracy_interval(c)
+        rows.append(
+            {
+                "attack": name,
+                "accuracy %": round(p, 2),
+                "95% CI": f"[{lo:.1f}, {hi:.1f}]",
+                "Square broke, this did not": int(((square == 0) & (c == 1)).sum()),
+                "this broke, Square did not": int(((c == 0) & (square == 1)).sum()),
+                "model evaluations / image": None if evals[name] is None else round(evals[name]),
+            }
+        )
+    others = [a for a in wc.attacks() if a not in ("clean", "Square", "adaptive")]
+    rest = wc.survived(others) if others else np.ones_like(square)
+    values = numbers(
+        adaptive_fixed=100 * float(correct["adaptive, fixed threshold"].mean()),
+        adaptive_competing=100 * float(correct["adaptive, competing threshold"].mean()),
+        square_shown=100 * float(square.mean()),
+        evals_fixed=evals["adaptive, fixed threshold"],
+        evals_competing=evals["adaptive, competing threshold"],
+        evals_square=evals["Square"],
+        square_only_before=int(
+            ((square == 0) & (rest == 1) & (correct["adaptive, fixed threshold"] == 1)).sum()
+        ),
+        square_only_after=int(wc.only("Square").sum()),
+    )
+    return Section(table=pd.DataFrame(rows), numbers=values)
 
 
 def checklist(
