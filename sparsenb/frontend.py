@@ -448,36 +448,46 @@ class SparsifyingFrontEnd(nn.Module):
             c = self.transform.analysis_pyramid(self._to_working(x))
             return _topk_mask(c.flatten(-2), self.K).view_as(c)
 
-    def _output(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def _output(self, x: torch.Tensor, mask: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
         """The front end's output, with the support forced to ``mask`` if given.
 
         Differentiable in ``x`` with the support held fixed; with ``mask=None``
-        the support is ``S_K(x)``, found from the same coefficients.
+        the support is ``S_K(x)``, found from the same coefficients. ``c``:
+        the coefficients of ``x`` in the pyramid layout, when already computed.
         """
-        c = self.transform.analysis_pyramid(self._to_working(x))
+        if c is None:
+            c = self.transform.analysis_pyramid(self._to_working(x))
         if mask is None:
             mask = _topk_mask(c.detach().flatten(-2), self.K).view_as(c)
         y = self._from_working(self.transform.synthesis_pyramid(c * mask))
         return y.clamp(0.0, 1.0) if self.clip else y
 
     def iterated_gradient(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """Backward of ``gradient="iterated"`` (see the class docstring)."""
+        """Backward of ``gradient="iterated"`` (see the class docstring).
+
+        Every projection is a vector-Jacobian product of the output at the
+        same ``x`` with a different support: the coefficients of ``x`` and
+        their graph are computed once and kept for all ``refine_steps + 1``
+        of them (the same values and the same backward operations as
+        recomputing them each time, so the same gradient bit for bit).
+        """
         self.check(x, scan=False)
         self.check(grad, "grad", scan=False)
         if grad.shape != x.shape:
             raise checks.ArgumentError("grad", f"must have the shape of x {tuple(x.shape)}, got shape {tuple(grad.shape)}")
         x = x.detach()
+        with torch.enable_grad():
+            xr = x.clone().requires_grad_(True)
+            c = self.transform.analysis_pyramid(self._to_working(xr))
 
-        def vjp(mask):
-            with torch.enable_grad():
-                xr = x.clone().requires_grad_(True)
-                (g,) = torch.autograd.grad(self._output(xr, mask), xr, grad)
-            return g
+            def vjp(mask, last=False):
+                (g,) = torch.autograd.grad(self._output(xr, mask, c), xr, grad, retain_graph=not last)
+                return g
 
-        xj = x
-        for _ in range(self.refine_steps):
-            xj = (xj + self.refine_step * torch.sign(vjp(self._pyramid_support(xj)))).clamp(0.0, 1.0)
-        return vjp(self._pyramid_support(xj))
+            xj = x
+            for _ in range(self.refine_steps):
+                xj = (xj + self.refine_step * torch.sign(vjp(self._pyramid_support(xj)))).clamp(0.0, 1.0)
+            return vjp(self._pyramid_support(xj), last=True)
 
     def _sparsify_cpu(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`_output` without autograd on CPU, one level, RGB, one K: the same arithmetic, faster.

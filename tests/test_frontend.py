@@ -349,6 +349,25 @@ def test_gradient_iterated_follows_docstring_loop(steps, delta, digits, upstream
     assert not torch.allclose(gi, fe.project(upstream, digits), atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("clip", [True, False])
+def test_gradient_iterated_keeps_one_graph_and_the_same_bits(digits, upstream, clip, dtype):
+    """The coefficients of x are computed once for every projection: bit for bit what recomputing them gives."""
+    fe = SparsifyingFrontEnd(0.035, gradient="iterated", refine_steps=4, refine_step=0.05, clip=clip)
+    x, g = digits.to(dtype), upstream.to(dtype)
+
+    def vjp(mask):  # the projection at x on the support mask, its output recomputed from x each time
+        with torch.enable_grad():
+            xr = x.clone().requires_grad_(True)
+            (v,) = torch.autograd.grad(fe._output(xr, mask), xr, g)
+        return v
+
+    xj = x
+    for _ in range(fe.refine_steps):
+        xj = (xj + fe.refine_step * torch.sign(vjp(fe._pyramid_support(xj)))).clamp(0.0, 1.0)
+    assert torch.equal(fe.iterated_gradient(x, g), vjp(fe._pyramid_support(xj)))
+
+
 def test_forward_values_identical_across_gradient_modes(digits):
     for clip in (True, False):
         ref = SparsifyingFrontEnd(0.035, clip=clip)(digits)
