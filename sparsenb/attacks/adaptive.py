@@ -229,7 +229,7 @@ def adaptive_attack(
     class at the clean image on the ``j``-th targeted run, cycling), with the
     relative temperature annealed geometrically from ``temperature`` to
     ``final_temperature`` over the run and the surrogate's ``threshold``
-    (:data:`THRESHOLDS`, see :func:`soft_top_k`). Each run attacks the images not
+    (``"competing"`` or ``"fixed"``, see :func:`soft_top_k`). Each run attacks the images not
     fooled yet; an image is returned with an iterate that fooled it (the
     forward pass is exact, so every success is real), else unchanged.
     About ``steps + 1`` model evaluations (forward and backward) per run and
