@@ -25,6 +25,12 @@ Three rules keep the processes in step and the cache consistent:
    runs in every process; it is cheap and keeps the collective calls in the
    same order.
 
+A run can be given a deadline (``$SPARSENB_DEADLINE``, a Unix time:
+:func:`before_unit`): the long loops (an attack cell's batches, a
+training's epochs) ask before each unit of work whether it would finish in
+time, and stop with :class:`DeadlineReached` instead of starting it; what
+finished is stored, and the next run resumes from it.
+
 Outside ``torchrun`` (or with one process) every function here is the
 identity of the one-process case, so the rest of the package reads the same
 either way. :func:`init` joins the process group that ``torchrun``
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 
 import torch
 
@@ -53,7 +60,14 @@ __all__ = [
     "shard",
     "part",
     "data_parallel",
+    "DEADLINE_ENV",
+    "DeadlineReached",
+    "deadline",
+    "before_unit",
 ]
+
+#: The environment variable holding a run's deadline, a Unix time in seconds (:func:`before_unit`).
+DEADLINE_ENV = "SPARSENB_DEADLINE"
 
 #: How long a process waits for the others at a collective call (a training or a sweep may run for hours on process 0 alone).
 TIMEOUT = datetime.timedelta(hours=48)
@@ -175,3 +189,39 @@ def data_parallel(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+
+
+# --------------------------------------------------------------------------
+# a deadline for long runs
+# --------------------------------------------------------------------------
+class DeadlineReached(RuntimeError):
+    """A unit of work was not started because it would not have finished before the run's deadline."""
+
+
+def deadline() -> float | None:
+    """The run's deadline (``$SPARSENB_DEADLINE``, a Unix time in seconds), or None when there is none."""
+    value = os.environ.get(DEADLINE_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise checks.ArgumentError(DEADLINE_ENV, f"must be a Unix time in seconds, got {value!r}") from None
+
+
+def before_unit(expected_seconds: float, what: str) -> None:
+    """Call before starting a unit of work expected to take ``expected_seconds``: raise :class:`DeadlineReached` if it would end after the deadline.
+
+    Without a deadline it does nothing. In a process group process 0's clock
+    decides for all (a collective call: every process must call it at the
+    same point, e.g. before an epoch, not before a batch of its own share).
+    ``what`` names the unit in the message.
+    """
+    end = deadline()
+    if end is None:
+        return
+    expected_seconds = checks.real(expected_seconds, "expected_seconds", 0.0)
+    late = agree(time.time() + expected_seconds > end)
+    if late:
+        raise DeadlineReached(f"{what} (about {expected_seconds:.0f} s) would not finish before the deadline; "
+                              "what finished is stored, and the next run resumes from it")

@@ -263,7 +263,10 @@ def fit(
     With ``checkpoint`` (a file path) the training state is saved there after
     every epoch, atomically, and a later call with the same path resumes from
     it: a killed run continues where it stopped and ends with the same
-    weights as an uninterrupted one. Images may be float32 or float64 (batches
+    weights as an uninterrupted one; before each epoch it asks
+    :func:`sparsenb.distributed.before_unit` whether the epoch (expected to
+    take as long as the last) would end before the run's deadline, if any.
+    Images may be float32 or float64 (batches
     go to the model in float32). Without augmentation or adversary an image
     reaches the model the same way in every epoch, so the front end's output
     is computed once per image instead of once per step (the same numbers;
@@ -303,6 +306,9 @@ def fit(
         train_graph = parallel if graph is model else defended(graph[0], parallel)
         bar = _progress(total, step, progress, type(model).__name__)
         while step < total and log["stopped"] is None:
+            if checkpoint is not None:  # the finished epochs are saved: a deadline may stop here, and a later call resumes
+                last = log["epochs"][-1]["seconds"] if log["epochs"] else 0.0
+                distributed.before_unit(last, f"epoch {len(log['epochs']) + 1} of training {type(model).__name__}")
             perm = torch.randperm(n, generator=gen)
             started = time.perf_counter()
             for i in range(0, per_epoch * bs, bs):

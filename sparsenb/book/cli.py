@@ -2,14 +2,20 @@
 
     sparsenb-book build   [--profile laptop] [--data DIR] [--out DIR] [--force]
     sparsenb-book execute CHAPTER... [--profile laptop] [--data DIR] [--out DIR] [--force]
-    sparsenb-book precompute [CHAPTER...] [--profile laptop] [--data DIR]
+    sparsenb-book precompute [CHAPTER...] [--profile laptop] [--data DIR] [--minutes M] [--export DIR]
+    sparsenb-book export DIR
+    sparsenb-book import FILE...
     sparsenb-book profiles
     sparsenb-book format [CHAPTER...]
 
 ``precompute`` runs the chapters' heavy work (trainings, attack grids,
 sweeps) into the cache without writing pages, in one process or in many
 under ``torchrun``; a later ``build`` finds every result stored and executes
-only the narrative.
+only the narrative. With ``--minutes`` it starts no attack batch or
+training epoch that would not end in time and stops there (a later run
+resumes); with ``--export`` it packs what it stored into at most 8 files of
+under 16 MiB, which ``import`` merges into another machine's cache
+(``export`` packs the whole store the same way).
 """
 from __future__ import annotations
 
@@ -42,6 +48,14 @@ def main(argv=None) -> int:
     pre = sub.add_parser("precompute", parents=[common], help="run the chapters' heavy work into the cache (no pages); "
                          "under torchrun --nproc_per_node N, in N processes")
     pre.add_argument("chapters", nargs="*", help="chapter names (default: all but the summary pages)")
+    pre.add_argument("--minutes", type=float, default=None,
+                     help="deadline: start no attack batch or training epoch that would end later than this many minutes")
+    pre.add_argument("--export", default=None, metavar="DIR",
+                     help="pack what this run stored into at most 8 files of under 16 MiB in DIR (for 'import' elsewhere)")
+    exp = sub.add_parser("export", help="pack the whole result store into at most 8 files of under 16 MiB")
+    exp.add_argument("folder", help="where the packed files go")
+    imp = sub.add_parser("import", help="merge packed store files (from 'export' or 'precompute --export') into the cache")
+    imp.add_argument("files", nargs="+", help="the packed files (sparsenb-store-<i>of<n>.tar.gz)")
     fmt = sub.add_parser("format", help="ruff format the code cells of chapters (default: all)")
     fmt.add_argument("chapters", nargs="*", help="chapter names (file stems)")
     sub.add_parser("profiles", help="list the profiles: each chapter's parameters (laptop) and what smoke and full change")
@@ -54,6 +68,21 @@ def main(argv=None) -> int:
         for source in [book.chapter(c) for c in args.chapters] or book.chapters():
             if format_chapter(source, book.root):
                 print(f"formatted {source.relative_to(book.root)}")
+        return 0
+    if args.command in ("export", "import"):
+        from .. import checks
+        from ..lab.transfer import pack, unpack
+
+        try:
+            if args.command == "export":
+                packed = pack(args.folder)
+                print(f"packed the store into {len(packed)} file(s): " + ", ".join(str(p) for p in packed))
+            else:
+                counts = unpack(args.files)
+                print("merged: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        except checks.ArgumentError as err:
+            print(f"sparsenb-book: {err}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "profiles":
         profiles = load_profiles(book)
@@ -69,12 +98,20 @@ def main(argv=None) -> int:
         return 0
     try:
         if args.command == "precompute":
-            times = precompute(args.profile, args.data, args.chapters or None, not args.no_progress, book)
+            done = precompute(args.profile, args.data, args.chapters or None, not args.no_progress, book,
+                              args.minutes, args.export)
             from .. import distributed
 
             if distributed.is_writer():
+                times = done.times
                 print(f"precomputed {len(times)} chapters in {sum(times.values()):.1f} s "
-                      f"with {distributed.world_size()} process(es); now: sparsenb-book build --profile {args.profile}")
+                      f"with {distributed.world_size()} process(es); "
+                      + (f"stopped at the deadline in {done.stopped}; run it again to go on"
+                         if done.stopped else f"now: sparsenb-book build --profile {args.profile}"))
+                if done.packed:
+                    print("packed: " + ", ".join(str(p) for p in done.packed))
+                if done.stopped:
+                    return 3
         elif args.command == "build":
             index = build(args.profile, args.data, args.out, args.force, not args.no_progress, book)
             print(index)

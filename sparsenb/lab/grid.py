@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,14 +268,20 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
     done = distributed.decide(lambda: read(path))
     if done is not None and done.get("complete"):
         return done["outcomes"]
+    what = f"attack cell {cell.victim} / {cell.attack} / {cell.gradient} / eps={cell.eps}"
     if distributed.active():
+        distributed.before_unit(0.0, what)  # the processes' batches differ: they agree once per cell
         return _run_cell_sharded(victim, model, attack, cell, x, y, key, path, batch_size, progress)
     outcomes = done["outcomes"] if done else {}
     start = len(outcomes.get("correct", []))
     chunks = list(range(start, len(x), batch_size))
+    last = 0.0  # seconds the last batch took: what the next one is expected to take
     for i in _bar_iter(chunks, f"{cell.attack} ({cell.gradient or 'no front end'})", progress):
+        distributed.before_unit(last, f"a batch of the {what}")
+        started = time.perf_counter()
         _extend(outcomes, _attack_batch(victim, model, attack, cell, x[i : i + batch_size], y[i : i + batch_size]))
         atomic_write_json(path, {"key": key, "complete": False, "outcomes": outcomes})
+        last = time.perf_counter() - started
     atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
     return outcomes
 
