@@ -66,3 +66,39 @@ def test_full_scale_budget_skips_cells(tmp_path, monkeypatch, mnist_root, shared
     steps = json.loads(out.read_text())["steps"]
     assert [s.get("skipped") for s in steps if s["step"].startswith("PGD ") and "evaluations/s" not in s["step"]] == \
         ["budget spent", "budget spent"]
+
+
+def test_gpu_profile_writes_the_performance_pages_rows_and_says_what_it_skipped(tmp_path, capsys):
+    import csv
+    import math
+
+    from sparsenb.chapters.performance import GPU_COLUMNS, gpu_measurements
+
+    out = tmp_path / "gpu" / "profile.csv"
+    _script("gpu_profile").main(["--quick", "--out", str(out)])
+    with open(out, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == GPU_COLUMNS
+        rows = list(reader)
+    measured = {r["measurement"]: float(r["value"]) for r in rows}
+    for g in ("no defense", "front end, bpda", "front end, projection", "front end, iterated"):
+        assert measured[f"attack steps/s, CNN, {g}, batch 32"] > 0
+    assert measured["training steps/s, ResNet-32, batch 8"] > 0
+    assert measured["iterated projection backward, batch 8"] > 0
+    skipped = [r for r in rows if r["note"].startswith("skipped")]
+    if not torch.cuda.is_available():
+        assert {r["measurement"] for r in skipped} == {"TF32 on/off", "CUDA graph PGD step equals eager"}
+        assert all(math.isnan(float(r["value"])) for r in skipped)
+    assert len(gpu_measurements(out.parent).table) == len(rows)  # the Performance page reads the file as it is
+    assert f"wrote {len(rows)} rows" in capsys.readouterr().out
+
+
+def test_gpu_profile_stops_starting_measurements_when_the_budget_is_spent(tmp_path):
+    import csv
+
+    out = tmp_path / "profile.csv"
+    _script("gpu_profile").main(["--quick", "--budget-s", "0", "--out", str(out)])
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["measurement"] for r in rows] == ["attack step rates", "TF32", "CUDA graph", "iterated backward", "training"]
+    assert all("budget" in r["note"] for r in rows)
