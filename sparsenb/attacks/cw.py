@@ -36,7 +36,8 @@ def carlini_wagner_l2(
     Every image is optimised as if alone, as CleverHans 2.1 does with its
     default ``batch_size=1``: with ``abort_early`` an image stops (and keeps
     its iterate) once its own loss has not fallen by 0.01% over a tenth of
-    ``max_iterations``, so a batch gives each image the result it gets alone.
+    ``max_iterations``, so a batch gives each image the result it gets alone;
+    only the images still optimising are evaluated.
     """
     confidence = checks.real(confidence, "confidence", 0.0)
     learning_rate = checks.real(learning_rate, "learning_rate", 0.0, low_open=True)
@@ -58,10 +59,11 @@ def carlini_wagner_l2(
     w0 = torch.atanh(2 * x_in - 1)
     b = torch.arange(B, device=dev)
 
-    def margin(z):  # Z_t - max_{i != t} Z_i
+    def margin(z, t):  # Z_t - max_{i != t} Z_i
+        rows = torch.arange(len(t), device=dev)
         other = z.clone()
-        other[b, y] = -math.inf
-        return z[b, y] - other.max(1).values
+        other[rows, t] = -math.inf
+        return z[rows, t] - other.max(1).values
 
     check_every = max(1, max_iterations // 10)
     finite = torch.ones((), dtype=torch.bool, device=dev)  # checked once, at the end
@@ -70,31 +72,35 @@ def carlini_wagner_l2(
         opt = torch.optim.Adam([w], lr=learning_rate)
         success = torch.zeros(B, dtype=torch.bool, device=dev)
         active = torch.ones(B, dtype=torch.bool, device=dev)  # images still optimising
+        idx = b  # their indices: only they are evaluated (they change at the stall checks only), so a
+        # stopped image's row of w, which Adam's momentum still moves, is never read again in this search step
         prev = torch.full((B,), 1e6, device=dev, dtype=dt)  # CleverHans starts from 1e6
         for it in range(max_iterations):
-            w_before = w.detach().clone()
             with torch.enable_grad():
-                x_adv = (torch.tanh(w) + 1) / 2
-                l2 = (x_adv - x).pow(2).flatten(1).sum(1)
-                m = margin(_logits(model, x_adv))
-                loss_each = l2 + const * torch.clamp(m, min=-confidence)
-                (w.grad,) = torch.autograd.grad(loss_each.sum(), w)  # w only: no .grad on the model
+                x_adv = (torch.tanh(w[idx]) + 1) / 2
+                l2 = (x_adv - x[idx]).pow(2).flatten(1).sum(1)
+                m = margin(_logits(model, x_adv), y[idx])
+                loss_each = l2 + const[idx] * torch.clamp(m, min=-confidence)
+                (w.grad,) = torch.autograd.grad(loss_each.sum(), w)  # w only: no .grad on the model; 0 off idx
             finite &= torch.isfinite(w.grad).all()
             opt.step()
+            check = abort_early and it % check_every == 0
             with torch.no_grad():
-                if abort_early and it % check_every == 0:
+                keep = torch.ones(len(idx), dtype=torch.bool, device=dev)
+                if check:
                     # as CleverHans: an image that stalls stops before this iterate is recorded
-                    stalled = active & (loss_each.detach() > 0.9999 * prev)
-                    active &= ~stalled
-                    prev = torch.where(active, loss_each.detach(), prev)
-                w[~active] = w_before[~active]  # stopped images keep their iterate (Adam moves all of w)
-                fooled = active & (m < -confidence if confidence > 0 else m < 0)
-                improve = fooled & (l2 < best_l2)
-                best_l2 = torch.where(improve, l2, best_l2)
-                best[improve] = x_adv.detach()[improve]
-                success |= fooled
-            if not bool(active.any()):
-                break
+                    keep = loss_each.detach() <= 0.9999 * prev[idx]
+                    prev[idx[keep]] = loss_each.detach()[keep]
+                    active[idx[~keep]] = False
+                fooled = keep & (m < -confidence if confidence > 0 else m < 0)
+                improve = fooled & (l2 < best_l2[idx])
+                best_l2[idx[improve]] = l2[improve]
+                best[idx[improve]] = x_adv.detach()[improve]
+                success[idx[fooled]] = True
+            if check:
+                idx = active.nonzero().flatten()
+                if not len(idx):
+                    break
         # binary search on c, per image
         upper = torch.where(success, torch.minimum(upper, const), upper)
         lower = torch.where(success, lower, torch.maximum(lower, const))
