@@ -31,6 +31,13 @@ training's epochs) ask before each unit of work whether it would finish in
 time, and stop with :class:`DeadlineReached` instead of starting it; what
 finished is stored, and the next run resumes from it.
 
+Every stored result is keyed by what computed it, device and precision
+included (:func:`compute_key`): the book's precision policy
+(:func:`set_precision`) keeps float32 matmuls and convolutions in full
+float32 on every device, so a result computed on a GPU and one computed
+on a CPU never stand in for each other unless a run says so
+(``$SPARSENB_COMPUTE``).
+
 Outside ``torchrun`` (or with one process) every function here is the
 identity of the one-process case, so the rest of the package reads the same
 either way. :func:`init` joins the process group that ``torchrun``
@@ -64,7 +71,13 @@ __all__ = [
     "DeadlineReached",
     "deadline",
     "before_unit",
+    "COMPUTE_ENV",
+    "set_precision",
+    "compute_key",
 ]
+
+#: The environment variable that makes a run read and write results under another compute key (:func:`compute_key`).
+COMPUTE_ENV = "SPARSENB_COMPUTE"
 
 #: The environment variable holding a run's deadline, a Unix time in seconds (:func:`before_unit`).
 DEADLINE_ENV = "SPARSENB_DEADLINE"
@@ -95,6 +108,7 @@ def init(backend: str | None = None) -> torch.device:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         _dist().init_process_group(backend, timeout=TIMEOUT)
+    set_precision()
     return device()
 
 
@@ -225,3 +239,45 @@ def before_unit(expected_seconds: float, what: str) -> None:
     if late:
         raise DeadlineReached(f"{what} (about {expected_seconds:.0f} s) would not finish before the deadline; "
                               "what finished is stored, and the next run resumes from it")
+
+
+# --------------------------------------------------------------------------
+# precision, and what computed a result
+# --------------------------------------------------------------------------
+def set_precision() -> None:
+    """The book's precision policy: float32 matmuls and convolutions in full float32, TF32 off, on every device.
+
+    PyTorch's defaults differ by operation (cuDNN convolutions may use TF32,
+    matmuls not); the book fixes both, so a GPU's float32 is the CPU's up to
+    the order of operations. :func:`init` (and so every chapter's setup)
+    applies it.
+    """
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def compute_key(on=None) -> str:
+    """What computes a result, for its key: the device type and the float32 precision, e.g. ``"cpu/fp32"``, ``"cuda/tf32"``.
+
+    ``on`` is a device (or a tensor on it; default: this process's
+    :func:`device`). Precision is ``fp32`` under :func:`set_precision`'s
+    policy, ``tf32`` where TF32 or reduced-precision float32 matmuls are on.
+    ``$SPARSENB_COMPUTE`` overrides it: a run on a CPU that sets
+    ``SPARSENB_COMPUTE=cuda/fp32`` reads the results a GPU computed (say,
+    imported with ``sparsenb-book import``) and files what it computes itself
+    under that key too, by its own choice, which the pages state.
+    """
+    override = os.environ.get(COMPUTE_ENV, "").strip()
+    if override:
+        return override
+    if on is None:
+        kind = device().type
+    elif isinstance(on, torch.Tensor):
+        kind = on.device.type
+    else:
+        kind = torch.device(on).type
+    reduced = torch.get_float32_matmul_precision() != "highest"
+    if kind == "cuda":
+        reduced = reduced or torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+    return f"{kind}/{'tf32' if reduced else 'fp32'}"

@@ -252,3 +252,36 @@ def test_precompute_stops_at_the_deadline_and_a_second_run_finishes(tmp_path, mn
     assert second.stopped is None and list(second.times) == ["grid"]
     with pytest.raises(ArgumentError, match="^minutes "):
         precompute("smoke", mnist_root, progress=False, book=book, minutes=0)
+
+
+# ---- device and precision in every key ----------------------------------------
+def test_the_precision_policy_and_the_compute_key(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    before = torch.get_float32_matmul_precision()
+    try:
+        distributed.set_precision()
+        assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cudnn.allow_tf32
+        assert distributed.compute_key("cpu") == "cpu/fp32"
+        assert distributed.compute_key(torch.zeros(1)) == "cpu/fp32"
+        assert distributed.compute_key("cuda") == "cuda/fp32"
+        torch.backends.cudnn.allow_tf32 = True
+        assert distributed.compute_key("cuda") == "cuda/tf32" and distributed.compute_key("cpu") == "cpu/fp32"
+        torch.set_float32_matmul_precision("high")
+        assert distributed.compute_key("cpu") == "cpu/tf32"
+        monkeypatch.setenv(distributed.COMPUTE_ENV, "cuda/fp32")
+        assert distributed.compute_key("cpu") == "cuda/fp32"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_results_computed_under_another_compute_key_are_not_read_unless_a_run_says_so(mnist_test, monkeypatch, tmp_path):
+    g, x, y = _grid(mnist_test)
+    first = run(g, x, y, batch_size=6, progress=False)
+    files = lambda: sorted((tmp_path / "cache" / "results").rglob("*.json"))  # noqa: E731
+    (path,) = files()
+    assert json.loads(path.read_text())["key"]["compute"] == "cpu/fp32"
+    monkeypatch.setenv(distributed.COMPUTE_ENV, "cuda/fp32")  # as if it had been computed on a GPU: a new key
+    again = run(g, x, y, batch_size=6, progress=False)
+    assert len(files()) == 2
+    cell = next(iter(first.results))
+    assert again.results[cell]["correct"] == first.results[cell]["correct"]

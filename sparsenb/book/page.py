@@ -131,8 +131,9 @@ def setup():
 
 
 def provenance(profile: str, **details):
-    """A short Markdown note of how the page was produced (profile, versions, device)."""
+    """A short Markdown note of how the page was produced (profile, versions, device, the compute key of its results)."""
     import datetime
+    import os
     import platform
 
     import torch
@@ -143,10 +144,16 @@ def provenance(profile: str, **details):
         if torch.cuda.is_available()
         else f"CPU ({torch.get_num_threads()} threads)"
     )
+    from .. import distributed
+
+    compute = f"`{distributed.compute_key()}`"
+    if os.environ.get(distributed.COMPUTE_ENV, "").strip():
+        compute += f" (set by `{distributed.COMPUTE_ENV}`: results may have been computed elsewhere)"
     items = {
         "profile": f"`{profile}`",
         "executed": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "device": device,
+        "results computed as": compute,
         "torch": torch.__version__,
         "python": platform.python_version(),
         **{k: f"`{v}`" for k, v in details.items()},

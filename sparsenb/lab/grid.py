@@ -261,6 +261,7 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
         "images": common["images"],
         "code": common["code"],
         "libraries": library_versions(attack),
+        "compute": distributed.compute_key(x),
     }
     if not attack.batch_invariant:
         key["batch_size"] = batch_size  # the attack's result for an image depends on its batch

@@ -87,6 +87,7 @@ def result_key(fn: Callable, *args, **kwargs) -> dict:
         "args": [key_of(a) for a in args],
         "kwargs": {k: key_of(v) for k, v in sorted(kwargs.items())},
         "code": code_of(fn, *args, *kwargs.values()),
+        "compute": distributed.compute_key(),
     }
 
 
@@ -192,8 +193,9 @@ def trained(
     while training, the per-epoch state lives in ``<name>-<hash>.train.pt``,
     so a killed run resumes.
     """
-    x, y, _ = training.check_fit(model_config, x, y, config, frontend, augment, adversary, device)
+    x, y, on = training.check_fit(model_config, x, y, config, frontend, augment, adversary, device)
     key = {
+        "compute": distributed.compute_key(on),
         "model": _spec(model_config, "model_config"),
         "training": _spec(config, "config"),
         "frontend": None if frontend is None else _frontend_spec(frontend, adversary is not None),
@@ -239,6 +241,7 @@ def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(
         "data": data_fingerprint(x, y),
         "code": code_fingerprint("training", *modules_of(config, frontend)),
         "dtype": str(x.dtype),
+        "compute": distributed.compute_key("cpu"),  # scikit-learn fits on the CPU
     }
     path = _checkpoint_path("svm", key, folder)
     if distributed.decide(path.is_file):  # in a process group every process fits it, process 0 writes
