@@ -46,6 +46,7 @@ __all__ = [
     "fit",
     "check_fit",
     "train_linear_svm",
+    "train_linear_svms",
     "sparsify_dataset",
 ]
 
@@ -499,22 +500,53 @@ def sparsify_dataset(x: torch.Tensor, frontend, batch_size: int = 4096) -> torch
 
 def train_linear_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig()) -> LinearClassifier:
     """Fit a linear SVM to images ``x`` with 0/1 labels ``y``; return it for [0, 1] inputs."""
+    return train_linear_svms([x], y, config, workers=1)[0]
+
+
+def train_linear_svms(xs, y: torch.Tensor, config: SVMConfig = SVMConfig(), workers: int = 1) -> list[LinearClassifier]:
+    """:func:`train_linear_svm` for each image set of ``xs`` (one label vector ``y``), in ``workers`` processes.
+
+    liblinear is single-threaded and seeds one global random stream per fit,
+    so the fits go to separate processes (joblib's ``loky``), never threads:
+    each fit is the one it would be alone, whatever ``workers``.
+    """
+    xs = list(xs)
+    for i, x in enumerate(xs):
+        checks.images(x, f"xs[{i}]")
+        checks.labels(y, "y", n=len(x), classes=2)
+    workers = checks.integer(workers, "workers", 1)
+    labels = y.numpy()
+
+    def inputs(x):
+        X = x.flatten(1).double().numpy()
+        return 2.0 * X - 1.0 if config.pm1 else X
+
+    if workers == 1 or len(xs) < 2:
+        fits = [_liblinear(inputs(x), labels, config.C, config.max_iter, config.seed) for x in xs]
+    else:
+        from joblib import Parallel, delayed
+
+        fits = Parallel(n_jobs=min(workers, len(xs)), backend="loky")(
+            delayed(_liblinear)(inputs(x), labels, config.C, config.max_iter, config.seed) for x in xs
+        )
+    out = []
+    for x, (coef, intercept) in zip(xs, fits):
+        w, b = torch.as_tensor(coef, dtype=torch.float64), float(intercept)
+        if config.pm1:  # w'^T (2x - 1) + b' = (2w')^T x + (b' - sum w')
+            w, b = 2.0 * w, b - float(w.sum())
+        out.append(LinearClassifier.from_weights(w.to(x.dtype), b, tuple(x.shape[1:])))
+    return out
+
+
+def _liblinear(X, labels, C: float, max_iter: int, seed: int):
+    """scikit-learn's ``LinearSVC`` (hinge loss, the dual) on ``X``: ``(coef, intercept)`` as NumPy (a process pool runs it)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
-    checks.images(x, "x")
-    checks.labels(y, "y", n=len(x), classes=2)
-    X = x.flatten(1).double().numpy()
-    if config.pm1:
-        X = 2.0 * X - 1.0
-    svm = LinearSVC(loss="hinge", C=config.C, dual=True, max_iter=config.max_iter, random_state=config.seed)
+    svm = LinearSVC(loss="hinge", C=C, dual=True, max_iter=max_iter, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # hinge + liblinear rarely reports convergence
-        svm.fit(X, y.numpy())
-    w = torch.as_tensor(svm.coef_[0], dtype=torch.float64)
-    b = float(svm.intercept_[0])
-    if config.pm1:  # w'^T (2x - 1) + b' = (2w')^T x + (b' - sum w')
-        w, b = 2.0 * w, b - float(w.sum())
-    return LinearClassifier.from_weights(w.to(x.dtype), b, tuple(x.shape[1:]))
+        svm.fit(X, labels)
+    return svm.coef_[0].copy(), float(svm.intercept_[0])

@@ -647,13 +647,13 @@ def pair(mnist_test):
 @pytest.fixture
 def svm_calls(monkeypatch):
     calls = []
-    real = training.train_linear_svm
+    real = training._liblinear
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train_linear_svm", counting)
+    monkeypatch.setattr(training, "_liblinear", counting)  # one call per fit (in this process: workers=1)
     return calls
 
 
@@ -682,6 +682,24 @@ def test_trained_svm_fits_the_sparsified_images(pair, fe):
     a = store.trained_svm(x, y, SVM, frontend=fe)
     b = training.train_linear_svm(training.sparsify_dataset(x, fe), y, SVM)
     assert torch.equal(a.w, b.w) and float(a.b.detach()) == float(b.b.detach())
+
+
+def test_trained_svms_side_by_side_fit_what_one_at_a_time_fits(pair, fe, tmp_path):
+    x, y = pair
+    fes = {"plain": None, "coif1": fe, "haar": SparsifyingFrontEnd(0.05, "haar")}
+    store.trained_svm(x, y, SVM, frontend=fe)  # one stored already: the others are fitted in 2 processes
+    side = store.trained_svms(x, y, SVM, fes, workers=2)
+    assert list(side) == list(fes)
+    alone = {n: training.train_linear_svm(training.sparsify_dataset(x, f), y, SVM) for n, f in fes.items()}
+    for n in fes:
+        assert torch.equal(side[n].w, alone[n].w) and float(side[n].b.detach()) == float(alone[n].b.detach()), n
+    assert len(list((tmp_path / "cache" / "checkpoints").glob("svm-*.pt"))) == 3
+    again = store.trained_svms(x, y, SVM, fes)  # read back
+    assert all(torch.equal(again[n].w, side[n].w) for n in fes)
+    with pytest.raises(checks.ArgumentError, match="^workers "):
+        store.trained_svms(x, y, SVM, fes, workers=0)
+    with pytest.raises(checks.ArgumentError, match="^frontends "):
+        store.trained_svms(x, y, SVM, [fe])
 
 
 def test_svm_labels_are_binary(pair):

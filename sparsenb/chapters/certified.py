@@ -54,7 +54,7 @@ from ..certify import METHODS, certify, exact_robustness, soundness_check, toy_p
 from ..evaluation import accuracy_interval, predict
 from ..frontend import SparsifyingFrontEnd, defended, energy_captured, frontend_for
 from ..lab.audit import BUDGETS, audit_attacks, strong_attacks, subset, worst_case
-from ..lab.store import stored, trained, trained_svm
+from ..lab.store import stored, trained, trained_svm, trained_svms
 from ..models import CNNConfig, TwoLayerConfig
 from ..training import CNN_TRAINING, TWO_LAYER_TRAINING, SVMConfig
 from .figures import accuracy_errorbar
@@ -589,10 +589,8 @@ def certified_accuracy(
     xa, ya = images.certified
     svm_config = SVMConfig(seed=seed)
     front_ends = {w: SparsifyingFrontEnd(rho, w) for w in wavelets}
-    models = {
-        w: defended(fe, trained_svm(x_train, y_train, svm_config, frontend=fe))
-        for w, fe in front_ends.items()
-    }
+    svms = trained_svms(x_train, y_train, svm_config, front_ends)
+    models = {w: defended(fe, svms[w]) for w, fe in front_ends.items()}
     epsilons = sorted({*cert_eps, *audit_eps})
     tables = {w: certificate_table(m, xa, ya, epsilons) for w, m in models.items()}
     budget = BUDGETS[audit_budget]

@@ -22,7 +22,7 @@ Each returns a :class:`~sparsenb.chapters.section.Section`: its tables and
 figure as attributes, what later sections build on (victims, the grids'
 :class:`~sparsenb.lab.grid.Outcomes`, the audits) and ``numbers``, the
 values the prose quotes. Training goes through
-:func:`sparsenb.lab.store.trained_svm` and :func:`sparsenb.lab.store.trained`,
+:func:`sparsenb.lab.store.trained_svms` and :func:`sparsenb.lab.store.trained`,
 attacks through :func:`sparsenb.lab.grid.run` and
 :func:`sparsenb.lab.audit.audited`, so every result is keyed and stored.
 """
@@ -40,7 +40,7 @@ from ..frontend import SparsifyingFrontEnd
 from ..lab import audit
 from ..lab.grid import Attack, Grid, Victim, merge, run
 from ..lab.paper import OTHER_SETTING, OURS, PAPERS_ATTACKS, WORST_CASE, Comparison
-from ..lab.store import trained, trained_svm
+from ..lab.store import trained, trained_svms
 from ..models import TwoLayerConfig
 from ..training import TWO_LAYER_TRAINING, SVMConfig
 from . import figures
@@ -232,12 +232,10 @@ def linear_svms(
     """
     config = SVMConfig(max_iter=svm_max_iter, seed=seed)
     rhos = sorted({*rho_grid, rho_main})
-    plain = {UNDEFENDED: Victim(trained_svm(d.x_train, d.y_train, config))}
     frontends = {f"{w} rho={r}": SparsifyingFrontEnd(r, w) for w in wavelets for r in rhos}
-    defended = {
-        name: Victim(trained_svm(d.x_train, d.y_train, config, frontend=fe), fe)
-        for name, fe in frontends.items()
-    }
+    svms = trained_svms(d.x_train, d.y_train, config, {UNDEFENDED: None, **frontends})
+    plain = {UNDEFENDED: Victim(svms[UNDEFENDED])}
+    defended = {name: Victim(svms[name], fe) for name, fe in frontends.items()}
     main = {w: f"{w} rho={rho_main}" for w in wavelets}
     return Section(
         plain=plain,

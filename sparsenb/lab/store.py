@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -55,7 +56,7 @@ from ..training import SVMConfig
 #: Third-party libraries whose attack code decides results (their version is part of an attack cell's key).
 ATTACK_LIBRARIES = ("pyautoattack",)
 
-__all__ = ["stored", "result_key", "trained", "trained_svm", "load_checkpoint", "model_key", "key_of"]
+__all__ = ["stored", "result_key", "trained", "trained_svm", "trained_svms", "load_checkpoint", "model_key", "key_of"]
 
 
 # --------------------------------------------------------------------------
@@ -233,28 +234,56 @@ def trained_svm(x: torch.Tensor, y: torch.Tensor, config: SVMConfig = SVMConfig(
     The code is that of :mod:`sparsenb.training` and of the config's and the
     front end's modules, with what they transitively import.
     """
+    return trained_svms(x, y, config, {"svm": frontend}, workers=1, folder=folder)["svm"]
+
+
+def trained_svms(x: torch.Tensor, y: torch.Tensor, config: SVMConfig, frontends: dict, workers: int | None = None,
+                 folder=None) -> dict:
+    """:func:`trained_svm` for each front end of ``frontends`` (name to a front end, or None), the missing ones fitted side by side.
+
+    The SVMs not stored yet are fitted in ``workers`` processes (default: one
+    per CPU core; :func:`sparsenb.training.train_linear_svms`), each exactly
+    as it would be alone, and stored under the key :func:`trained_svm` uses.
+    In a process group every process fits them and process 0 writes.
+    Returns name to :class:`~sparsenb.models.linear.LinearClassifier`, in
+    ``frontends``' order.
+    """
     checks.images(x, "x")
     checks.labels(y, "y", n=len(x), classes=2)
-    key = {
-        "model": _spec(config, "config"),
-        "frontend": None if frontend is None else _frontend_spec(frontend, False),
-        "data": data_fingerprint(x, y),
-        "code": code_fingerprint("training", *modules_of(config, frontend)),
-        "dtype": str(x.dtype),
-        "compute": distributed.compute_key("cpu"),  # scikit-learn fits on the CPU
-    }
-    path = _checkpoint_path("svm", key, folder)
-    if distributed.decide(path.is_file):  # in a process group every process fits it, process 0 writes
-        state = torch.load(path, weights_only=True, map_location="cpu")
-        return LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
-    svm = training.train_linear_svm(training.sparsify_dataset(x, frontend), y, config)
-    if not distributed.is_writer():
-        return svm
-    buf = io.BytesIO()
-    torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b.detach()), "key": json.dumps(key, sort_keys=True)}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
-    return svm
+    if not isinstance(frontends, dict) or not frontends:
+        raise checks.fail("frontends", "a non-empty dict of name to front end (or None)", frontends)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = checks.integer(workers, "workers", 1)
+    data = data_fingerprint(x, y)
+    out, missing = {}, {}
+    for name, frontend in frontends.items():
+        key = {
+            "model": _spec(config, "config"),
+            "frontend": None if frontend is None else _frontend_spec(frontend, False),
+            "data": data,
+            "code": code_fingerprint("training", *modules_of(config, frontend)),
+            "dtype": str(x.dtype),
+            "compute": distributed.compute_key("cpu"),  # scikit-learn fits on the CPU
+        }
+        path = _checkpoint_path("svm", key, folder)
+        if distributed.decide(path.is_file):
+            state = torch.load(path, weights_only=True, map_location="cpu")
+            out[name] = LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
+        else:
+            missing[name] = (frontend, key, path)
+    names = list(missing)
+    inputs = [training.sparsify_dataset(x, missing[n][0]) for n in names]
+    for name, svm in zip(names, training.train_linear_svms(inputs, y, config, workers=workers)):
+        out[name] = svm
+        if distributed.is_writer():
+            _, key, path = missing[name]
+            buf = io.BytesIO()
+            torch.save({"w": svm.linear.weight.detach().reshape(-1).clone(), "b": float(svm.b.detach()),
+                        "key": json.dumps(key, sort_keys=True)}, buf)
+            atomic_write_bytes(path, buf.getvalue())
+            atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
+    return {name: out[name] for name in frontends}
 
 
 def _save_checkpoint(path: Path, model: nn.Module, model_config, key: dict) -> None:
