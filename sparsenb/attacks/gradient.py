@@ -20,6 +20,11 @@ __all__ = ["locally_linear", "iterative_locally_linear", "fgsm", "ifgsm", "mifgs
 # --------------------------------------------------------------------------
 # networks: locally linear attacks (Sec. V-D, V-E)
 # --------------------------------------------------------------------------
+def _only_class(y: torch.Tensor) -> int | None:
+    """The one class of labels ``y`` when they are all the same (then it is nobody's wrong class), else None: one host sync."""
+    return int(y[0]) if len(y) and bool((y == y[0]).all()) else None
+
+
 def _margin_gradients(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Logits ``(B, L)`` and the input gradients of the margins ``z_i - z_t`` ``(L, B, C, H, W)``.
 
@@ -30,6 +35,7 @@ def _margin_gradients(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
     the difference of the per-class gradients).
     """
     x_ = x.detach().clone().requires_grad_(True)
+    only = _only_class(y)
     with torch.enable_grad():
         z = _logits(model, x_)
         b = torch.arange(len(x), device=x.device)
@@ -37,7 +43,7 @@ def _margin_gradients(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
         rows = []
         L = z.shape[1]
         for i in range(L):
-            if not bool((y != i).any()):
+            if i == only:  # no image has a wrong class i
                 rows.append(torch.zeros_like(x))
                 continue
             (g,) = torch.autograd.grad((z[:, i] - z_true).sum(), x_, retain_graph=i + 1 < L, allow_unused=True)
@@ -58,10 +64,11 @@ def _locally_linear_step(model, x_cur: torch.Tensor, y: torch.Tensor, x: torch.T
     b = torch.arange(B, device=x.device)
     best = x_cur.clone()
     best_margin = torch.full((B,), -math.inf, device=x.device, dtype=z.dtype)
+    only = _only_class(y)
     for i in range(L):
-        wrong = y != i
-        if not bool(wrong.any()):
+        if i == only:  # no image has a wrong class i
             continue
+        wrong = y != i
         cand = _project(x_cur + budget * torch.sign(G[i]), x, eps)
         with torch.no_grad():
             zc = _logits(model, cand)
