@@ -168,6 +168,11 @@ def test_convergence_adds_square_on_the_images_left_and_the_checklist_row(centro
     s = chapter.convergence(victims, result, EPS, "smoke", 3, 0, 6)
     wc, more = result["front end"], s.more
     assert more.queries == 3 * BUDGETS["smoke"].square_queries and more.attacked == int(wc.robust.sum())
+    assert more.restarts == 3 * BUDGETS["smoke"].adaptive_restarts
+    alone = more.by_attack
+    assert set(alone) == {"Square", "adaptive"}
+    assert max(alone.values()) <= more.points_off + 1e-9 <= sum(alone.values()) + 1e-9  # the union of the two
+    assert s.numbers["conv_off_square"] == alone["Square"] and s.numbers["conv_restarts"] == more.restarts
     assert (more.robust <= wc.robust).all()  # it only attacks what the audit left, and can only take off
     assert s.numbers["conv_off"] == pytest.approx(100 * (wc.robust.mean() - more.robust.mean()))
     assert s.table["worst case %"].iloc[-1] == pytest.approx(100 * wc.robust.mean())

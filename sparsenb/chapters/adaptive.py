@@ -5,7 +5,7 @@ r"""What the chapter "Adaptive evaluation: is the robustness real?" computes, on
 :func:`cnn`                the multiclass chapter's CNNs, attack grid and audit, read back
 :func:`per_attack`         what each attack leaves on each CNN, and which attacks broke what
 :func:`cost`               accuracy each attack leaves against the model evaluations it spent
-:func:`convergence`        the defended CNN's worst case against attack effort, and more Square after it
+:func:`convergence`        the defended CNN's worst case against attack effort, then more Square and adaptive
 :func:`thresholds`         the adaptive attack with the surrogate's threshold fixed and competing, beside Square
 :func:`checklist`          the gradient-masking checklist of each CNN, with a convergence row
 =========================  ======================================================================
@@ -79,7 +79,7 @@ def _cost_figure(s: Section):
 
 
 def _convergence_figure(s: Section):
-    """The worst case against the running total of model evaluations per image, then more Square."""
+    """The worst case against the running total of model evaluations per image, then more Square and adaptive."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -109,7 +109,7 @@ def _convergence_figure(s: Section):
         color="C3",
         marker="s",
         linestyle="--",
-        label=f"then Square, {more.queries} queries",
+        label=f"then Square, {more.queries} queries, and adaptive, {more.restarts} runs",
     )
     ax.set_xscale("symlog", linthresh=10)
     ax.set_xlabel("model evaluations per image (running total)")
@@ -259,17 +259,19 @@ def convergence(
     seed: int,
     batch_size: int,
 ) -> Section:
-    r"""The defended CNN's worst case against attack effort: the audit's attacks added in order, then more Square.
+    r"""The defended CNN's worst case against attack effort: the audit's attacks added in order, then more of the two that break it.
 
     ``table`` (:func:`sparsenb.lab.audit.effort`): per attack, its model
     evaluations per image, the running total and the worst case so far;
-    ``more`` (:func:`sparsenb.lab.audit.more_effort`): Square with
-    ``convergence_factor`` times the audit's queries, seeded apart, on the
-    images the audit left standing. ``numbers``: ``conv_factor``,
-    ``conv_queries``, ``conv_left`` (images attacked again),
-    ``conv_off`` (points it took off), ``conv_worst`` (the worst case after
-    it), ``conv_last`` and ``conv_last_off`` (the audit's last attack to take
-    anything off, and how much).
+    ``more`` (:func:`sparsenb.lab.audit.more_effort`): Square and the
+    adaptive attack with ``convergence_factor`` times the audit's queries and
+    runs, seeded apart, on the images the audit left standing.
+    ``numbers``: ``conv_factor``, ``conv_queries``, ``conv_restarts``,
+    ``conv_left`` (images attacked again), ``conv_off`` (points they took
+    off), ``conv_off_square`` and ``conv_off_adaptive`` (what each took off
+    alone), ``conv_worst`` (the worst case after them), ``conv_last`` and
+    ``conv_last_off`` (the audit's last attack to take anything off, and
+    how much).
     """
     wc = result["front end"]
     x_test, y_test = multiclass.test_images(0, seed)
@@ -284,8 +286,11 @@ def convergence(
     values = numbers(
         conv_factor=convergence_factor,
         conv_queries=more.queries,
+        conv_restarts=more.restarts,
         conv_left=more.attacked,
         conv_off=more.points_off,
+        conv_off_square=more.by_attack["Square"],
+        conv_off_adaptive=more.by_attack["adaptive"],
         conv_worst=100 * float(more.robust.mean()),
         conv_last=took["attack"].iloc[-1] if len(took) else "none",
         conv_last_off=float(took["points off"].iloc[-1]) if len(took) else 0.0,

@@ -512,8 +512,9 @@ def masking_checklist(
        attack means no single attack is reliable; the verdict fails when the
        gap exceeds ``tolerance`` points);
     8. *more effort takes little off* (with ``more``, a :class:`MoreEffort`
-       of this audit): Square with several times the audit's queries takes
-       at most ``converged_points`` more points off the worst case.
+       of this audit): Square and the adaptive attack with several times the
+       audit's effort take at most ``converged_points`` more points off the
+       worst case.
 
     Comparisons allow ``tolerance`` percentage points (sampling noise: one
     image is 0.2 points of 500).
@@ -590,10 +591,10 @@ def masking_checklist(
         if not isinstance(more, MoreEffort) or more.n != n:
             raise checks.fail("more", f"the MoreEffort of this audit ({n} images)", more)
         row("more effort takes little off",
-            f"Square with {more.queries} queries on the {more.attacked} images left: {more.points_off:.1f} points off",
+            f"{more.describe()} on the {more.attacked} images left: {more.points_off:.1f} points off",
             more.points_off <= converged_points,
-            f"the worst case is called converged only when {more.factor:g} times the audit's Square budget takes at "
-            f"most {converged_points:g} points more off")
+            f"the worst case is called converged only when {more.factor:g} times the audit's effort of Square and of "
+            f"the adaptive attack takes at most {converged_points:g} points more off")
     return pd.DataFrame(rows, columns=["check", "measured", "verdict", "meaning"])
 
 
@@ -625,11 +626,13 @@ def effort(result: WorstCase):
 
 @dataclass
 class MoreEffort:
-    """Square with ``factor`` times the audit's queries (``queries``) and a fresh seed, on the ``attacked`` images the audit left standing.
+    """Square with ``factor`` times the audit's queries (``queries``) and the adaptive attack with ``factor`` times its runs
+    (``restarts``), fresh seeds, on the ``attacked`` images the audit left standing.
 
-    ``robust`` is the worst case per image after it (all ``n`` audited
-    images), ``evaluations`` the model evaluations per attacked image it
-    spent, ``points_off`` what it took off the audit's worst case.
+    ``robust`` is the worst case per image after them (all ``n`` audited
+    images), ``evaluations`` the model evaluations per attacked image they
+    spent, ``points_off`` what they took off the audit's worst case, and
+    ``by_attack`` what each took off alone (points).
     """
 
     factor: float
@@ -638,10 +641,16 @@ class MoreEffort:
     robust: np.ndarray
     evaluations: float
     points_off: float
+    restarts: int = 0
+    by_attack: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.robust)
+
+    def describe(self) -> str:
+        """``"Square with 20000 queries and the adaptive attack with 16 runs"``."""
+        return f"Square with {self.queries} queries and the adaptive attack with {self.restarts} runs"
 
 
 def more_effort(
@@ -655,12 +664,15 @@ def more_effort(
     progress: bool = False,
     folder=None,
 ) -> MoreEffort:
-    """Square with ``factor`` times ``budget.square_queries`` queries, seeded apart from the audit, on the images ``result`` left standing.
+    """The two attacks that break the front end, each with ``factor`` times the audit's effort and seeded apart, on the images ``result`` left standing.
 
-    ``(x, y)`` are the audited images (``result``'s, in its order). The
-    gradient-free attack is the one that breaks the front end: if more of
-    it takes little off, the audit has converged as far as this test can
-    tell (an upper bound still). Stored and resumed like every grid cell.
+    Square with ``factor`` times ``budget.square_queries`` queries and the
+    adaptive attack with ``factor`` times ``budget.adaptive_restarts`` runs.
+    ``(x, y)`` are the audited images (``result``'s, in its order). One is
+    the gradient-free control that masking cannot fool, the other the
+    white-box attack built for this defense: if more of both takes little
+    off, the audit has converged as far as this test can tell (an upper
+    bound still). Stored and resumed like every grid cell.
     """
     if not isinstance(result, WorstCase) or result.n != len(x):
         raise checks.fail("result", f"a WorstCase of these {len(x)} images", result)
@@ -668,19 +680,25 @@ def more_effort(
         raise checks.fail("budget", "a Budget", budget)
     factor = checks.real(factor, "factor", 1.0)
     queries = int(round(factor * budget.square_queries))
+    restarts = int(round(factor * budget.adaptive_restarts))
     left = np.flatnonzero(result.robust)
     robust = result.robust.copy()
-    evaluations = 0.0
+    evaluations, by_attack = 0.0, {"Square": 0.0, "adaptive": 0.0}
     if len(left):
         on = torch.as_tensor(left, device=x.device)
-        square = {"Square": Attack("square", queries=queries, seed=budget.seed + 1)}
-        out = run(Grid({"model": victim_of(model)}, square, eps=[result.eps]), x[on], y[on], batch_size=batch_size,
+        attacks = {
+            "Square": Attack("square", queries=queries, seed=budget.seed + 1),
+            "adaptive": Attack("adaptive", steps=budget.adaptive_steps, restarts=restarts, seed=budget.seed + 1),
+        }
+        out = run(Grid({"model": victim_of(model)}, attacks, eps=[result.eps]), x[on], y[on], batch_size=batch_size,
                   progress=progress, folder=folder)
-        cell = next(iter(out.results))
-        robust[left] = np.asarray(out[cell]["correct"]) == 1
-        evaluations = float(out.evaluations(cell.victim, cell.attack, cell.gradient, cell.eps))
+        for cell in out.results:
+            correct = np.asarray(out[cell]["correct"]) == 1
+            by_attack[cell.attack] = 100.0 * float((~correct).sum()) / result.n
+            robust[left] &= correct
+            evaluations += float(out.evaluations(cell.victim, cell.attack, cell.gradient, cell.eps))
     off = 100.0 * (float(result.robust.mean()) - float(robust.mean()))
-    return MoreEffort(factor, queries, len(left), robust, evaluations, off)
+    return MoreEffort(factor, queries, len(left), robust, evaluations, off, restarts, by_attack)
 
 
 # --------------------------------------------------------------------------
