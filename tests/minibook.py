@@ -58,3 +58,22 @@ def write_book(root: Path, chapters: dict[str, str], page_body: str = "# Home\n"
         "".join(f'[{p}]\ndescription = "{p}"\n' + "".join(f"[{p}.{stem}]\n" for stem in chapters) for p in bk.PROFILES)
     )
     return bk.Book(root)
+
+
+def grid_chapter(training: str = "steps=8") -> str:
+    """A chapter body that trains a small CNN (``TrainConfig(lr=0.05, batch_size=32, <training>)``) and runs one PGD cell on it."""
+    return code_cell(
+        "import torch\n"
+        "from sparsenb import data, models\n"
+        "from sparsenb.book import page\n"
+        "from sparsenb.lab.grid import Attack, Grid, Victim, run\n"
+        "from sparsenb.frontend import SparsifyingFrontEnd\n"
+        "from sparsenb.lab.store import trained\n"
+        "from sparsenb.training import TrainConfig\n"
+        "device = page.setup()\n"
+        "x, y = data.load_mnist('test')\n"
+        f"cnn = trained(models.CNNConfig(), x[:256], y[:256], TrainConfig(lr=0.05, batch_size=32, {training}))\n"
+        "out = run(Grid({'fe': Victim(cnn, SparsifyingFrontEnd(0.035, 'coif1'))}, {'PGD': Attack('pgd', step=0.1, steps=3)}, eps=[0.2]),\n"
+        "          x[-30:], y[-30:], batch_size=7, progress=False)\n"
+        "page.glue(acc=out.accuracy('fe', 'PGD', 'bpda')[0])\n"
+    )

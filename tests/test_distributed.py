@@ -25,7 +25,7 @@ import torch
 
 from sparsenb import distributed, models
 
-from minibook import code_cell, write_book
+from minibook import grid_chapter, write_book
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 #: Largest |difference| allowed between a parameter trained in 2 processes and in 1 (6 SGD steps, lr 0.05, no dropout; measured 1.5e-8).
@@ -128,21 +128,7 @@ def test_bad_arguments_name_themselves():
 
 
 # ---- precompute under torchrun, then the chapter computes nothing -----------
-CHAPTER = code_cell(
-    "import torch\n"
-    "from sparsenb import data, models\n"
-    "from sparsenb.book import page\n"
-    "from sparsenb.lab.grid import Attack, Grid, Victim, run\n"
-    "from sparsenb.frontend import SparsifyingFrontEnd\n"
-    "from sparsenb.lab.store import trained\n"
-    "from sparsenb.training import TrainConfig\n"
-    "device = page.setup()\n"
-    "x, y = data.load_mnist('test')\n"
-    "cnn = trained(models.CNNConfig(), x[:256], y[:256], TrainConfig(lr=0.05, batch_size=32, steps=8))\n"
-    "out = run(Grid({'fe': Victim(cnn, SparsifyingFrontEnd(0.035, 'coif1'))}, {'PGD': Attack('pgd', step=0.1, steps=3)}, eps=[0.2]),\n"
-    "          x[-30:], y[-30:], batch_size=7, progress=False)\n"
-    "page.glue(acc=out.accuracy('fe', 'PGD', 'bpda')[0])\n"
-)
+CHAPTER = grid_chapter("steps=8")
 
 
 def test_precompute_under_torchrun_leaves_only_the_narrative(tmp_path, mnist_root):

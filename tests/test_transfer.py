@@ -22,7 +22,7 @@ from sparsenb.lab.grid import Attack, Grid, Victim, run
 from sparsenb.lab.store import trained
 from sparsenb.training import TrainConfig
 
-from minibook import code_cell, write_book
+from minibook import grid_chapter, write_book
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -192,21 +192,7 @@ def test_unpack_checks_every_file_before_writing(tmp_path):
 
 
 # ---- precompute with a deadline and an export; import; the chapter computes nothing -------
-CHAPTER = code_cell(
-    "import torch\n"
-    "from sparsenb import data, models\n"
-    "from sparsenb.book import page\n"
-    "from sparsenb.lab.grid import Attack, Grid, Victim, run\n"
-    "from sparsenb.frontend import SparsifyingFrontEnd\n"
-    "from sparsenb.lab.store import trained\n"
-    "from sparsenb.training import TrainConfig\n"
-    "device = page.setup()\n"
-    "x, y = data.load_mnist('test')\n"
-    "cnn = trained(models.CNNConfig(), x[:256], y[:256], TrainConfig(lr=0.05, batch_size=32, epochs=2))\n"
-    "out = run(Grid({'fe': Victim(cnn, SparsifyingFrontEnd(0.035, 'coif1'))}, {'PGD': Attack('pgd', step=0.1, steps=3)}, eps=[0.2]),\n"
-    "          x[-30:], y[-30:], batch_size=7, progress=False)\n"
-    "page.glue(acc=out.accuracy('fe', 'PGD', 'bpda')[0])\n"
-)
+CHAPTER = grid_chapter("epochs=2")
 
 
 def _stored(cache):
