@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from minibook import grid_chapter, write_book
 
 from sparsenb import distributed, models
 from sparsenb.checks import ArgumentError
@@ -21,8 +22,6 @@ from sparsenb.lab import transfer
 from sparsenb.lab.grid import Attack, Grid, Victim, run
 from sparsenb.lab.store import trained
 from sparsenb.training import TrainConfig
-
-from minibook import grid_chapter, write_book
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -263,7 +262,7 @@ def test_the_precision_policy_and_the_compute_key(monkeypatch):
 def test_results_computed_under_another_compute_key_are_not_read_unless_a_run_says_so(mnist_test, monkeypatch, tmp_path):
     g, x, y = _grid(mnist_test)
     first = run(g, x, y, batch_size=6, progress=False)
-    files = lambda: sorted((tmp_path / "cache" / "results").rglob("*.json"))  # noqa: E731
+    files = lambda: sorted((tmp_path / "cache" / "results").rglob("*.json"))
     (path,) = files()
     assert json.loads(path.read_text())["key"]["compute"] == "cpu/fp32"
     monkeypatch.setenv(distributed.COMPUTE_ENV, "cuda/fp32")  # as if it had been computed on a GPU: a new key
