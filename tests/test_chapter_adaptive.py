@@ -9,6 +9,7 @@ the checklist runs its APGD sweep on a nearest-class-mean classifier. The store 
 from __future__ import annotations
 
 import copy
+import json
 
 import matplotlib
 
@@ -22,7 +23,7 @@ from sparsenb import data  # noqa: E402
 from sparsenb.chapters import adaptive as chapter  # noqa: E402
 from sparsenb.chapters import mnist_multiclass  # noqa: E402
 from sparsenb.frontend import SparsifyingFrontEnd  # noqa: E402
-from sparsenb.lab.audit import FAIL, SMOKE, WorstCase, strong_attacks  # noqa: E402
+from sparsenb.lab.audit import FAIL, SMOKE, STRONG, WorstCase, strong_attacks  # noqa: E402
 from sparsenb.lab.grid import Grid, Outcomes, Victim  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -142,12 +143,22 @@ def test_cnn_reads_the_multiclass_chapters_experiment_back(mnist_test, monkeypat
     small = {"train": data.subset(x_test[5000:], y_test[5000:], 96, seed=1), "test": (x_test[:40], y_test[:40])}
     monkeypatch.setattr(data, "load_mnist", lambda split, **kw: small[split])
     net = (64, 1, 0, 0.035, "coif1", 2, 0.01)  # n_train, epochs, seed, rho, wavelet, refine_steps, refine_step
-    attack = (0.01, 2, 0.05, 1, 0.05, 1, 1)  # I-FGSM, iterative locally linear, PGD: steps and sizes
+    attack = (0.01, 3, 0.05, 2, 0.05, 2, 2)  # I-FGSM, iterative locally linear, PGD: steps and sizes (SMOKE's)
     victims, _, _ = mnist_multiclass.cnn_victims(*net, "cpu")
     x, y = mnist_multiclass.test_images(6, 0)
-    grid = mnist_multiclass.attack_grid(victims, x, y, EPS, *attack, 0, 6)
-    audited = mnist_multiclass.audit(victims, EPS, "smoke", 4, 0, 6)
+    grid = mnist_multiclass.attack_grid(victims, x, y, EPS, *attack, 0, 6, 4)
     store = tmp_path / "cache"
+    gridded = {p for p in (store / "results").rglob("*.json")}
+    audited = mnist_multiclass.audit(victims, EPS, "smoke", 4, 0, 6)
+    # the grid attacked the audit's images as a set of their own: the audit ran only the strong attacks
+    new = [json.loads(p.read_text())["key"]["attack"]["attack"] for p in (store / "results").rglob("*.json") if p not in gridded]
+    assert new and set(new) <= set(STRONG)
+    whole = mnist_multiclass.attack_grid(victims, x, y, EPS, *attack, 0, 6)  # the grid in one part: the same outcomes
+    assert whole.outcomes.results.keys() == grid.outcomes.results.keys()
+    for cell, result in whole.outcomes.results.items():
+        for name in ("correct", "linf", "l2", "overlap"):
+            if name in result:
+                assert result[name] == grid.outcomes.results[cell][name], (cell, name)
     before = sorted(p for p in store.rglob("*") if p.is_file())
     s = chapter.cnn(*net, 6, EPS, *attack, 6, "smoke", 4, "cpu")
     assert sorted(p for p in store.rglob("*") if p.is_file()) == before  # nothing trained or attacked again

@@ -677,3 +677,36 @@ def test_batch_dependent_attacks_have_their_batch_size_in_the_key(tmp_path):
         finally:
             REGISTRY["square"] = original
         assert len({f for f in folder.rglob("*.json")}) == expected
+
+
+def test_run_parts_stores_the_first_images_apart_and_gives_runs_outcomes(mnist_test, tmp_path, monkeypatch):
+    from sparsenb.lab.grid import run_parts
+
+    monkeypatch.setenv("SPARSENB_CACHE", str(tmp_path / "cache"))
+    x, y = mnist_test
+    x, y = x[:14], y[:14]
+    torch.manual_seed(0)
+    clf = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    g = Grid({"fe": Victim(clf, SparsifyingFrontEnd(0.035, "coif1"))},
+             {"none": Attack("none"), "PGD": Attack("pgd", step=0.05, steps=2, restarts=2, seed=3)}, eps=[0.2])
+    first = [1, 4, 5, 11]
+    parts = run_parts(g, x, y, first, batch_size=3, progress=False)
+    whole = experiments.run(g, x, y, batch_size=5, progress=False, folder=tmp_path / "elsewhere")
+    for cell, result in whole.results.items():
+        for name in ("correct", "linf", "l2", "overlap"):
+            assert parts.results[cell][name] == result[name], (cell, name)
+        # evaluations are counted per batch (with each call's one-image class probe): close, not equal
+        assert parts.evaluations(cell.victim, cell.attack, cell.gradient, cell.eps) == pytest.approx(
+            whole.evaluations(cell.victim, cell.attack, cell.gradient, cell.eps), rel=0.1)
+    # the first images' cells are what a run on exactly those images reads back
+    stored = sorted((tmp_path / "cache" / "results").rglob("*.json"))
+    again = experiments.run(g, x[first], y[first], batch_size=2, progress=False)
+    assert sorted((tmp_path / "cache" / "results").rglob("*.json")) == stored
+    assert again.correct("fe", "PGD", "bpda").tolist() == [parts.results[c]["correct"][i] for c in parts.results
+                                                           if c.attack == "PGD" and c.gradient == "bpda" for i in first]
+    for bad in ([4, 1], [], [0, 14]):
+        with pytest.raises(checks.ArgumentError, match="^first "):
+            run_parts(g, x, y, bad, progress=False)
+    square = Grid({"fe": Victim(clf)}, {"Square": Attack("square", queries=5)}, eps=[0.2])
+    with pytest.raises(checks.ArgumentError, match="^grid .*batch"):
+        run_parts(square, x, y, first, progress=False)

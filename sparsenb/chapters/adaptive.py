@@ -184,6 +184,7 @@ def cnn(
         pgd_restarts,
         seed,
         batch_size,
+        audit_images,
     )
     audited = multiclass.audit(victims, eps, audit_budget, audit_images, seed, batch_size)
     result = audited.result

@@ -56,8 +56,8 @@ from .. import data
 from ..attacks import check_adversarial, ifgsm, iterative_locally_linear
 from ..evaluation import accuracy, format_accuracy, predict, wilson_interval
 from ..frontend import GRADIENTS, SparsifyingFrontEnd
-from ..lab.audit import BUDGETS, network_audit
-from ..lab.grid import Attack, Grid, Victim, run
+from ..lab.audit import BUDGETS, network_audit, positions
+from ..lab.grid import Attack, Grid, Victim, run, run_parts
 from ..lab.paper import PAPERS_ATTACKS, WORST_CASE, Comparison
 from ..lab.store import stored, trained
 from ..models.cnn import CNNConfig, NielsenCNN
@@ -487,10 +487,16 @@ def attack_grid(
     pgd_restarts: int,
     seed: int,
     batch_size: int,
+    audit_images: int = 0,
 ) -> Section:
     """Every attack of :func:`table2_attacks` on both CNNs, through each front-end gradient (:func:`sparsenb.lab.grid.run`).
 
-    ``outcomes`` (per image, stored), ``attacks``, ``worst`` (the most
+    ``x`` are :func:`test_images` ``(len(x), seed)``. With ``audit_images``
+    > 0, the images of the networks' audit among them (:func:`audit`, the
+    same ``seed``) are attacked as a set of their own first
+    (:func:`sparsenb.lab.grid.run_parts`), so the audit reads the paper's
+    attacks on them back instead of running them again; the outcomes are the
+    same. ``outcomes`` (per image, stored), ``attacks``, ``worst`` (the most
     damaging gradient treatment per attack, the one the paper reports);
     ``table``: each cell's accuracy and 95% interval; ``numbers``: ``n_cells``.
     """
@@ -498,7 +504,12 @@ def attack_grid(
         ifgsm_step, ifgsm_steps, ill_step, ill_steps, pgd_step, pgd_steps, pgd_restarts, seed
     )
     grid = Grid(victims, attacks, eps=[eps], gradients=GRADIENTS)
-    outcomes = run(grid, x, y, batch_size)
+    if audit_images:
+        n_test = len(data.load_mnist("test")[1])
+        first = positions(n_test, len(x), min(audit_images, len(x)), seed)
+        outcomes = run_parts(grid, x, y, first, batch_size)
+    else:
+        outcomes = run(grid, x, y, batch_size)
     worst = {a: outcomes.worst_gradient("front end", a) for a in attacks}
     return Section(
         attacks=attacks,

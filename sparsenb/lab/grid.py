@@ -44,7 +44,7 @@ from ..evaluation import accuracy_interval, predict
 from ..frontend import GRADIENTS, SparsifyingFrontEnd, defended, support_overlap, with_gradient
 from .store import jsonable, library_versions, model_key, read, result_path
 
-__all__ = ["Attack", "Victim", "Cell", "Grid", "Outcomes", "run", "merge"]
+__all__ = ["Attack", "Victim", "Cell", "Grid", "Outcomes", "run", "run_parts", "merge"]
 
 
 @dataclass(frozen=True)
@@ -247,6 +247,55 @@ def run(
         results[cell] = _run_cell(grid, cell, x, y, common, batch_size, progress, folder)
         bar.update(1)
     bar.close()
+    return Outcomes(grid, results, len(x))
+
+
+def run_parts(
+    grid: Grid,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    first,
+    batch_size: int = 500,
+    progress: bool = True,
+    folder: str | Path | None = None,
+) -> "Outcomes":
+    """:func:`run` on the images at positions ``first`` and then on the others, stored apart, outcomes in ``x``'s order.
+
+    The images at ``first`` (increasing positions in ``x``) are attacked as a
+    set of their own, so their cells are the ones another run on exactly
+    those images (in that order) reads back: a page's grid that holds an
+    audit's images computes their outcomes for the audit too. The grid's
+    attacks must give an image the result it gets alone
+    (``batch_invariant``); the outcomes are then those of :func:`run` on
+    ``x``.
+    """
+    checks.images(x, "x")
+    checks.labels(y, "y", n=len(x))
+    first = np.asarray(first, dtype=np.int64)
+    if first.ndim != 1 or len(first) == 0 or (np.diff(first) <= 0).any() or first[0] < 0 or first[-1] >= len(x):
+        raise checks.ArgumentError("first", f"must be increasing positions in x (0 to {len(x) - 1}), got {first!r}")
+    if not isinstance(grid, Grid):
+        raise checks.fail("grid", "a Grid", grid)
+    varying = [name for name, a in grid.attacks.items() if not a.batch_invariant]
+    if varying:
+        raise checks.ArgumentError("grid", f"holds attacks whose result depends on the batch ({varying}): run it whole")
+    rest = np.setdiff1d(np.arange(len(x)), first)
+    parts = []
+    for where in (first, rest) if len(rest) else (first,):
+        on = torch.as_tensor(where, device=x.device)
+        parts.append((where, run(grid, x[on], y[on], batch_size, progress, folder)))
+    results = {}
+    for cell in parts[0][1].results:
+        whole: dict = {}
+        for where, out in parts:
+            for name, values in out.results[cell].items():
+                if name == "evaluations":  # per batch: the whole run's are all of them
+                    whole.setdefault(name, []).extend(values)
+                else:
+                    column = whole.setdefault(name, [None] * len(x))
+                    for i, v in zip(where.tolist(), values):
+                        column[i] = v
+        results[cell] = whole
     return Outcomes(grid, results, len(x))
 
 
