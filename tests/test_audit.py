@@ -249,3 +249,27 @@ def test_a_networks_audit_depends_only_on_network_budget_and_images(centroids, m
         audit.network_audit(model, x, y, 0.15, "smoke", 8, seed=0, folder=tmp_path)
     with pytest.raises(ArgumentError, match="y_test"):
         audit.network_audit(model, x, y[:5], 0.15, audit.SMOKE, 8, seed=0, folder=tmp_path)
+
+
+def test_more_effort_counts_points_off_in_images_so_the_threshold_is_exact(monkeypatch):
+    """4 of 200 images are 2.0 points, not 2.0000000000000018: the convergence row passes at exactly the threshold."""
+    from sparsenb.lab.grid import Grid, Outcomes
+
+    n, left = 200, 74
+    robust = np.zeros(n, dtype=bool)
+    robust[:left] = True
+    wc = audit.WorstCase(robust, [None] * n, [None] * n, {("clean", None): np.ones(n, dtype=np.int64)}, 0.2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    broken = {"Square": {3}, "adaptive": {10, 20, 30}}  # images (among those left) each attack breaks
+
+    def fake_run(grid: Grid, x, y, batch_size=500, progress=True, folder=None):
+        results = {c: {"correct": [0 if i in broken[c.attack] else 1 for i in range(len(x))],
+                       "evaluations": [7.0 * len(x)]} for c in grid.cells()}
+        return Outcomes(grid, results, len(x))
+
+    monkeypatch.setattr(audit, "run", fake_run)
+    x, y = torch.zeros(n, 1, 28, 28), torch.zeros(n, dtype=torch.int64)
+    more = audit.more_effort(model, x, y, wc, audit.SMOKE, factor=4)
+    assert more.points_off == 2.0 and more.by_attack == {"Square": 0.5, "adaptive": 1.5}
+    assert more.attacked == left and int(more.robust.sum()) == left - 4
+    assert more.queries == 4 * audit.SMOKE.square_queries and more.restarts == 4 * audit.SMOKE.adaptive_restarts

@@ -697,7 +697,7 @@ def more_effort(
             by_attack[cell.attack] = 100.0 * float((~correct).sum()) / result.n
             robust[left] &= correct
             evaluations += float(out.evaluations(cell.victim, cell.attack, cell.gradient, cell.eps))
-    off = 100.0 * (float(result.robust.mean()) - float(robust.mean()))
+    off = 100.0 * (int(result.robust.sum()) - int(robust.sum())) / result.n  # from counts: 4 of 200 is 2.0, not 2.0000000000000018
     return MoreEffort(factor, queries, len(left), robust, evaluations, off, restarts, by_attack)
 
 
