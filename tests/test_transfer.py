@@ -126,10 +126,11 @@ def test_pack_splits_the_store_into_parts_under_the_limit_and_unpack_restores_it
     assert all(p.stat().st_size < 40_000 for p in parts)
     assert [p.name for p in parts] == [f"sparsenb-store-{i}of{len(parts)}.tar.gz" for i in range(1, len(parts) + 1)]
     counts = transfer.unpack(parts, folder=tmp_path / "b")
-    assert counts == {"added": len(files), "same": 0, "replaced": 0, "kept": 0}
+    assert counts == {"added": len(files), "same": 0, "replaced": 0, "kept": 0, "superseded": 0}
     got = {p.relative_to(tmp_path / "b").as_posix(): p.read_bytes() for p in (tmp_path / "b").rglob("*") if p.is_file()}
     assert got == files  # the data folder stayed behind
-    assert transfer.unpack(parts, folder=tmp_path / "b") == {"added": 0, "same": len(files), "replaced": 0, "kept": 0}
+    assert transfer.unpack(parts, folder=tmp_path / "b") == {"added": 0, "same": len(files), "replaced": 0, "kept": 0,
+                                                              "superseded": 0}
 
 
 def test_pack_refuses_before_writing_when_the_parts_would_be_too_many(tmp_path):
@@ -163,7 +164,7 @@ def test_unpack_prefers_a_finished_result_and_keeps_what_it_cannot_judge(tmp_pat
         (root / "checkpoints").mkdir()
         (root / "checkpoints" / "net.pt").write_bytes(b"weights of " + root.name.encode())
     parts = transfer.pack(tmp_path / "out", folder=a)
-    assert transfer.unpack(parts, folder=b) == {"added": 0, "same": 0, "replaced": 1, "kept": 1}
+    assert transfer.unpack(parts, folder=b) == {"added": 0, "same": 0, "replaced": 1, "kept": 1, "superseded": 0}
     assert json.loads((b / "results" / "00" / "cell.json").read_text())["complete"] is True
     assert (b / "checkpoints" / "net.pt").read_bytes() == b"weights of b"
     # the other way round: a finished result is never replaced by an unfinished one
@@ -270,3 +271,17 @@ def test_results_computed_under_another_compute_key_are_not_read_unless_a_run_sa
     assert len(files()) == 2
     cell = next(iter(first.results))
     assert again.results[cell]["correct"] == first.results[cell]["correct"]
+
+
+def test_unpack_leaves_out_an_unfinished_training_whose_checkpoint_is_there(tmp_path):
+    a = tmp_path / "a" / "checkpoints"
+    a.mkdir(parents=True)
+    (a / "cnn-1.train.pt").write_bytes(b"epoch 1 of 3")
+    (a / "cnn-2.train.pt").write_bytes(b"epoch 2 of 3")
+    parts = transfer.pack(tmp_path / "out", folder=tmp_path / "a")
+    b = tmp_path / "b" / "checkpoints"
+    b.mkdir(parents=True)
+    (b / "cnn-1.pt").write_bytes(b"finished")
+    assert transfer.unpack(parts, folder=tmp_path / "b") == {"added": 1, "same": 0, "replaced": 0, "kept": 0,
+                                                              "superseded": 1}
+    assert sorted(p.name for p in b.iterdir()) == ["cnn-1.pt", "cnn-2.train.pt"]

@@ -122,8 +122,9 @@ def unpack(paths, folder=None) -> dict[str, int]:
     Every file is read and checked before anything is written. A stored
     file that is absent is added; one that is present with the same bytes is
     left; a present, unfinished result is replaced by an incoming finished
-    one; otherwise the present file is kept. Returns the counts ``added``,
-    ``same``, ``replaced`` and ``kept``.
+    one; otherwise the present file is kept; an unfinished training whose
+    finished checkpoint is there (or comes too) is left out. Returns the
+    counts ``added``, ``same``, ``replaced``, ``kept`` and ``superseded``.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -137,9 +138,14 @@ def unpack(paths, folder=None) -> dict[str, int]:
     for p in paths:
         incoming.update(_members(p))
     root = Path(folder) if folder else cache_dir()
-    counts = {"added": 0, "same": 0, "replaced": 0, "kept": 0}
+    counts = {"added": 0, "same": 0, "replaced": 0, "kept": 0, "superseded": 0}
     for name, data in sorted(incoming.items()):
         target = root / name
+        if name.endswith(".train.pt"):  # an unfinished training: nothing to resume once its checkpoint is there
+            done = name.removesuffix(".train.pt") + ".pt"
+            if done in incoming or (root / done).is_file():
+                counts["superseded"] += 1
+                continue
         if not target.is_file():
             atomic_write_bytes(target, data)
             counts["added"] += 1
