@@ -182,7 +182,6 @@ def test_convergence_adds_square_on_the_images_left_and_the_checklist_row(centro
     assert more.restarts == 3 * BUDGETS["smoke"].adaptive_restarts
     alone = more.by_attack
     assert set(alone) == {"Square", "adaptive"}
-    assert max(alone.values()) <= more.points_off + 1e-9 <= sum(alone.values()) + 1e-9  # the union of the two
     assert s.numbers["conv_off_square"] == alone["Square"] and s.numbers["conv_restarts"] == more.restarts
     assert (more.robust <= wc.robust).all()  # it only attacks what the audit left, and can only take off
     assert s.numbers["conv_off"] == pytest.approx(100 * (wc.robust.mean() - more.robust.mean()))
