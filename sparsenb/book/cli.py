@@ -5,6 +5,8 @@
     sparsenb-book precompute [CHAPTER...] [--profile laptop] [--data DIR] [--minutes M] [--export DIR]
     sparsenb-book export DIR
     sparsenb-book import FILE...
+    sparsenb-book bundle DIR [--profile laptop] [--out DIR]
+    sparsenb-book verify DIR
     sparsenb-book profiles
     sparsenb-book format [CHAPTER...]
 
@@ -16,6 +18,13 @@ training epoch that would not end in time and stops there (a later run
 resumes); with ``--export`` it packs what it stored into at most 8 files of
 under 16 MiB, which ``import`` merges into another machine's cache
 (``export`` packs the whole store the same way).
+
+``bundle`` writes the last build's results bundle (:mod:`sparsenb.lab.bundle`:
+a card per audited network, its per-image outcomes and adversarial
+examples, and the stored work the pages rest on); ``verify`` checks a
+bundle's examples; ``--results BUNDLE`` builds (or executes) the pages from
+a bundle computed at another commit where this cache lacks the results,
+and every page says so at the top.
 """
 from __future__ import annotations
 
@@ -42,6 +51,8 @@ def main(argv=None) -> int:
     common.add_argument("--out", default=None, help="staging folder (default: _build/<profile>)")
     common.add_argument("--force", action="store_true", help="re-execute chapters even if up to date")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
+    common.add_argument("--results", default=None, metavar="BUNDLE",
+                        help="read stored results from this results bundle (sparsenb-book bundle) where the cache lacks them")
     sub.add_parser("build", parents=[common], help="execute all chapters and build the HTML")
     ex = sub.add_parser("execute", parents=[common], help="execute some chapters only (no HTML)")
     ex.add_argument("chapters", nargs="+", help="chapter names (file stems), e.g. frontend")
@@ -56,6 +67,12 @@ def main(argv=None) -> int:
     exp.add_argument("folder", help="where the packed files go")
     imp = sub.add_parser("import", help="merge packed store files (from 'export' or 'precompute --export') into the cache")
     imp.add_argument("files", nargs="+", help="the packed files (sparsenb-store-<i>of<n>.tar.gz)")
+    bun = sub.add_parser("bundle", help="write the last build's results bundle: cards, per-image outcomes, examples, stored work")
+    bun.add_argument("folder", help="the bundle's folder (must not exist)")
+    bun.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES, help="the build's profile (default: %(default)s)")
+    bun.add_argument("--out", default=None, help="the build's staging folder (default: _build/<profile>)")
+    ver = sub.add_parser("verify", help="check a results bundle's adversarial examples (ball, box, misclassified)")
+    ver.add_argument("folder", help="the bundle's folder")
     fmt = sub.add_parser("format", help="ruff format the code cells of chapters (default: all)")
     fmt.add_argument("chapters", nargs="*", help="chapter names (file stems)")
     sub.add_parser("profiles", help="list the profiles: each chapter's parameters (laptop) and what smoke and full change")
@@ -84,6 +101,29 @@ def main(argv=None) -> int:
             print(f"sparsenb-book: {err}", file=sys.stderr)
             return 1
         return 0
+    if args.command in ("bundle", "verify"):
+        from .. import checks
+        from ..lab import bundle
+
+        try:
+            if args.command == "bundle":
+                staging = Path(args.out) if args.out else book.root / "_build" / args.profile
+                info = bundle.write_bundle(args.folder, bundle.used_logs_of(staging), staging / "cards", args.profile)
+                print(f"wrote {args.folder}: {info['cards']} cards, {info['entries']} stored entries "
+                      f"(commit {str(info['commit'])[:12]}, profile {args.profile})")
+            else:
+                checked = bundle.verify(args.folder)
+                print(f"{sum(checked.values())} adversarial examples of {len(checked)} cards check out "
+                      "(in the eps-ball and [0, 1], misclassified)")
+        except (checks.ArgumentError, bundle.CardCheckError) as err:
+            print(f"sparsenb-book: {err}", file=sys.stderr)
+            return 1
+        return 0
+    if getattr(args, "results", None):
+        err = _use_results(args.results)
+        if err:
+            print(f"sparsenb-book: {err}", file=sys.stderr)
+            return 1
     if args.command == "profiles":
         profiles = load_profiles(book)
         for name in PROFILES:
@@ -133,6 +173,24 @@ def main(argv=None) -> int:
         print(f"sparsenb-book: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _use_results(folder: str) -> str | None:
+    """Read stored results from the bundle ``folder`` (and take its device and precision as this run's key); an error or None."""
+    import json
+    import os
+
+    from .. import distributed
+    from ..lab.store import RESULTS_ENV
+
+    manifest = Path(folder) / "MANIFEST.json"
+    if not manifest.is_file() or not (Path(folder) / "index.json").is_file():
+        return f"--results: {folder} is not a results bundle (no MANIFEST.json and index.json)"
+    os.environ[RESULTS_ENV] = str(Path(folder).resolve())
+    compute = json.loads(manifest.read_text()).get("compute")
+    if compute and not os.environ.get(distributed.COMPUTE_ENV, "").strip():
+        os.environ[distributed.COMPUTE_ENV] = compute  # its entries are keyed by where they were computed
+    return None
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from ..cache import atomic_write_json, code_fingerprint
 from ..data import DATA_ENV
+from ..lab.bundle import CARDS_ENV
+from ..lab.store import RESULTS_ENV, USED_ENV
 from ..lab.paper import FILENAME, reference_dir
 from .layout import CHAPTER_ENV, KEY_ENV, RECORDS_ENV, SUMMARY_PAGES, find_root, record_path, stamp_path
 
@@ -101,6 +103,10 @@ def execution_key(source: Path, params: dict, data: Path, out_dir: Path | None =
     h.update(code_fingerprint(*chapter_modules(source), "book.execute").encode())
     numbers = reference_dir() / FILENAME
     h.update(numbers.read_bytes() if numbers.is_file() else b"")
+    bundle = os.environ.get(RESULTS_ENV, "").strip()
+    if bundle:  # pages built from a results bundle are other pages
+        manifest = Path(bundle) / "MANIFEST.json"
+        h.update(str(Path(bundle).resolve()).encode() + (manifest.read_bytes() if manifest.is_file() else b""))
     if source.stem in SUMMARY_PAGES and out_dir is not None:
         toc = find_root(source.parent) / "_toc.yml"
         h.update(toc.read_bytes() if toc.is_file() else b"")
@@ -291,7 +297,11 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     record = record_path(out_dir, source.stem)
     record.unlink(missing_ok=True)
     stamp.unlink(missing_ok=True)
-    env = {DATA_ENV: str(data), RECORDS_ENV: str(record.parent), KEY_ENV: key, CHAPTER_ENV: source.stem}
+    used = out_dir / ".used" / f"{source.stem}.txt"  # the store entries this execution reads or writes (for a bundle)
+    used.unlink(missing_ok=True)
+    env = {DATA_ENV: str(data), RECORDS_ENV: str(record.parent), KEY_ENV: key, CHAPTER_ENV: source.stem,
+           USED_ENV: str(used), CARDS_ENV: str(out_dir.parent / "cards" / source.stem)}
+    shutil.rmtree(out_dir.parent / "cards" / source.stem, ignore_errors=True)  # this execution writes the chapter's cards anew
     t0 = time.perf_counter()
     try:
         with environment(env), tempfile.TemporaryDirectory(prefix="sparsenb-kernel-") as sockets:  # the kernel inherits env

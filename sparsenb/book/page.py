@@ -131,7 +131,13 @@ def setup():
 
 
 def provenance(profile: str, **details):
-    """A short Markdown note of how the page was produced (profile, versions, device, the compute key of its results)."""
+    """A short Markdown note of how the page was produced (profile, versions, device, the compute key of its results).
+
+    When the build reads stored results from a results bundle
+    (:data:`sparsenb.lab.store.RESULTS_ENV`, ``sparsenb-book build --results``),
+    the note says which, at which commit it was computed, and whether this
+    build's code is the same.
+    """
     import datetime
     import os
     import platform
@@ -149,6 +155,13 @@ def provenance(profile: str, **details):
     compute = f"`{distributed.compute_key()}`"
     if os.environ.get(distributed.COMPUTE_ENV, "").strip():
         compute += f" (set by `{distributed.COMPUTE_ENV}`: results may have been computed elsewhere)"
+    from ..lab.store import RESULTS_ENV
+
+    bundle = os.environ.get(RESULTS_ENV, "").strip()
+    if bundle:
+        from ..lab.bundle import describe
+
+        compute += f"; **results read from** {describe(bundle)}"
     items = {
         "profile": f"`{profile}`",
         "executed": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),

@@ -34,12 +34,14 @@ from __future__ import annotations
 import dataclasses
 
 import pandas as pd
+import torch
 
 from .. import checks, data
 from ..evaluation import accuracy_interval, format_accuracy, predict, wilson_interval
 from ..frontend import SparsifyingFrontEnd
 from ..lab import audit
 from ..lab.audit import AttackSettings, network_audit, robust_accuracy
+from ..lab.bundle import write_card
 from ..lab.grid import Victim
 from ..lab.paper import SCREENING, WORST_CASE, Comparison, paper_number, paper_rows
 from ..lab.store import trained
@@ -550,6 +552,10 @@ def attacks(
         )
         for e in audit_eps
     }
+    for (name, e), wc in audits.items():
+        idx = torch.as_tensor(wc.images)
+        write_card("MNIST CNN, front end", nets.victims[name].model(), wc, x_test[idx].to(device),
+                   y_test[idx].to(device), "MNIST test set", audit.BUDGETS[audit_budget])
     table = result.frame()
     table["audit"] = "screening"
     for (name, e), wc in audits.items():

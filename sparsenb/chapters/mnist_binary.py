@@ -33,11 +33,13 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import attacks, data
 from ..evaluation import format_accuracy, predict
 from ..frontend import SparsifyingFrontEnd
 from ..lab import audit
+from ..lab.bundle import write_card
 from ..lab.grid import Attack, Grid, Victim, merge, run
 from ..lab.paper import OTHER_SETTING, OURS, PAPERS_ATTACKS, WORST_CASE, Comparison
 from ..lab.store import trained, trained_svms
@@ -305,6 +307,7 @@ def svm_audit(
         e: audit.audited(victims, grid.outcomes, d.x_test, d.y_test, e, budget, audit_images, seed)
         for e in audit_eps
     }
+    _cards("linear SVM", audits, victims, d.x_test, d.y_test, budget)
     eps_main = grid.eps_main
     main = {w: audits[eps_main][svms.main[w]] for w in svms.wavelets}
     values = {
@@ -316,6 +319,15 @@ def svm_audit(
     values |= {f"found_svm_{w}": wc.found_by() for w, wc in main.items()}
     values |= {f"wc_paper_svm_{w}": 100 * wc.paper().mean() for w, wc in main.items()}
     return Section(audits=audits, audit_eps=list(audit_eps), numbers=numbers(**values))
+
+
+def _cards(model: str, audits: dict, victims: dict, x, y, budget) -> None:
+    """Inside a build, each audited network's card for the results bundle (:func:`sparsenb.lab.bundle.write_card`)."""
+    for e, result in audits.items():
+        for name, wc in result.items():
+            idx = torch.as_tensor(wc.images)
+            write_card(f"MNIST 3 vs 7, {model}, {name}", victims[name].model(), wc, x[idx], y[idx],
+                       "MNIST test 3s and 7s (the page's attacked images)", budget)
 
 
 def table1(svms: Section, grid: Section, audited: Section) -> Section:
@@ -615,6 +627,7 @@ def network_audit(
         e: audit.audited(nets.victims, grid.outcomes, x, y, e, budget, audit_images, seed)
         for e in audit_eps
     }
+    _cards("two-layer network", audits, nets.victims, x, y, budget)
     last = f"front end {nets.wavelets[-1]}"
     wc = audits[eps_main][last]
     table = pd.DataFrame(

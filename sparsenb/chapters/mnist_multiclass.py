@@ -57,6 +57,7 @@ from ..attacks import check_adversarial, ifgsm, iterative_locally_linear
 from ..evaluation import accuracy, format_accuracy, predict, wilson_interval
 from ..frontend import GRADIENTS, SparsifyingFrontEnd
 from ..lab.audit import BUDGETS, network_audit, positions
+from ..lab.bundle import write_card
 from ..lab.grid import Attack, Grid, Victim, run, run_parts
 from ..lab.paper import PAPERS_ATTACKS, WORST_CASE, Comparison
 from ..lab.store import stored, trained
@@ -533,7 +534,8 @@ def audit(
     The audited images are the first ``audit_images`` of the seeded test
     permutation, so they lie among the attacked ones; every page that
     reports these CNNs at ``eps`` calls the same audit and shows the same
-    worst case. ``result``: per CNN, its
+    worst case. Inside a build each CNN's card goes to the results bundle
+    (:func:`sparsenb.lab.bundle.write_card`). ``result``: per CNN, its
     :class:`~sparsenb.lab.audit.WorstCase`; ``table``: the accuracy (%)
     each attack leaves per CNN, the worst case per image last; ``numbers``:
     ``n_audit``, ``wc_fe`` (with ``wc_fe_lo``, ``wc_fe_hi``), ``wc_plain``,
@@ -555,6 +557,9 @@ def audit(
             batch_size,
             progress=True,
         )
+        idx = torch.as_tensor(result[name].images)
+        write_card(f"MNIST CNN, {name}", model, result[name], x_test[idx].to(device), y_test[idx].to(device),
+                   "MNIST test set", BUDGETS[audit_budget])
     return _audit_section(result)
 
 

@@ -456,7 +456,8 @@ def audited(
     a chapter ran on ``(x, y)`` at ``eps`` (its "no attack" cells are
     left out: the audit measures clean accuracy itself); its
     cells on the audited images are credited as known (no recomputation),
-    so only :func:`strong_attacks` of ``budget`` run here.
+    so only :func:`strong_attacks` of ``budget`` run here. Each result's
+    ``images`` are the audited images' positions in ``(x, y)``.
     """
     if not isinstance(outcomes, Outcomes) or outcomes.n != len(x):
         raise checks.fail("outcomes", f"the Outcomes of the grid run on these {len(x)} images", outcomes)
@@ -464,11 +465,14 @@ def audited(
         raise checks.fail("budget", "a Budget", budget)
     idx = subset(len(x), n, seed)
     strong = strong_attacks(budget)
-    return {
+    out = {
         name: worst_case(v.model(), x[idx], y[idx], eps, budget, attacks=strong, batch_size=batch_size, progress=progress,
                          known=outcomes.by_attack(name, eps=eps, images=idx.tolist(), skip=["no attack"]))
         for name, v in victims.items()
     }
+    for wc in out.values():
+        wc.images = idx.numpy()  # positions in (x, y)
+    return out
 
 
 # --------------------------------------------------------------------------

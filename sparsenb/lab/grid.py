@@ -42,7 +42,7 @@ from ..attacks.registry import get as get_attack
 from ..cache import atomic_write_json, code_of, data_fingerprint, model_fingerprint, modules_of
 from ..evaluation import accuracy_interval, predict
 from ..frontend import GRADIENTS, SparsifyingFrontEnd, defended, support_overlap, with_gradient
-from .store import jsonable, library_versions, model_key, read, result_path
+from .store import jsonable, library_versions, log_use, lookup, model_key, read, result_path
 
 __all__ = ["Attack", "Victim", "Cell", "Grid", "Outcomes", "run", "run_parts", "merge"]
 
@@ -315,7 +315,7 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
     if not attack.batch_invariant:
         key["batch_size"] = batch_size  # the attack's result for an image depends on its batch
     path = result_path(key, folder)
-    done = distributed.decide(lambda: read(path))
+    done = distributed.decide(lambda: read(lookup(path, key)))
     if done is not None and done.get("complete"):
         return done["outcomes"]
     what = f"attack cell {cell.victim} / {cell.attack} / {cell.gradient} / eps={cell.eps}"
@@ -333,6 +333,7 @@ def _run_cell(grid, cell, x, y, common, batch_size, progress, folder) -> dict:
         atomic_write_json(path, {"key": key, "complete": False, "outcomes": outcomes})
         last = time.perf_counter() - started
     atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
+    log_use(path)
     return outcomes
 
 
@@ -376,6 +377,7 @@ def _run_cell_sharded(victim, model, attack, cell, x, y, key, path, batch_size, 
         _extend(outcomes, batches[str(i)])
     if distributed.is_writer():
         atomic_write_json(path, {"key": key, "complete": True, "outcomes": outcomes})
+        log_use(path)
     distributed.barrier()  # the cell is stored before any process forgets its share
     mine_path.unlink(missing_ok=True)
     return outcomes

@@ -23,6 +23,14 @@ transitively import. New code recomputes; a comment edit does not.
 A finished entry is written atomically, so a killed run leaves either the
 entry or nothing; a damaged file is recomputed. In a process group
 (:mod:`sparsenb.distributed`) process 0 decides what is stored and writes.
+
+**Results computed elsewhere.** Every lookup goes through :func:`lookup`:
+the entry under this code's key when the cache has it; else, when
+:data:`RESULTS_ENV` names a results bundle (:mod:`sparsenb.lab.bundle`,
+computed at another commit), the bundle's entry whose key is the same in
+everything but the code (:func:`loose_digest`). Inside a build every entry a
+chapter reads or writes is logged (:data:`USED_ENV`), which is how a bundle
+knows what the pages rest on.
 """
 from __future__ import annotations
 
@@ -56,7 +64,12 @@ from ..training import SVMConfig
 #: Third-party libraries whose attack code decides results (their version is part of an attack cell's key).
 ATTACK_LIBRARIES = ("pyautoattack",)
 
-__all__ = ["stored", "result_key", "trained", "trained_svm", "trained_svms", "load_checkpoint", "model_key", "key_of"]
+#: A results bundle whose stored work is read where this cache lacks it (matched on everything but the code).
+RESULTS_ENV = "SPARSENB_RESULTS"
+#: A file each store entry a chapter reads or writes is logged to (one path per line; set by a build per chapter).
+USED_ENV = "SPARSENB_USED"
+
+__all__ = ["RESULTS_ENV", "USED_ENV", "lookup", "loose_digest", "stored", "result_key", "trained", "trained_svm", "trained_svms", "load_checkpoint", "model_key", "key_of"]
 
 
 # --------------------------------------------------------------------------
@@ -72,12 +85,13 @@ def stored(fn: Callable, *args, folder: str | Path | None = None, **kwargs):
     checks.function(fn, "fn")
     key = result_key(fn, *args, **kwargs)
     path = result_path(key, folder)
-    done = distributed.decide(lambda: read(path))
+    done = distributed.decide(lambda: read(lookup(path, key)))
     if done is not None and done.get("complete"):
         return done["value"]
     value = json.loads(json.dumps(fn(*args, **kwargs)))
     if distributed.is_writer():  # in a process group every process computes it (it may hold collective calls)
         atomic_write_json(path, {"key": key, "complete": True, "value": value})
+        log_use(path)
     return value
 
 
@@ -154,6 +168,59 @@ def result_path(key: dict, folder=None) -> Path:
     return folder / digest[:2] / f"{digest}.json"
 
 
+def loose_digest(key: dict) -> str:
+    """A key's digest without its code: what an entry computed at another commit is found by (:func:`lookup`)."""
+    if not isinstance(key, dict):
+        raise checks.fail("key", "a store key (a dict)", key)
+    loose = {k: v for k, v in key.items() if k != "code"}
+    return hashlib.sha256(json.dumps(loose, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def lookup(path: Path, key: dict) -> Path:
+    """Where the entry filed under ``key`` at ``path`` is read from: ``path`` if it is there, else a bundle's.
+
+    When ``path`` is missing and :data:`RESULTS_ENV` names a results bundle
+    whose index has an entry with ``key``'s :func:`loose_digest` (the same
+    key computed by other code), that entry's file; else ``path`` (to be
+    computed and written there). The path returned is logged
+    (:func:`log_use`) when it exists.
+    """
+    path = Path(path)
+    if not path.is_file():
+        bundle = os.environ.get(RESULTS_ENV, "").strip()
+        if bundle:
+            found = _bundle_index(bundle).get(loose_digest(key))
+            if found is not None and (Path(bundle) / found).is_file():
+                path = Path(bundle) / found
+    if path.is_file():
+        log_use(path)
+    return path
+
+
+def log_use(path: Path) -> None:
+    """Append ``path`` to the file :data:`USED_ENV` names (inside a build; nothing otherwise)."""
+    log = os.environ.get(USED_ENV, "").strip()
+    if log and distributed.is_writer():
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:  # one short line per write: appends do not interleave
+            f.write(f"{Path(path).resolve()}\n")
+
+
+_INDEXES: dict = {}
+
+
+def _bundle_index(bundle: str) -> dict:
+    """A results bundle's ``index.json`` (loose digest to the entry's path in the bundle), read once per process."""
+    index_path = Path(bundle) / "index.json"
+    stamp = index_path.stat().st_mtime_ns if index_path.is_file() else None
+    held = _INDEXES.get(bundle)
+    if held is None or held[0] != stamp:
+        if stamp is None:
+            raise checks.ArgumentError(RESULTS_ENV, f"names {bundle}, which is not a results bundle (no index.json)")
+        _INDEXES[bundle] = held = (stamp, json.loads(index_path.read_text()))
+    return held[1]
+
+
 def read(path: Path):
     """A stored JSON file, or None when it is missing or damaged (then it is recomputed)."""
     if not path.is_file():
@@ -207,13 +274,15 @@ def trained(
     }
     name = name or type(model_config).__name__.removesuffix("Config").lower()
     path = _checkpoint_path(name, key, folder)
-    if distributed.decide(path.is_file):  # the processes share the cache folder
-        return load_checkpoint(path, model_config)
+    found = lookup(path, key)
+    if distributed.decide(found.is_file):  # the processes share the cache folder
+        return load_checkpoint(found, model_config)
     partial = path.with_suffix(".train.pt")
     model = training.fit(model_config, x, y, config, frontend, augment, adversary, partial, progress, device)
     if distributed.is_writer():
         _save_checkpoint(path, model, model_config, key)
         partial.unlink(missing_ok=True)
+        log_use(path)
     return model.cpu()
 
 
@@ -267,8 +336,9 @@ def trained_svms(x: torch.Tensor, y: torch.Tensor, config: SVMConfig, frontends:
             "compute": distributed.compute_key("cpu"),  # scikit-learn fits on the CPU
         }
         path = _checkpoint_path("svm", key, folder)
-        if distributed.decide(path.is_file):
-            state = torch.load(path, weights_only=True, map_location="cpu")
+        found = lookup(path, key)
+        if distributed.decide(found.is_file):
+            state = torch.load(found, weights_only=True, map_location="cpu")
             out[name] = LinearClassifier.from_weights(state["w"], float(state["b"]), tuple(x.shape[1:]))
         else:
             missing[name] = (frontend, key, path)
@@ -283,6 +353,7 @@ def trained_svms(x: torch.Tensor, y: torch.Tensor, config: SVMConfig, frontends:
                         "key": json.dumps(key, sort_keys=True)}, buf)
             atomic_write_bytes(path, buf.getvalue())
             atomic_write_bytes(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True).encode())
+            log_use(path)
     return {name: out[name] for name in frontends}
 
 
