@@ -69,7 +69,7 @@ RESULTS_ENV = "SPARSENB_RESULTS"
 #: A file each store entry a chapter reads or writes is logged to (one path per line; set by a build per chapter).
 USED_ENV = "SPARSENB_USED"
 
-__all__ = ["RESULTS_ENV", "USED_ENV", "lookup", "loose_digest", "stored", "result_key", "trained", "trained_svm", "trained_svms", "load_checkpoint", "model_key", "key_of"]
+__all__ = ["RESULTS_ENV", "USED_ENV", "lookup", "log_use", "loose_digest", "stored", "result_key", "trained", "trained_svm", "trained_svms", "load_checkpoint", "model_key", "key_of"]
 
 
 # --------------------------------------------------------------------------
