@@ -176,3 +176,15 @@ def test_the_cli_builds_from_a_bundle_only_when_it_is_one(tmp_path, monkeypatch,
     assert os.environ[store.RESULTS_ENV] == str(tmp_path.resolve())
     assert os.environ[distributed.COMPUTE_ENV] == "cuda/fp32"  # the bundle's entries are keyed by where they were computed
     assert "commit `abc`" in bundle.describe(tmp_path) and "where this build's cache lacks them" in bundle.describe(tmp_path)
+
+
+def test_every_page_says_at_the_top_that_its_results_came_from_a_bundle(tmp_path, monkeypatch):
+    from sparsenb.book.page import provenance
+
+    assert "results read from" not in provenance("smoke").data
+    (tmp_path / "MANIFEST.json").write_text(json.dumps({"commit": "0123456789abcdef", "dirty": True, "compute": "cuda/fp32",
+                                                        "created": "2026-12-07T10:00:00Z"}))
+    monkeypatch.setenv(store.RESULTS_ENV, str(tmp_path))
+    note = provenance("smoke").data
+    assert "results read from** the bundle" in note and "`0123456789ab` with uncommitted changes" in note
+    assert "this build's code is" in note  # the bundle's commit is not this checkout's: said so
