@@ -14,6 +14,8 @@ belong at a function's entry, once per call, not inside its loops.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 import os
@@ -24,6 +26,7 @@ import torch
 
 __all__ = [
     "ArgumentError",
+    "trusted",
     "GradientError",
     "fail",
     "real",
@@ -218,6 +221,26 @@ def finite(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
+_TRUSTED = contextvars.ContextVar("sparsenb_trusted_images", default=False)
+
+
+@contextlib.contextmanager
+def trusted():
+    """Inside, :func:`images` skips its value scan (one reduction and one device sync per call).
+
+    For the inner loops of code whose images were checked on the way in and
+    stay in [0, 1] by construction: an attack's steps (each clipped to the
+    box, and :func:`sparsenb.attacks.base.check_adversarial` checks what it
+    returns) and a training loop's batches. Types, dtypes and shapes are
+    still checked.
+    """
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
 def images(
     x,
     name: str = "x",
@@ -229,9 +252,9 @@ def images(
     """A float32/float64 batch ``(B, C, H, W)`` (``B`` may be 0), finite and, with ``box``, in [0, 1].
 
     ``box=False`` checks finiteness only (for perturbations); ``scan=False``
-    checks type, dtype and shape only, in O(1) (for use inside loops). The
-    value scan is one reduction (one device sync); the diagnosis runs only
-    on failure.
+    checks type, dtype and shape only, in O(1) (for use inside loops), and
+    so does every call inside :func:`trusted`. The value scan is one
+    reduction (one device sync); the diagnosis runs only on failure.
     """
     if not isinstance(x, torch.Tensor):
         raise fail(name, "a torch.Tensor of images (B, C, H, W)", x)
@@ -243,7 +266,7 @@ def images(
         raise ArgumentError(name, f"must have {channels} channel(s), got shape {tuple(x.shape)}")
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         raise ArgumentError(name, f"must be images of size {tuple(size)}, got shape {tuple(x.shape)}")
-    if scan and x.numel():
+    if scan and x.numel() and not _TRUSTED.get():
         v = x.detach()
         lo, hi = torch.aminmax(v)  # one pass; a NaN anywhere makes both NaN, and NaN fails every comparison
         ok = (lo >= 0) & (hi <= 1) if box else (lo > -math.inf) & (hi < math.inf)

@@ -306,51 +306,52 @@ def fit(
         parallel = distributed.data_parallel(model, device)  # the model itself with one process
         train_graph = parallel if graph is model else defended(graph[0], parallel)
         bar = _progress(total, step, progress, type(model).__name__)
-        while step < total and log["stopped"] is None:
-            if checkpoint is not None:  # the finished epochs are saved: a deadline may stop here, and a later call resumes
-                last = log["epochs"][-1]["seconds"] if log["epochs"] else 0.0
-                distributed.before_unit(last, f"epoch {len(log['epochs']) + 1} of training {type(model).__name__}")
-            perm = torch.randperm(n, generator=gen)
-            started = time.perf_counter()
-            for i in range(0, per_epoch * bs, bs):
-                if step == total:
-                    break
-                idx = perm[i : i + bs]
-                xb, yb = x[idx].to(device, torch.float32), y[idx].to(device)
-                if augment is not None:
-                    xb = augment(xb)  # the whole batch in every process: the same random stream everywhere
-                mine = distributed.part(len(yb))  # this process's part of the batch (all of it with one process)
-                xb, yb = xb[mine], yb[mine]
-                if adversary is not None:
-                    graph.eval()  # the model the adversary sees (front end included) is in eval mode
-                    attack = adversary.at((step + 1) / per_epoch) if isinstance(adversary, Adversary) else adversary
-                    xb = attack(graph, xb, yb).detach()
-                train_graph.train()
-                for group in opt.param_groups:
-                    group["lr"] = _learning_rate(config, step, per_epoch, total)
-                with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=config.amp and device.type == "cuda"):
-                    loss = _loss(train_graph(xb), yb)
-                    if size > 1:  # DDP averages the processes' gradients: weigh each part's mean by its share
-                        loss = loss * (len(yb) * size / len(idx))
-                    if config.l2:
-                        loss = loss + config.l2 * sum(p.pow(2).sum() for p in model.parameters() if p.dim() > 1)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                bar.update(1)
-            epoch = {"epoch": len(log["epochs"]) + 1, "seconds": round(time.perf_counter() - started, 2)}
-            if guard is not None:
-                epoch["guard accuracy"] = guard(graph)
-                if best is None or epoch["guard accuracy"] >= best[0]:
-                    best = (epoch["guard accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()})
-                    log["best"] = epoch["epoch"]
-                elif epoch["guard accuracy"] < best[0] - config.guard_drop:  # catastrophic overfitting
-                    model.load_state_dict(best[1])
-                    log["stopped"] = epoch["epoch"]
-            log["epochs"].append(epoch)
-            if checkpoint is not None and step < total and log["stopped"] is None:
-                _save_state(checkpoint, model, opt, gen, step, device, log, best)
+        with checks.trusted():  # x was checked on the way in; batches, attacks and augmentations stay in [0, 1]
+            while step < total and log["stopped"] is None:
+                if checkpoint is not None:  # the finished epochs are saved: a deadline may stop here, and a later call resumes
+                    last = log["epochs"][-1]["seconds"] if log["epochs"] else 0.0
+                    distributed.before_unit(last, f"epoch {len(log['epochs']) + 1} of training {type(model).__name__}")
+                perm = torch.randperm(n, generator=gen)
+                started = time.perf_counter()
+                for i in range(0, per_epoch * bs, bs):
+                    if step == total:
+                        break
+                    idx = perm[i : i + bs]
+                    xb, yb = x[idx].to(device, torch.float32), y[idx].to(device)
+                    if augment is not None:
+                        xb = augment(xb)  # the whole batch in every process: the same random stream everywhere
+                    mine = distributed.part(len(yb))  # this process's part of the batch (all of it with one process)
+                    xb, yb = xb[mine], yb[mine]
+                    if adversary is not None:
+                        graph.eval()  # the model the adversary sees (front end included) is in eval mode
+                        attack = adversary.at((step + 1) / per_epoch) if isinstance(adversary, Adversary) else adversary
+                        xb = attack(graph, xb, yb).detach()
+                    train_graph.train()
+                    for group in opt.param_groups:
+                        group["lr"] = _learning_rate(config, step, per_epoch, total)
+                    with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+                        loss = _loss(train_graph(xb), yb)
+                        if size > 1:  # DDP averages the processes' gradients: weigh each part's mean by its share
+                            loss = loss * (len(yb) * size / len(idx))
+                        if config.l2:
+                            loss = loss + config.l2 * sum(p.pow(2).sum() for p in model.parameters() if p.dim() > 1)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    step += 1
+                    bar.update(1)
+                epoch = {"epoch": len(log["epochs"]) + 1, "seconds": round(time.perf_counter() - started, 2)}
+                if guard is not None:
+                    epoch["guard accuracy"] = guard(graph)
+                    if best is None or epoch["guard accuracy"] >= best[0]:
+                        best = (epoch["guard accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()})
+                        log["best"] = epoch["epoch"]
+                    elif epoch["guard accuracy"] < best[0] - config.guard_drop:  # catastrophic overfitting
+                        model.load_state_dict(best[1])
+                        log["stopped"] = epoch["epoch"]
+                log["epochs"].append(epoch)
+                if checkpoint is not None and step < total and log["stopped"] is None:
+                    _save_state(checkpoint, model, opt, gen, step, device, log, best)
         bar.close()
     graph.eval()
     model.fit_log = log

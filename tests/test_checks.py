@@ -254,3 +254,19 @@ def test_every_public_check_is_tested():
         "per_channel", "function", "path", "tensor", "finite", "images", "labels", "finite_gradient",
     }  # fmt: skip
     assert set(checks.__all__) <= tested, set(checks.__all__) - tested
+
+
+def test_trusted_skips_only_the_value_scan_and_only_inside():
+    bad = torch.full((1, 1, 2, 2), 2.0)
+    with pytest.raises(ArgumentError, match=r"\[0, 1\]"):
+        checks.images(bad)
+    with checks.trusted():
+        assert checks.images(bad) is bad  # inside: no scan (the caller vouches for the values)
+        with pytest.raises(ArgumentError, match="dtype"):
+            checks.images(bad.long())  # types, dtypes and shapes are still checked
+    with pytest.raises(ArgumentError, match=r"\[0, 1\]"):
+        checks.images(bad)  # and the scan is back after the block
+    with pytest.raises(RuntimeError), checks.trusted():
+        raise RuntimeError("an error inside")
+    with pytest.raises(ArgumentError):
+        checks.images(bad)  # ... even when the block ended with an error

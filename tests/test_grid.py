@@ -710,3 +710,35 @@ def test_run_parts_stores_the_first_images_apart_and_gives_runs_outcomes(mnist_t
     square = Grid({"fe": Victim(clf)}, {"Square": Attack("square", queries=5)}, eps=[0.2])
     with pytest.raises(checks.ArgumentError, match="^grid .*batch"):
         run_parts(square, x, y, first, progress=False)
+
+
+def test_an_attack_cell_scans_its_images_once_not_once_per_step(monkeypatch, mnist_test, tmp_path):
+    """The grid checks the images on the way in and out; inside the attack the front end's value scan (a device
+    sync per forward pass) is skipped, so the scans do not grow with the attack's steps."""
+    from sparsenb import checks as checks_module
+    from sparsenb.frontend import SparsifyingFrontEnd
+
+    x, y = mnist_test[0][:6], mnist_test[1][:6]
+    torch.manual_seed(0)
+    victim = Victim(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval(), SparsifyingFrontEnd(0.035, "coif1"))
+    real = checks_module.torch.aminmax
+    scans = []
+
+    def counted(v, *args, **kwargs):
+        scans.append(tuple(v.shape))
+        return real(v, *args, **kwargs)
+
+    monkeypatch.setattr(checks_module.torch, "aminmax", counted)
+    per_steps = {}
+    for steps in (1, 8):
+        scans.clear()
+        grid = Grid({"fe": victim}, {"PGD": Attack("pgd", step=0.05, steps=steps)}, eps=[0.1])
+        experiments.run(grid, x, y, batch_size=6, progress=False, folder=tmp_path)
+        per_steps[steps] = scans.count((6, 1, 28, 28))
+    assert per_steps[1] == per_steps[8] > 0  # each step is a front-end forward: none of them scans
+    monkeypatch.setattr(checks_module, "_TRUSTED", checks_module.contextvars.ContextVar("off", default=False))
+    monkeypatch.setattr(checks_module, "trusted", lambda: __import__("contextlib").nullcontext())
+    scans.clear()
+    grid = Grid({"fe": victim}, {"PGD": Attack("pgd", step=0.05, steps=4)}, eps=[0.1])
+    experiments.run(grid, x, y, batch_size=6, progress=False, folder=tmp_path / "untrusted")
+    assert scans.count((6, 1, 28, 28)) > per_steps[1]  # without it, the steps would scan
