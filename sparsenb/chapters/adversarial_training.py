@@ -554,8 +554,15 @@ def attacks(
     }
     for (name, e), wc in audits.items():
         idx = torch.as_tensor(wc.images)
-        write_card("MNIST CNN, front end", nets.victims[name].model(), wc, x_test[idx].to(device),
-                   y_test[idx].to(device), "MNIST test set", audit.BUDGETS[audit_budget])
+        write_card(
+            "MNIST CNN, front end",
+            nets.victims[name].model(),
+            wc,
+            x_test[idx].to(device),
+            y_test[idx].to(device),
+            "MNIST test set",
+            audit.BUDGETS[audit_budget],
+        )
     table = result.frame()
     table["audit"] = "screening"
     for (name, e), wc in audits.items():

@@ -326,8 +326,15 @@ def _cards(model: str, audits: dict, victims: dict, x, y, budget) -> None:
     for e, result in audits.items():
         for name, wc in result.items():
             idx = torch.as_tensor(wc.images)
-            write_card(f"MNIST 3 vs 7, {model}, {name}", victims[name].model(), wc, x[idx], y[idx],
-                       "MNIST test 3s and 7s (the page's attacked images)", budget)
+            write_card(
+                f"MNIST 3 vs 7, {model}, {name}",
+                victims[name].model(),
+                wc,
+                x[idx],
+                y[idx],
+                "MNIST test 3s and 7s (the page's attacked images)",
+                budget,
+            )
 
 
 def table1(svms: Section, grid: Section, audited: Section) -> Section:

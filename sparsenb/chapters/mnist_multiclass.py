@@ -558,8 +558,15 @@ def audit(
             progress=True,
         )
         idx = torch.as_tensor(result[name].images)
-        write_card(f"MNIST CNN, {name}", model, result[name], x_test[idx].to(device), y_test[idx].to(device),
-                   "MNIST test set", BUDGETS[audit_budget])
+        write_card(
+            f"MNIST CNN, {name}",
+            model,
+            result[name],
+            x_test[idx].to(device),
+            y_test[idx].to(device),
+            "MNIST test set",
+            BUDGETS[audit_budget],
+        )
     return _audit_section(result)
 
 
