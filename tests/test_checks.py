@@ -251,7 +251,7 @@ def test_finite_gradient():
 def test_every_public_check_is_tested():
     tested = {
         "ArgumentError", "GradientError", "fail", "real", "integer", "seed", "flag", "choice", "size2d",
-        "per_channel", "function", "path", "tensor", "finite", "images", "labels", "finite_gradient",
+        "per_channel", "function", "path", "tensor", "finite", "images", "labels", "finite_gradient", "trusted",
     }  # fmt: skip
     assert set(checks.__all__) <= tested, set(checks.__all__) - tested
 
