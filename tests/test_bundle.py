@@ -99,6 +99,10 @@ def test_write_card_needs_a_folder_and_verify_catches_a_tampered_example(audited
         bundle.verify(tmp_path / "cards")
     with pytest.raises(ArgumentError, match="folder"):
         bundle.verify(tmp_path / "nothing")
+    (tmp_path / "stray").mkdir()
+    (tmp_path / "stray" / "other.json").write_text('{"key": 1}')  # a JSON file that is not a card
+    with pytest.raises(ArgumentError, match="no cards"):
+        bundle.verify(tmp_path / "stray")
 
 
 def _counted(calls):

@@ -259,13 +259,13 @@ def verify(folder, models: dict | None = None) -> dict:
     on the first failure, naming the card and the image.
     """
     folder = Path(folder)
-    cards = sorted((folder / "cards").glob("*.json")) if (folder / "cards").is_dir() else sorted(folder.glob("*.json"))
+    found = sorted((folder / "cards").glob("*.json")) if (folder / "cards").is_dir() else sorted(folder.glob("*.json"))
+    cards = {p: info for p in found if (info := _card_info(p)) is not None}
     if not cards:
-        raise checks.ArgumentError("folder", f"holds no cards: {folder}")
+        raise checks.ArgumentError("folder", f"holds no cards (a bundle, or its cards/ folder): {folder}")
     models = models or {}
     checked = {}
-    for path in cards:
-        info = json.loads(path.read_text())
+    for path, info in cards.items():
         made = torch.load(path.with_name(info["files"]["examples"]), weights_only=True)
         eps = float(info["eps"])
         if len(made["x"]) != info["examples"]["made"]:
@@ -288,6 +288,18 @@ def verify(folder, models: dict | None = None) -> dict:
                 raise CardCheckError(f"{where}: the adversarial example is classified correctly ({pred})")
         checked[path.name] = len(made["x"])
     return checked
+
+
+def _card_info(path: Path) -> dict | None:
+    """A card's contents, or None when ``path`` is not a card (another JSON file, or damaged)."""
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        return None
+    fields = ("network", "eps", "examples", "files", "model")
+    if not isinstance(info, dict) or not all(f in info for f in fields) or "examples" not in info["files"]:
+        return None
+    return info
 
 
 def manifest(profile: str, used: list[Path], cards: list[Path]) -> dict:
