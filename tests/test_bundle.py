@@ -35,8 +35,7 @@ def audited(centroids, mnist_test, tmp_path_factory):
     x, y = mnist_test[0][:300], mnist_test[1][:300]
     model = defended(SparsifyingFrontEnd(0.035, "coif1"), copy.deepcopy(centroids).float()).eval()
     wc = audit.network_audit(model, x, y, 0.15, audit.SMOKE, 12, seed=0, folder=tmp_path_factory.mktemp("store"))
-    idx = torch.as_tensor(wc.images)
-    return model, wc, x[idx], y[idx]
+    return model, wc, x, y  # the data set the audit drew its images from
 
 
 def test_a_card_says_what_its_audit_measured(audited):
@@ -56,13 +55,16 @@ def test_a_card_says_what_its_audit_measured(audited):
     assert all(r["robust"] == min(v for k, v in r.items() if k not in ("position", "image", "label", "robust", "first broken by"))
                for r in rows)
     assert info["model"]["weights"] and info["code"]["fingerprint"] and info["compute"] == distributed.compute_key(x)
+    with pytest.raises(ArgumentError, match="^x "):
+        bundle.card("m", model, wc, x[:5], y[:5], "MNIST test", audit.SMOKE)  # not the data set the audit drew from
 
 
 def test_examples_are_remade_misclassified_and_in_the_ball(audited):
-    model, wc, x, y = audited
+    model, wc, xs, ys = audited
+    x, y = xs[wc.images], ys[wc.images]  # the audited images, in the audit's order
     lost = [i for i in range(wc.n) if not wc.robust[i] and wc.first[i] != "clean"]
     assert lost, "the fixture must lose some images to attacks"
-    _, _, made = bundle.card("m", model, wc, x, y, "MNIST test", audit.SMOKE, examples=3)
+    _, _, made = bundle.card("m", model, wc, xs, ys, "MNIST test", audit.SMOKE, examples=3)
     assert 0 < len(made["x"]) <= 3 and set(made["position"]) <= set(lost)
     assert torch.equal(made["x"], x[made["position"]])
     assert float((made["x_adv"] - made["x"]).abs().max()) <= 0.15 + 1e-6

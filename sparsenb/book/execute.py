@@ -299,9 +299,10 @@ def execute_chapter(source: Path, out_dir: Path, params: dict, data: Path, force
     stamp.unlink(missing_ok=True)
     used = out_dir / ".used" / f"{source.stem}.txt"  # the store entries this execution reads or writes (for a bundle)
     used.unlink(missing_ok=True)
+    cards = out_dir.parent / "cards" / source.stem  # this execution writes the chapter's cards anew
+    shutil.rmtree(cards, ignore_errors=True)
     env = {DATA_ENV: str(data), RECORDS_ENV: str(record.parent), KEY_ENV: key, CHAPTER_ENV: source.stem,
-           USED_ENV: str(used), CARDS_ENV: str(out_dir.parent / "cards" / source.stem)}
-    shutil.rmtree(out_dir.parent / "cards" / source.stem, ignore_errors=True)  # this execution writes the chapter's cards anew
+           USED_ENV: str(used), CARDS_ENV: str(cards)}
     t0 = time.perf_counter()
     try:
         with environment(env), tempfile.TemporaryDirectory(prefix="sparsenb-kernel-") as sockets:  # the kernel inherits env

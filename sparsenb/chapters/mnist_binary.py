@@ -33,7 +33,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import attacks, data
 from ..evaluation import format_accuracy, predict
@@ -325,13 +324,12 @@ def _cards(model: str, audits: dict, victims: dict, x, y, budget) -> None:
     """Inside a build, each audited network's card for the results bundle (:func:`sparsenb.lab.bundle.write_card`)."""
     for e, result in audits.items():
         for name, wc in result.items():
-            idx = torch.as_tensor(wc.images)
             write_card(
                 f"MNIST 3 vs 7, {model}, {name}",
                 victims[name].model(),
                 wc,
-                x[idx],
-                y[idx],
+                x,
+                y,
                 "MNIST test 3s and 7s (the page's attacked images)",
                 budget,
             )

@@ -557,13 +557,12 @@ def audit(
             batch_size,
             progress=True,
         )
-        idx = torch.as_tensor(result[name].images)
         write_card(
             f"MNIST CNN, {name}",
             model,
             result[name],
-            x_test[idx].to(device),
-            y_test[idx].to(device),
+            x_test,
+            y_test,
             "MNIST test set",
             BUDGETS[audit_budget],
         )

@@ -49,6 +49,7 @@ from .. import checks, distributed
 from ..attacks.base import check_adversarial
 from ..cache import PROJECT_ROOT, atomic_write_bytes, atomic_write_json, atomic_write_text, cache_dir, code_of, model_fingerprint
 from ..evaluation import accuracy_interval, predict
+from ..models.linear import LinearClassifier
 from .audit import BUDGETS, Budget, WorstCase, audit_attacks, victim_of
 from .store import loose_digest, model_key
 
@@ -98,9 +99,11 @@ def card(
     kind: str = "audit",
     examples: int = EXAMPLES,
 ) -> tuple[dict, list[dict], dict]:
-    r"""The card of network ``name`` audited by ``wc`` on ``(x, y)``, its per-image rows and its adversarial examples.
+    r"""The card of network ``name`` audited by ``wc``, its per-image rows and its adversarial examples.
 
-    ``x, y`` are the audited images, in ``wc``'s order; ``budget`` the
+    ``x, y`` are the data set the audited images were drawn from
+    (``wc.images`` index into it: :func:`~sparsenb.lab.audit.network_audit`
+    and :func:`~sparsenb.lab.audit.audited` set them); ``budget`` is the
     audit's. ``examples`` of the images lost to an attack (clean errors
     left out), in image order, are re-made: the first of the audit's own
     attacks (not one credited from elsewhere) that broke the image runs
@@ -117,10 +120,14 @@ def card(
         raise checks.fail("name", "the network's name (a non-empty string)", name)
     if not isinstance(wc, WorstCase):
         raise checks.fail("wc", "a WorstCase (lab.audit.worst_case or network_audit)", wc)
+    if wc.images is None or len(wc.images) != wc.n:
+        raise checks.ArgumentError("wc", "must say which images it audited (wc.images)")
     checks.images(x, "x")
     checks.labels(y, "y", n=len(x))
-    if len(x) != wc.n:
-        raise checks.ArgumentError("x", f"must hold the {wc.n} audited images, got {len(x)}")
+    if int(max(wc.images)) >= len(x):
+        raise checks.ArgumentError("x", f"must be the data set the audit drew from: it has {len(x)} images, the audit used index {int(max(wc.images))}")
+    on, dev = torch.as_tensor(wc.images).to(x.device), next(model.parameters()).device
+    x, y = x[on].to(dev), y[on].to(dev)  # the audited images, where the model is
     if not isinstance(budget, Budget):
         raise checks.fail("budget", "the audit's Budget", budget)
     examples = checks.integer(examples, "examples", 0)
@@ -141,11 +148,11 @@ def card(
             "evaluations_per_image": None if ev is None else round(ev, 1),
             "measured_elsewhere": a in wc.known,
         })
-    images = None if wc.images is None else [int(i) for i in wc.images]
+    images = [int(i) for i in wc.images]
     rows = []
     columns = list(wc.correct)
     for i in range(wc.n):
-        row = {"position": i, "image": None if images is None else images[i], "label": int(y[i])}
+        row = {"position": i, "image": images[i], "label": int(y[i])}
         for (a, g) in columns:
             row[a if g is None else f"{a} / {g}"] = int(wc.correct[(a, g)][i])
         row["robust"] = int(wc.robust[i])
@@ -191,7 +198,7 @@ def _package_version() -> str:
 def _examples(model, wc: WorstCase, x, y, budget: Budget, limit: int) -> dict:
     """Re-make up to ``limit`` of the worst case's lost images, each with an audit attack that broke it (see :func:`card`)."""
     victim = victim_of(model)
-    attacks = audit_attacks(budget, type(victim.classifier).__name__ == "LinearClassifier", victim.frontend is not None)
+    attacks = audit_attacks(budget, isinstance(victim.classifier, LinearClassifier), victim.frontend is not None)
     ran = [(a, g) for (a, g) in wc.correct if a in attacks and a not in wc.known]  # in the audit's order
 
     def breaker(i, invariant):
@@ -210,7 +217,7 @@ def _examples(model, wc: WorstCase, x, y, budget: Budget, limit: int) -> dict:
         if bool(pred[0] == yi[0]):
             continue  # not re-made alone (a batch-dependent attack): the card counts it as tried, not made
         out["position"].append(i)
-        out["image"].append(None if wc.images is None else int(wc.images[i]))
+        out["image"].append(int(wc.images[i]))
         out["attack"].append(name)
         out["gradient"].append(gradient)
         out["x"].append(xi.detach().cpu())
@@ -317,13 +324,14 @@ def manifest(profile: str, used: list[Path], cards: list[Path]) -> dict:
     }
 
 
-def _key_of_entry(path: Path) -> dict | None:
-    """The store key an entry was filed under (results: inside the JSON; checkpoints: the JSON beside)."""
+def _finished_key(path: Path) -> dict | None:
+    """The store key a finished entry was filed under (results: inside the JSON; checkpoints: the JSON beside); None if unfinished."""
     if path.suffix == ".json":
         try:
-            return json.loads(path.read_text()).get("key")
+            entry = json.loads(path.read_text())
         except (json.JSONDecodeError, OSError):
             return None
+        return entry.get("key") if entry.get("complete") else None
     beside = path.with_suffix(".json")
     return json.loads(beside.read_text()) if beside.is_file() else None
 
@@ -356,8 +364,8 @@ def write_bundle(out, used_logs, cards_folder, profile: str, store_folder=None) 
     (tmp / "cards").mkdir(parents=True)
     index = {}
     for p in used:
-        key = _key_of_entry(p)
-        if key is None or (p.suffix == ".json" and not json.loads(p.read_text()).get("complete")):
+        key = _finished_key(p)
+        if key is None:
             continue
         try:
             rel = p.resolve().relative_to(root.resolve())
